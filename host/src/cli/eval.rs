@@ -1,0 +1,89 @@
+//! `handoff eval`: JSON Lines of work items in, JSON Lines of decisions out.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use handoff_host::model::{Tier, WorkItem};
+use handoff_host::{Evaluator, Runtime};
+
+use super::PolicyArgs;
+
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    policies: PolicyArgs,
+    /// Work items, one JSON object per line. Reads stdin when absent or `-`.
+    #[arg(long, value_name = "FILE")]
+    input: Option<PathBuf>,
+}
+
+pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let set = Arc::new(args.policies.load(runtime)?);
+    let input: Box<dyn BufRead> = match &args.input {
+        Some(path) if path.as_os_str() != "-" => {
+            Box::new(BufReader::new(File::open(path).with_context(|| {
+                format!("cannot open input {}", path.display())
+            })?))
+        }
+        _ => Box::new(io::stdin().lock()),
+    };
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut evaluator = Evaluator::new(set.clone());
+    let mut by_tier: BTreeMap<Tier, usize> = Tier::ALL.iter().map(|t| (*t, 0)).collect();
+    let mut failed = 0usize;
+
+    // Split on bytes, not `lines()`, so one line of invalid UTF-8 is reported
+    // and skipped like any other bad line instead of ending the run.
+    for (index, line) in input.split(b'\n').enumerate() {
+        let number = index + 1;
+        let line = line.with_context(|| format!("cannot read input at line {number}"))?;
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text.trim(),
+            Err(e) => {
+                eprintln!("handoff: line {number}: not UTF-8: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        if text.is_empty() {
+            continue;
+        }
+        let decision = WorkItem::from_json(text)
+            .map_err(handoff_host::EvalError::from)
+            .and_then(|item| evaluator.evaluate(&item));
+        match decision {
+            Ok(decision) => {
+                *by_tier.entry(decision.tier).or_default() += 1;
+                serde_json::to_writer(&mut out, &decision).context("cannot write a decision")?;
+                out.write_all(b"\n").context("cannot write a decision")?;
+            }
+            Err(error) => {
+                eprintln!("handoff: line {number}: {error}");
+                failed += 1;
+            }
+        }
+    }
+    out.flush().context("cannot write decisions")?;
+
+    let evaluated: usize = by_tier.values().sum();
+    let tiers: Vec<String> = by_tier.iter().map(|(t, n)| format!("{t} {n}")).collect();
+    eprintln!(
+        "handoff: {evaluated} decided ({}); {failed} failed; policies: {}",
+        tiers.join(", "),
+        set.plugins()
+            .iter()
+            .map(|p| format!("{}@{}", p.name, p.info.version))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(if failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,98 @@
+//! Command-line interface: argument parsing and dispatch.
+
+mod eval;
+mod inspect;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use handoff_host::{PolicySet, Runtime};
+
+/// Handoff runs sandboxed WebAssembly routing policies that decide, for every
+/// unit of AI-agent work, whether the agent proceeds (`none`), retries with
+/// guidance (`self-correct`), or hands the work to an `operator` or an
+/// `executive`.
+///
+/// Logging goes to stderr; set HANDOFF_LOG (for example `HANDOFF_LOG=debug`)
+/// to see more.
+#[derive(Debug, Parser)]
+#[command(name = "handoff", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Evaluate work items (JSON Lines) and print one decision per line.
+    ///
+    /// Decisions go to stdout as JSON Lines, a per-tier summary to stderr. A
+    /// malformed line is reported with its line number and skipped; the exit
+    /// code is 1 if any line failed, 2 if nothing could be evaluated.
+    Eval(eval::EvalArgs),
+    /// Print a component's digest, world, imports (with what the sandbox
+    /// grants, stubs or refuses) and exports.
+    ///
+    /// Exits 1 when the component would be rejected at load.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Where the policies come from, shared by every command that evaluates.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// Directory of policy components (`NAME.wasm`) and their manifests
+    /// (`NAME.toml`). Without it, the reference policies built into this
+    /// binary are used.
+    #[arg(long, value_name = "DIR")]
+    policies: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// Loads the policy set, failing when no plugin could load: evaluating
+    /// with none would wave every item through.
+    fn load(&self, runtime: &Runtime) -> anyhow::Result<PolicySet> {
+        let set = match &self.policies {
+            Some(dir) => PolicySet::load_dir(runtime, dir, 1)?,
+            None => PolicySet::embedded(runtime),
+        };
+        for rejection in set.rejected() {
+            eprintln!("handoff: rejected {rejection}");
+        }
+        if set.plugins().is_empty() {
+            let source = self
+                .policies
+                .as_ref()
+                .map_or("the embedded set".to_string(), |d| d.display().to_string());
+            anyhow::bail!(
+                "no enabled policy loaded from {source} ({} rejected, {} disabled)",
+                set.rejected().len(),
+                set.disabled().len()
+            );
+        }
+        Ok(set)
+    }
+}
+
+/// Sends `tracing` output to stderr, filtered by `HANDOFF_LOG`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = Runtime::new()
+        .map_err(anyhow::Error::from)
+        .context("cannot start the WebAssembly runtime")?;
+    match cli.command {
+        Command::Eval(args) => eval::run(&runtime, args),
+        Command::Inspect(args) => inspect::run(&runtime, args),
+    }
+}

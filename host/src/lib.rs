@@ -1,0 +1,30 @@
+//! Handoff: a host for sandboxed routing policies that decide when an AI
+//! agent's work must be handed to humans.
+//!
+//! Every unit of agent work ([`model::WorkItem`]) runs through the enabled
+//! policy plugins of a [`PolicySet`]: WebAssembly components implementing
+//! the `handoff:policy` WIT world with three stages, `classify`, `score` and
+//! `escalate`. The highest tier any plugin returns becomes the
+//! [`model::Decision`]: `none`, `self-correct`, `operator` or `executive`.
+//!
+//! The modules follow the path of a decision:
+//! - [`manifest`]: the operator's per-plugin settings;
+//! - [`sandbox`]: what a plugin may touch (almost nothing);
+//! - [`plugin`] and [`policy_set`]: loading and validating components;
+//! - [`evaluator`]: running items through the set;
+//! - [`model`]: the JSON in and out;
+//! - [`inspect`]: what a component imports and exports, for review.
+
+pub mod bindings;
+pub mod embedded;
+pub mod engine;
+pub mod evaluator;
+pub mod inspect;
+pub mod manifest;
+pub mod model;
+pub mod plugin;
+pub mod policy_set;
+pub mod sandbox;
+
+pub use evaluator::{EvalError, Evaluator};
+pub use policy_set::{PluginSource, PolicySet, Rejection, Runtime};

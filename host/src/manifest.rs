@@ -1,0 +1,171 @@
+//! Plugin manifests: the operator's sidecar `NAME.toml` beside `NAME.wasm`.
+//!
+//! The manifest is where an operator turns a generic policy into their
+//! policy: whether it runs, in which order, and its configuration values.
+//! Unknown keys are refused so that a typo never silently changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// A parsed, validated manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    /// Whether the plugin is evaluated. A disabled plugin is still validated
+    /// at load, so enabling it later cannot surprise anyone.
+    pub enabled: bool,
+    /// Evaluation order, lowest first; ties break by plugin name. Order
+    /// decides which plugin drives a decision when tiers are equal.
+    pub order: i32,
+    /// Configuration values, flattened to dotted keys, as the plugin reads
+    /// them through the host's `config-get`.
+    pub config: BTreeMap<String, String>,
+}
+
+impl Default for Manifest {
+    /// A plugin without a manifest: enabled, order 0, no configuration.
+    fn default() -> Self {
+        Manifest {
+            enabled: true,
+            order: 0,
+            config: BTreeMap::new(),
+        }
+    }
+}
+
+/// Why a manifest was refused. The message is shown with the file name.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not TOML, or a key of the wrong type or unknown.
+    #[error("{0}")]
+    Syntax(#[from] toml::de::Error),
+    /// A configuration value TOML accepts but the host cannot pass on.
+    #[error("config key `{key}`: {reason}")]
+    Config {
+        /// The dotted key.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawManifest {
+    #[serde(default = "default_enabled")]
+    enabled: bool,
+    #[serde(default)]
+    order: i32,
+    #[serde(default)]
+    config: toml::Table,
+}
+
+fn default_enabled() -> bool {
+    true
+}
+
+impl Manifest {
+    /// Parses a manifest from TOML text.
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let raw: RawManifest = toml::from_str(text)?;
+        let mut config = BTreeMap::new();
+        flatten("", &toml::Value::Table(raw.config), &mut config)?;
+        Ok(Manifest {
+            enabled: raw.enabled,
+            order: raw.order,
+            config,
+        })
+    }
+}
+
+/// Flattens nested tables to dotted keys and arrays to `key.0`, `key.1`...,
+/// rendering every scalar as the string the plugin will parse.
+fn flatten(
+    prefix: &str,
+    value: &toml::Value,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), ManifestError> {
+    let join = |key: &str| {
+        if prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{prefix}.{key}")
+        }
+    };
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                if key.is_empty() || key.contains('.') {
+                    return Err(ManifestError::Config {
+                        key: join(key),
+                        reason:
+                            "keys must be non-empty and must not contain `.`; nest tables instead"
+                                .into(),
+                    });
+                }
+                flatten(&join(key), value, out)?;
+            }
+        }
+        toml::Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                flatten(&join(&index.to_string()), item, out)?;
+            }
+        }
+        toml::Value::String(s) => {
+            out.insert(prefix.to_string(), s.clone());
+        }
+        toml::Value::Integer(i) => {
+            out.insert(prefix.to_string(), i.to_string());
+        }
+        toml::Value::Float(f) => {
+            out.insert(prefix.to_string(), f.to_string());
+        }
+        toml::Value::Boolean(b) => {
+            out.insert(prefix.to_string(), b.to_string());
+        }
+        toml::Value::Datetime(d) => {
+            out.insert(prefix.to_string(), d.to_string());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flattens_tables_and_arrays() {
+        let manifest = Manifest::parse(
+            r#"
+            order = 5
+            [config]
+            threshold = 0.5
+            kinds = ["a", "b"]
+            [config.limits.refund.USD]
+            operator = 50_000
+            "#,
+        )
+        .unwrap();
+        assert!(manifest.enabled);
+        assert_eq!(manifest.order, 5);
+        let get = |k: &str| manifest.config.get(k).map(String::as_str);
+        assert_eq!(get("threshold"), Some("0.5"));
+        assert_eq!(get("kinds.1"), Some("b"));
+        assert_eq!(get("limits.refund.USD.operator"), Some("50000"));
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_wrong_types() {
+        let unknown = Manifest::parse("enabld = true").unwrap_err().to_string();
+        assert!(unknown.contains("enabld"), "{unknown}");
+        let wrong = Manifest::parse("order = \"first\"")
+            .unwrap_err()
+            .to_string();
+        assert!(wrong.contains("order"), "{wrong}");
+        let dotted = Manifest::parse("[config]\n\"a.b\" = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(dotted.contains("a.b"), "{dotted}");
+    }
+}

@@ -1,0 +1,192 @@
+//! One loaded plugin: a compiled, linked, validated component ready to
+//! instantiate, with its manifest and identity.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+use crate::bindings::{Policy, PolicyPre};
+use crate::manifest::Manifest;
+use crate::sandbox::{Grant, PluginState, grant_for};
+
+/// What a policy says about itself, from its `metadata` export.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PolicyInfo {
+    /// The policy's own name.
+    pub name: String,
+    /// The policy's own version.
+    pub version: String,
+    /// What the policy is for.
+    pub description: String,
+    /// The triggers it implements: `(code, kind, description)`.
+    pub triggers: Vec<TriggerInfo>,
+}
+
+/// One trigger a policy implements.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TriggerInfo {
+    /// Reason-code prefix.
+    pub code: String,
+    /// Rule or probabilistic.
+    pub kind: crate::model::TriggerKind,
+    /// What it looks for.
+    pub description: String,
+}
+
+/// Why a component could not become a plugin. Each message says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The bytes are not WebAssembly at all.
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    /// A core module, which cannot implement a WIT world.
+    #[error(
+        "a core WebAssembly module, not a component; build the policy with \
+         `cargo build --target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    /// The component failed to compile.
+    #[error("the component does not compile: {0:#}")]
+    Compile(wasmtime::Error),
+    /// Imports the capability policy refuses, each named.
+    #[error("the component imports what the sandbox refuses: {0}")]
+    Forbidden(String),
+    /// Exports of the wrong shape, or an import of the wrong type.
+    #[error("the component does not fit the handoff:policy@0.1.0 world: {0:#}")]
+    World(wasmtime::Error),
+    /// The manifest was refused.
+    #[error("invalid manifest: {0}")]
+    Manifest(#[from] crate::manifest::ManifestError),
+    /// Instantiating, reading metadata or configuring trapped.
+    #[error("the plugin failed its trial run: {0:#}")]
+    Trial(wasmtime::Error),
+    /// The plugin refused its configuration.
+    #[error("the plugin refused its configuration: {0}")]
+    Config(String),
+}
+
+/// A plugin ready to evaluate.
+pub struct Plugin {
+    /// Name in the policy set: the file name without `.wasm`.
+    pub name: Arc<str>,
+    /// SHA-256 of the component bytes, as `sha256:<hex>`.
+    pub digest: String,
+    /// The operator's manifest.
+    pub manifest: Manifest,
+    /// The policy's metadata, read once at load.
+    pub info: PolicyInfo,
+    config: Arc<BTreeMap<String, String>>,
+    pre: PolicyPre<PluginState>,
+}
+
+/// A live instance of a plugin, with the store that owns it.
+pub struct Instance {
+    /// The store. Discarded, never reused, after any trap.
+    pub store: Store<PluginState>,
+    /// Typed access to the exports.
+    pub policy: Policy,
+}
+
+impl Plugin {
+    /// Compiles, links and validates `bytes` as plugin `name`, then proves it
+    /// works: one trial instance reads its metadata and accepts its
+    /// configuration. A plugin that cannot do that is refused here, at load,
+    /// rather than failing on the first work item.
+    pub fn load(
+        engine: &Engine,
+        linker: &Linker<PluginState>,
+        name: &str,
+        bytes: &[u8],
+        manifest: Manifest,
+    ) -> Result<Plugin, LoadError> {
+        check_header(bytes)?;
+        let digest = digest_of(bytes);
+        let component = Component::new(engine, bytes).map_err(LoadError::Compile)?;
+        let refused = refused_imports(&component, engine);
+        if !refused.is_empty() {
+            return Err(LoadError::Forbidden(refused.join(", ")));
+        }
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(LoadError::World)?;
+        let pre = PolicyPre::new(instance_pre).map_err(LoadError::World)?;
+        let mut plugin = Plugin {
+            name: Arc::from(name),
+            digest,
+            config: Arc::new(manifest.config.clone()),
+            manifest,
+            info: PolicyInfo {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                triggers: Vec::new(),
+            },
+            pre,
+        };
+        let mut trial = plugin.instantiate()?;
+        let info = trial
+            .policy
+            .call_metadata(&mut trial.store)
+            .map_err(LoadError::Trial)?;
+        plugin.info = PolicyInfo {
+            name: info.name,
+            version: info.version,
+            description: info.description,
+            triggers: info
+                .triggers
+                .into_iter()
+                .map(|t| TriggerInfo {
+                    code: t.code,
+                    kind: t.kind.into(),
+                    description: t.description,
+                })
+                .collect(),
+        };
+        Ok(plugin)
+    }
+
+    /// A fresh, configured instance in a store of its own.
+    pub fn instantiate(&self) -> Result<Instance, LoadError> {
+        let state = PluginState::new(self.name.clone(), self.config.clone());
+        let mut store = Store::new(self.pre.engine(), state);
+        let policy = self.pre.instantiate(&mut store).map_err(LoadError::Trial)?;
+        policy
+            .call_configure(&mut store)
+            .map_err(LoadError::Trial)?
+            .map_err(LoadError::Config)?;
+        Ok(Instance { store, policy })
+    }
+}
+
+/// `sha256:<hex>` of `bytes`: the identity every decision records.
+pub fn digest_of(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Every import the capability policy refuses, by name.
+fn refused_imports(component: &Component, engine: &Engine) -> Vec<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .filter(|name| grant_for(name) == Grant::Refused)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Tells a core module and a non-wasm file apart from a component before
+/// compiling, so the error says what the file actually is.
+pub(crate) fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::NotWasm);
+    }
+    // Bytes 4..8: version and layer. Layer 0 is a core module, 1 a component.
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}

@@ -1,0 +1,303 @@
+//! `compliance-limits`: the rule-based reference policy.
+//!
+//! Three compliance-mandated triggers, all deterministic:
+//! - authorization limits per kind of work and currency (operator above one
+//!   limit, executive above a higher one; an unconfigured currency for a
+//!   limited kind cannot be authorized and goes to an operator);
+//! - phrase classes (legal threats, self-harm, data deletion, regulator
+//!   complaints), each with its own tier, role and SLA;
+//! - exhausted self-corrections: `attempts >= max-attempts` goes to an operator.
+//!
+//! When several fire, the highest tier wins; among equals, the first in the
+//! order above.
+
+use handoff_sdk::money::format_money;
+use handoff_sdk::prelude::*;
+
+mod rules;
+
+pub use rules::{PhraseRule, Rule};
+
+/// The configured policy.
+#[derive(Debug, Clone)]
+pub struct ComplianceLimits {
+    /// Limits per kind of work, by kind name.
+    limits: Vec<(String, TierLimits)>,
+    phrase_rules: Vec<PhraseRule>,
+    phrases: PhraseSet,
+    max_attempts: u32,
+    operator_role: String,
+    executive_role: String,
+}
+
+const NAME: &str = "compliance-limits";
+
+impl Policy for ComplianceLimits {
+    fn info() -> PolicyInfo {
+        PolicyInfo {
+            name: NAME.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: "Compliance-mandated escalations: authorization limits per kind and \
+                          currency, regulatory and safety phrases, and exhausted self-corrections."
+                .into(),
+            triggers: vec![
+                TriggerInfo::new(
+                    "auth-limit",
+                    TriggerKind::Rule,
+                    "Money at stake above the configured operator or executive limit for the \
+                     kind of work and currency, or in a currency with no configured limit.",
+                ),
+                TriggerInfo::new(
+                    "phrase",
+                    TriggerKind::Rule,
+                    "Whole-word, case-insensitive phrases of a configured class (legal threat, \
+                     self-harm, data deletion, regulator complaint) in the work's text.",
+                ),
+                TriggerInfo::new(
+                    "attempts",
+                    TriggerKind::Rule,
+                    "The agent already self-corrected `max-attempts` times without passing.",
+                ),
+            ],
+        }
+    }
+
+    fn configure(config: &Config) -> Result<Self, ConfigError> {
+        let limits = config
+            .children("limits")
+            .into_iter()
+            .map(|kind| {
+                Ok((
+                    kind.to_string(),
+                    TierLimits::from_config(config, &format!("limits.{kind}"))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let phrase_rules = config
+            .children("phrases")
+            .into_iter()
+            .map(|class| PhraseRule::from_config(config, class))
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        let phrases = PhraseSet::new(
+            phrase_rules
+                .iter()
+                .map(|rule| (rule.class.clone(), rule.phrases.clone())),
+        )
+        .map_err(|reason| ConfigError::new("phrases", reason))?;
+        let max_attempts: u32 = config.parse_or("max-attempts", 3)?;
+        if max_attempts == 0 {
+            return Err(ConfigError::new("max-attempts", "must be at least 1"));
+        }
+        Ok(ComplianceLimits {
+            limits,
+            phrase_rules,
+            phrases,
+            max_attempts,
+            operator_role: config.string_or("operator-role", "operator"),
+            executive_role: config.string_or("executive-role", "executive"),
+        })
+    }
+
+    fn classify(&self, item: &WorkItem) -> Classification {
+        let mut labels = vec![format!("kind.{}", item.kind)];
+        let mut rules_fired = Vec::new();
+        for rule in self.rules(item) {
+            labels.push(rule.label());
+            rules_fired.push(rule.code());
+        }
+        Classification {
+            labels,
+            rules_fired,
+        }
+    }
+
+    fn score(&self, item: &WorkItem, classification: &Classification) -> Assessment {
+        let mut signals: Vec<Signal> = self
+            .rules(item)
+            .iter()
+            .map(|rule| Signal::new(rule.code(), 1.0, rule.explain()))
+            .collect();
+        if let (Some(amount), Some(limits)) = (&item.amount, self.limits_for(&item.kind))
+            && let LimitBreach::Within { share } = limits.check(amount)
+        {
+            signals.push(Signal::new(
+                "auth-limit.share",
+                share,
+                format!(
+                    "{} is {:.0}% of the lowest limit",
+                    format_money(amount),
+                    share * 100.0
+                ),
+            ));
+        }
+        let attempts_share = f64::from(item.attempts) / f64::from(self.max_attempts);
+        if item.attempts > 0 && !classification.rule_fired() {
+            signals.push(Signal::new(
+                "attempts.share",
+                attempts_share,
+                format!(
+                    "{} of {} self-corrections used",
+                    item.attempts, self.max_attempts
+                ),
+            ));
+        }
+        signals.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        let risk = if classification.rule_fired() {
+            1.0
+        } else {
+            // No rule fired: risk is how close the work came to one, kept
+            // below 1 so it never reads as a mandated escalation.
+            signals.first().map_or(0.0, |s| s.weight * 0.9)
+        };
+        Assessment {
+            risk,
+            // Rules are deterministic: the policy is certain of its reading.
+            confidence: 1.0,
+            signals,
+        }
+    }
+
+    fn escalate(
+        &self,
+        item: &WorkItem,
+        _classification: &Classification,
+        _assessment: &Assessment,
+    ) -> Verdict {
+        let rules = self.rules(item);
+        // Highest tier wins; `max_by_key` keeps the last of equals, so search
+        // in reverse to keep the first.
+        let Some(driver) = rules.iter().rev().max_by_key(|rule| rule.tier().level()) else {
+            return Verdict::proceed(
+                "compliance.clear",
+                "No authorization limit, mandated phrase or retry limit applies.",
+                TriggerKind::Rule,
+            );
+        };
+        driver.verdict(&self.operator_role, &self.executive_role)
+    }
+}
+
+impl ComplianceLimits {
+    fn limits_for(&self, kind: &str) -> Option<&TierLimits> {
+        self.limits
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, limits)| limits)
+    }
+
+    /// Every rule that fires for `item`, in precedence order.
+    pub fn rules(&self, item: &WorkItem) -> Vec<Rule<'_>> {
+        let mut fired = Vec::new();
+        if let (Some(amount), Some(limits)) = (&item.amount, self.limits_for(&item.kind)) {
+            match limits.check(amount) {
+                LimitBreach::Within { .. } => {}
+                LimitBreach::Exceeded { tier, limit } => fired.push(Rule::LimitExceeded {
+                    kind: item.kind.clone(),
+                    tier,
+                    limit,
+                    amount: amount.clone(),
+                }),
+                LimitBreach::UnknownCurrency => fired.push(Rule::UnknownCurrency {
+                    kind: item.kind.clone(),
+                    currency: amount.currency.clone(),
+                }),
+            }
+        }
+        for class in self.phrases.matching_classes(&item.text) {
+            if let Some(rule) = self.phrase_rules.iter().find(|r| r.class == class) {
+                fired.push(Rule::Phrase(rule));
+            }
+        }
+        if item.attempts >= self.max_attempts {
+            fired.push(Rule::AttemptsExhausted {
+                attempts: item.attempts,
+                max: self.max_attempts,
+            });
+        }
+        fired
+    }
+}
+
+handoff_sdk::export_policy!(ComplianceLimits);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> ComplianceLimits {
+        ComplianceLimits::configure(&Config::from_pairs([
+            ("limits.refund.USD.operator", "1000"),
+            ("limits.refund.USD.executive", "5000"),
+            ("phrases.legal.match.0", "lawyer"),
+            ("phrases.legal.role", "legal"),
+            ("max-attempts", "2"),
+        ]))
+        .unwrap()
+    }
+
+    fn item(text: &str, minor: Option<i64>, attempts: u32) -> WorkItem {
+        WorkItem {
+            id: "1".into(),
+            kind: "refund".into(),
+            agent: "a".into(),
+            text: text.into(),
+            confidence: 0.9,
+            amount: minor.map(|minor| Money {
+                minor,
+                currency: "USD".into(),
+            }),
+            segment: None,
+            attempts,
+            attributes: vec![],
+        }
+    }
+
+    #[test]
+    fn rules_fire_natively() {
+        let p = policy();
+        assert_eq!(p.evaluate(&item("ok", Some(1000), 0)).2.tier, Tier::None);
+        let (c, a, v) = p.evaluate(&item("ok", Some(1001), 0));
+        assert_eq!(c.rules_fired, vec!["auth-limit.exceeded"]);
+        assert_eq!(a.risk, 1.0);
+        assert_eq!(
+            (v.tier, v.role.as_deref()),
+            (Tier::Operator, Some("operator"))
+        );
+        assert_eq!(
+            p.evaluate(&item("ok", Some(5001), 0)).2.tier,
+            Tier::Executive
+        );
+        let legal = p.evaluate(&item("my LAWYER", None, 0)).2;
+        assert_eq!(
+            (legal.reason_code.as_str(), legal.role.as_deref()),
+            ("phrase.legal", Some("legal"))
+        );
+        assert_eq!(
+            p.evaluate(&item("ok", None, 2)).2.reason_code,
+            "attempts.exhausted"
+        );
+    }
+
+    #[test]
+    fn near_misses_raise_risk_without_escalating() {
+        let (_, a, v) = policy().evaluate(&item("ok", Some(900), 0));
+        assert_eq!(v.tier, Tier::None);
+        assert!((a.risk - 0.81).abs() < 1e-9, "risk {}", a.risk);
+    }
+
+    #[test]
+    fn bad_configuration_names_the_key() {
+        let err = ComplianceLimits::configure(&Config::from_pairs([("phrases.x.tier", "boss")]))
+            .unwrap_err();
+        assert_eq!(err.key, "phrases.x.match");
+        let err = ComplianceLimits::configure(&Config::from_pairs([
+            ("phrases.x.match", "hi"),
+            ("phrases.x.tier", "boss"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.key, "phrases.x.tier");
+        let err =
+            ComplianceLimits::configure(&Config::from_pairs([("max-attempts", "0")])).unwrap_err();
+        assert_eq!(err.key, "max-attempts");
+    }
+}
