@@ -41,7 +41,7 @@ fn evaluates_the_sample_with_the_embedded_policies() {
             "reason",
             "driver",
             "verdicts",
-            "timing",
+            "metering",
         ] {
             assert!(d.get(field).is_some(), "decision lacks {field}: {d}");
         }
@@ -59,7 +59,7 @@ fn same_input_gives_identical_decisions_apart_from_timing() {
         decisions(&out.stdout)
             .into_iter()
             .map(|mut d| {
-                let timing = d.as_object_mut().unwrap().remove("timing");
+                let timing = d.as_object_mut().unwrap().remove("metering");
                 assert!(timing.is_some());
                 d
             })
@@ -212,5 +212,57 @@ fn help_documents_every_command() {
     assert!(
         eval_help.contains("--policies") && eval_help.contains("--input"),
         "{eval_help}"
+    );
+}
+
+#[test]
+fn stats_show_calls_and_faults_per_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    write_reference_policies(dir.path());
+    std::fs::write(
+        dir.path().join("zz-hostile.wasm"),
+        handoff_test_fixtures::HOSTILE,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("zz-hostile.toml"),
+        "order = 99\n[config]\nmode = \"panic\"\n",
+    )
+    .unwrap();
+    let out = handoff(
+        &[
+            "eval",
+            "--stats",
+            "--policies",
+            dir.path().to_str().unwrap(),
+        ],
+        &sample(),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let items = sample().lines().count();
+    let row = |plugin: &str| {
+        stderr
+            .lines()
+            .find(|l| l.starts_with(plugin))
+            .unwrap_or_else(|| panic!("no stats row for {plugin}: {stderr}"))
+            .to_string()
+    };
+    assert!(
+        row("zz-hostile").contains(&format!("panic {items}")),
+        "{stderr}"
+    );
+    let healthy = row("compliance-limits");
+    assert!(
+        healthy.contains(&format!(" {items} ")) && healthy.ends_with(" -"),
+        "{healthy}"
+    );
+    // Every decision carries the fault: the hostile plugin escalates each item.
+    let decisions = decisions(&out.stdout);
+    assert!(decisions.iter().all(|d| d["level"].as_u64() >= Some(2)));
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d["reason_code"] == "plugin-fault.panic")
     );
 }

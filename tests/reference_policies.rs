@@ -49,8 +49,9 @@ fn compliance_refund_limits_below_at_and_above() {
             };
             assert_eq!(d.role.as_deref(), Some(expected_role));
             let pv = &d.verdicts[0];
-            assert!(pv.classification.rules_fired.contains(&code.to_string()));
-            assert_eq!(pv.assessment.risk, 1.0);
+            let classification = pv.classification.as_ref().unwrap();
+            assert!(classification.rules_fired.contains(&code.to_string()));
+            assert_eq!(pv.assessment.as_ref().unwrap().risk, 1.0);
         }
     }
 }
@@ -143,7 +144,7 @@ fn compliance_highest_rule_wins_and_equal_rules_keep_precedence() {
     let d = decide(&mut ev, &both);
     assert_eq!(d.reason_code, "phrase.regulator-complaint");
     assert_eq!(
-        d.verdicts[0].classification.rules_fired,
+        d.verdicts[0].classification.as_ref().unwrap().rules_fired,
         vec!["auth-limit.exceeded", "phrase.regulator-complaint"]
     );
     // Two operator-level rules: the limit comes first.
@@ -172,14 +173,14 @@ fn gate_each_confidence_band() {
             (tier, code),
             "confidence {confidence}"
         );
-        let verdict = &d.verdicts[0].verdict;
+        let verdict = d.verdicts[0].verdict.as_ref().unwrap();
         assert_eq!(verdict.trigger, TriggerKind::Probabilistic);
         assert_eq!(
             verdict.guidance.is_some(),
             tier == Tier::SelfCorrect,
             "confidence {confidence}"
         );
-        let risk = d.verdicts[0].assessment.risk;
+        let risk = d.verdicts[0].assessment.as_ref().unwrap().risk;
         assert!(
             (risk - (1.0 - confidence)).abs() < 1e-9,
             "risk {risk} at confidence {confidence}"
@@ -200,6 +201,8 @@ fn gate_anomalies() {
     assert!(
         far.verdicts[0]
             .classification
+            .as_ref()
+            .unwrap()
             .labels
             .contains(&"anomaly.amount".to_string())
     );
@@ -235,7 +238,7 @@ fn both_policies_highest_tier_wins() {
     let tiers: Vec<_> = d
         .verdicts
         .iter()
-        .map(|v| (v.plugin.as_str(), v.verdict.tier))
+        .map(|v| (v.plugin.as_str(), v.verdict.as_ref().unwrap().tier))
         .collect();
     assert_eq!(
         tiers,

@@ -3,17 +3,22 @@
 //!
 //! An `Evaluator` belongs to one worker thread and keeps one warm instance
 //! per plugin, so the steady-state cost of a decision is the calls
-//! themselves, not instantiation.
+//! themselves, not instantiation. Every plugin call runs under its budget;
+//! any misbehaviour becomes a recorded [`Fault`] and never a decision of its
+//! own, and a store that trapped is discarded, never reused.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::bindings::wit;
-use crate::model::{Decision, InputError, PluginVerdict, Timing, WorkItem};
-use crate::plugin::{Instance, LoadError, Plugin};
+use crate::fault::{Fault, FaultKind, classify};
+use crate::model::{Decision, InputError, Metering, PluginMetering, PluginVerdict, WorkItem};
+use crate::output_check::{self, Violation};
+use crate::plugin::{Instance, Plugin};
 use crate::policy_set::PolicySet;
 
-/// Why an item got no decision.
+/// Why an item got no decision. Plugin faults are not here: they are part of
+/// the decision.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     /// The item itself is invalid.
@@ -22,25 +27,6 @@ pub enum EvalError {
     /// Evaluating with no enabled plugin would wave everything through.
     #[error("no policy is loaded, so nothing can decide; refusing to let work through unchecked")]
     NoPolicies,
-    /// A plugin could not be instantiated.
-    #[error("plugin `{plugin}` could not start: {source}")]
-    Instantiate {
-        /// The plugin.
-        plugin: String,
-        /// Why.
-        #[source]
-        source: LoadError,
-    },
-    /// A plugin trapped during a stage.
-    #[error("plugin `{plugin}` failed in `{stage}`: {source:#}")]
-    Trap {
-        /// The plugin.
-        plugin: String,
-        /// `classify`, `score` or `escalate`.
-        stage: &'static str,
-        /// The trap.
-        source: wasmtime::Error,
-    },
 }
 
 /// Evaluates items on one thread with warm plugin instances.
@@ -69,77 +55,180 @@ impl Evaluator {
         }
         let started = Instant::now();
         let wit_item = item.to_wit();
-        let mut verdicts = Vec::with_capacity(self.set.plugins().len());
+        let count = self.set.plugins().len();
+        let mut verdicts = Vec::with_capacity(count);
+        let mut metering = Vec::with_capacity(count);
         for (plugin, slot) in self.set.plugins().iter().zip(self.warm.iter_mut()) {
-            verdicts.push(run_plugin(plugin, slot, &wit_item)?);
+            let (verdict, cost) = run_plugin(plugin, slot, &wit_item);
+            verdicts.push(verdict);
+            metering.push(cost);
         }
-        let timing = Timing {
-            elapsed_us: started.elapsed().as_secs_f64() * 1e6,
+        let metering = Metering {
+            elapsed_us: micros(started.elapsed()),
+            plugins: metering,
         };
         Ok(Decision::combine(
             item.id.clone(),
             self.set.generation(),
             verdicts,
-            timing,
+            metering,
         ))
     }
 }
 
-/// Runs the three stages of one plugin on its warm instance, creating the
-/// instance if needed. Any trap discards the instance: a trapped store is
-/// never reused.
+fn micros(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e6
+}
+
+/// How a plugin's run went wrong: a trap to classify, or a checked violation.
+enum Failure {
+    Trap(wasmtime::Error),
+    Violation(Violation),
+}
+
+/// Whatever stages completed before a failure.
+#[derive(Default)]
+struct Progress {
+    classification: Option<wit::Classification>,
+    assessment: Option<wit::Assessment>,
+    verdict: Option<wit::Verdict>,
+}
+
+/// Runs the three stages of one plugin on its warm instance, creating one
+/// if needed, and turns any failure into a recorded fault.
 fn run_plugin(
     plugin: &Plugin,
     slot: &mut Option<Instance>,
     item: &wit::WorkItem,
-) -> Result<PluginVerdict, EvalError> {
-    let instance = match slot {
-        Some(instance) => instance,
-        None => slot.insert(
-            plugin
-                .instantiate()
-                .map_err(|source| EvalError::Instantiate {
-                    plugin: plugin.name.to_string(),
-                    source,
-                })?,
-        ),
-    };
-    let result = stages(instance, item);
-    match result {
-        Ok((classification, assessment, verdict)) => Ok(PluginVerdict {
-            plugin: plugin.name.to_string(),
-            version: plugin.info.version.clone(),
-            digest: plugin.digest.clone(),
-            classification: classification.into(),
-            assessment: assessment.into(),
-            verdict: verdict.into(),
-        }),
-        Err((stage, source)) => {
-            *slot = None;
-            Err(EvalError::Trap {
-                plugin: plugin.name.to_string(),
-                stage,
-                source,
-            })
+) -> (PluginVerdict, PluginMetering) {
+    let started = Instant::now();
+    let mut progress = Progress::default();
+    let mut fuel = 0;
+    let mut memory_bytes = 0;
+    let mut dropped = 0;
+
+    let fault = match instance_for(plugin, slot) {
+        Err(fault) => Some(fault),
+        Ok(instance) => {
+            plugin.arm(&mut instance.store);
+            let result = stages(instance, item, &mut progress);
+            fuel = plugin.fuel_used(&instance.store);
+            let state = instance.store.data();
+            memory_bytes = state.peak_memory() as u64;
+            let output = state.capture().take();
+            dropped = output.dropped;
+            log_output(plugin, &output);
+            match result {
+                Ok(()) => None,
+                Err((stage, Failure::Violation((kind, detail)))) => {
+                    Some(fault_of(plugin, kind, stage, detail))
+                }
+                Err((stage, Failure::Trap(error))) => {
+                    let (kind, detail) = classify(&error, state.limit_refused(), &output.text);
+                    // A trapped store may be in any state: never reuse it.
+                    *slot = None;
+                    Some(fault_of(plugin, kind, stage, detail))
+                }
+            }
         }
-    }
+    };
+
+    let wall = started.elapsed();
+    plugin
+        .stats()
+        .record(fuel, wall, fault.as_ref().map(|f| f.kind), dropped);
+    let verdict = match &fault {
+        Some(fault) => {
+            tracing::warn!(plugin = &*plugin.name, kind = %fault.kind, stage = fault.stage, detail = fault.detail, "plugin fault");
+            fault.substitute_verdict(&plugin.name)
+        }
+        None => progress.verdict.map(Into::into),
+    };
+    let record = PluginVerdict {
+        plugin: plugin.name.to_string(),
+        version: plugin.info.version.clone(),
+        digest: plugin.digest.clone(),
+        classification: progress.classification.map(Into::into),
+        assessment: progress.assessment.map(Into::into),
+        verdict,
+        fault,
+    };
+    let cost = PluginMetering {
+        plugin: plugin.name.to_string(),
+        fuel,
+        wall_us: micros(wall),
+        memory_bytes,
+    };
+    (record, cost)
 }
 
-type StageOutput = (wit::Classification, wit::Assessment, wit::Verdict);
+/// The warm instance, or a new one; a failure to start is a fault of the
+/// `instantiate` stage.
+fn instance_for<'a>(
+    plugin: &Plugin,
+    slot: &'a mut Option<Instance>,
+) -> Result<&'a mut Instance, Fault> {
+    if slot.is_none() {
+        let instance = plugin
+            .instantiate()
+            .map_err(|failure| fault_of(plugin, failure.kind, "instantiate", failure.detail))?;
+        *slot = Some(instance);
+    }
+    // Just filled if it was empty.
+    slot.as_mut()
+        .ok_or_else(|| fault_of(plugin, FaultKind::Trap, "instantiate", "no instance".into()))
+}
+
+fn fault_of(plugin: &Plugin, kind: FaultKind, stage: &str, detail: String) -> Fault {
+    Fault {
+        kind,
+        stage: stage.to_string(),
+        detail,
+        failure_mode: plugin.manifest.failure_mode,
+    }
+}
 
 fn stages(
     instance: &mut Instance,
     item: &wit::WorkItem,
-) -> Result<StageOutput, (&'static str, wasmtime::Error)> {
+    progress: &mut Progress,
+) -> Result<(), (&'static str, Failure)> {
     let Instance { store, policy } = instance;
     let classification = policy
         .call_classify(&mut *store, item)
-        .map_err(|e| ("classify", e))?;
+        .map_err(|e| ("classify", Failure::Trap(e)))?;
+    output_check::classification(&classification)
+        .map_err(|v| ("classify", Failure::Violation(v)))?;
+    let classification = progress.classification.insert(classification);
+
     let assessment = policy
-        .call_score(&mut *store, item, &classification)
-        .map_err(|e| ("score", e))?;
+        .call_score(&mut *store, item, classification)
+        .map_err(|e| ("score", Failure::Trap(e)))?;
+    output_check::assessment(&assessment).map_err(|v| ("score", Failure::Violation(v)))?;
+    let assessment = progress.assessment.insert(assessment);
+
     let verdict = policy
-        .call_escalate(&mut *store, item, &classification, &assessment)
-        .map_err(|e| ("escalate", e))?;
-    Ok((classification, assessment, verdict))
+        .call_escalate(&mut *store, item, classification, assessment)
+        .map_err(|e| ("escalate", Failure::Trap(e)))?;
+    output_check::verdict(&verdict).map_err(|v| ("escalate", Failure::Violation(v)))?;
+    progress.verdict = Some(verdict);
+    Ok(())
+}
+
+/// Hands what the plugin wrote to the host's log, attributed to it.
+fn log_output(plugin: &Plugin, output: &crate::sandbox::Captured) {
+    if !output.text.is_empty() {
+        tracing::debug!(
+            plugin = &*plugin.name,
+            output = output.text.trim_end(),
+            "plugin output"
+        );
+    }
+    if output.dropped > 0 {
+        tracing::warn!(
+            plugin = &*plugin.name,
+            dropped = output.dropped,
+            "plugin output over its log-bytes limit was dropped"
+        );
+    }
 }

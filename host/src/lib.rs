@@ -9,7 +9,10 @@
 //!
 //! The modules follow the path of a decision:
 //! - [`manifest`]: the operator's per-plugin settings;
-//! - [`sandbox`]: what a plugin may touch (almost nothing);
+//! - [`sandbox`]: what a plugin may touch (almost nothing), and
+//!   [`limits`]: how much it may consume;
+//! - [`fault`] and [`output_check`]: what counts as misbehaviour, and what
+//!   it turns into;
 //! - [`plugin`] and [`policy_set`]: loading and validating components;
 //! - [`evaluator`]: running items through the set;
 //! - [`model`]: the JSON in and out;
@@ -19,12 +22,16 @@ pub mod bindings;
 pub mod embedded;
 pub mod engine;
 pub mod evaluator;
+pub mod fault;
 pub mod inspect;
+pub mod limits;
 pub mod manifest;
 pub mod model;
+pub mod output_check;
 pub mod plugin;
 pub mod policy_set;
 pub mod sandbox;
+pub mod stats;
 
 pub use evaluator::{EvalError, Evaluator};
 pub use policy_set::{PluginSource, PolicySet, Rejection, Runtime};

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::fault::FailureMode;
+use crate::limits::Limits;
+
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
@@ -20,6 +23,10 @@ pub struct Manifest {
     /// Configuration values, flattened to dotted keys, as the plugin reads
     /// them through the host's `config-get`.
     pub config: BTreeMap<String, String>,
+    /// What a fault of this plugin turns into.
+    pub failure_mode: FailureMode,
+    /// What one evaluation may consume.
+    pub limits: Limits,
 }
 
 impl Default for Manifest {
@@ -29,6 +36,8 @@ impl Default for Manifest {
             enabled: true,
             order: 0,
             config: BTreeMap::new(),
+            failure_mode: FailureMode::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -39,8 +48,8 @@ pub enum ManifestError {
     /// Not TOML, or a key of the wrong type or unknown.
     #[error("{0}")]
     Syntax(#[from] toml::de::Error),
-    /// A configuration value TOML accepts but the host cannot pass on.
-    #[error("config key `{key}`: {reason}")]
+    /// A value TOML accepts but the host cannot use.
+    #[error("key `{key}`: {reason}")]
     Config {
         /// The dotted key.
         key: String,
@@ -58,6 +67,10 @@ struct RawManifest {
     order: i32,
     #[serde(default)]
     config: toml::Table,
+    #[serde(default)]
+    failure_mode: FailureMode,
+    #[serde(default)]
+    limits: Limits,
 }
 
 fn default_enabled() -> bool {
@@ -70,10 +83,15 @@ impl Manifest {
         let raw: RawManifest = toml::from_str(text)?;
         let mut config = BTreeMap::new();
         flatten("", &toml::Value::Table(raw.config), &mut config)?;
+        raw.limits
+            .validate()
+            .map_err(|(key, reason)| ManifestError::Config { key, reason })?;
         Ok(Manifest {
             enabled: raw.enabled,
             order: raw.order,
             config,
+            failure_mode: raw.failure_mode,
+            limits: raw.limits,
         })
     }
 }

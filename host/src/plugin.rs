@@ -9,8 +9,11 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
 use crate::bindings::{Policy, PolicyPre};
+use crate::engine::{EPOCH_TICK, Meters};
+use crate::fault::{FaultKind, classify};
 use crate::manifest::Manifest;
 use crate::sandbox::{Grant, PluginState, grant_for};
+use crate::stats::{PluginStats, StatsSnapshot};
 
 /// What a policy says about itself, from its `metadata` export.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -60,9 +63,9 @@ pub enum LoadError {
     /// The manifest was refused.
     #[error("invalid manifest: {0}")]
     Manifest(#[from] crate::manifest::ManifestError),
-    /// Instantiating, reading metadata or configuring trapped.
-    #[error("the plugin failed its trial run: {0:#}")]
-    Trial(wasmtime::Error),
+    /// Instantiating, reading metadata or configuring failed.
+    #[error("the plugin failed its trial run: {0}")]
+    Trial(String),
     /// The plugin refused its configuration.
     #[error("the plugin refused its configuration: {0}")]
     Config(String),
@@ -80,6 +83,29 @@ pub struct Plugin {
     pub info: PolicyInfo,
     config: Arc<BTreeMap<String, String>>,
     pre: PolicyPre<PluginState>,
+    meters: Meters,
+    stats: PluginStats,
+}
+
+/// Why a new instance could not be made ready.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StartFailure {
+    /// The fault, as it is recorded when this happens during evaluation.
+    pub kind: FaultKind,
+    /// What happened.
+    pub detail: String,
+    /// True when the plugin's own `configure` refused its configuration.
+    pub config_refused: bool,
+}
+
+impl From<StartFailure> for LoadError {
+    fn from(failure: StartFailure) -> Self {
+        if failure.config_refused {
+            LoadError::Config(failure.detail)
+        } else {
+            LoadError::Trial(format!("{}: {}", failure.kind, failure.detail))
+        }
+    }
 }
 
 /// A live instance of a plugin, with the store that owns it.
@@ -97,6 +123,7 @@ impl Plugin {
     /// rather than failing on the first work item.
     pub fn load(
         engine: &Engine,
+        meters: Meters,
         linker: &Linker<PluginState>,
         name: &str,
         bytes: &[u8],
@@ -125,12 +152,20 @@ impl Plugin {
                 triggers: Vec::new(),
             },
             pre,
+            meters,
+            stats: PluginStats::default(),
         };
         let mut trial = plugin.instantiate()?;
-        let info = trial
-            .policy
-            .call_metadata(&mut trial.store)
-            .map_err(LoadError::Trial)?;
+        plugin.arm(&mut trial.store);
+        let info = match trial.policy.call_metadata(&mut trial.store) {
+            Ok(info) => info,
+            Err(error) => {
+                let state = trial.store.data();
+                let output = state.capture().take();
+                let (kind, detail) = classify(&error, state.limit_refused(), &output.text);
+                return Err(LoadError::Trial(format!("{kind} in metadata: {detail}")));
+            }
+        };
         plugin.info = PolicyInfo {
             name: info.name,
             version: info.version,
@@ -148,16 +183,69 @@ impl Plugin {
         Ok(plugin)
     }
 
-    /// A fresh, configured instance in a store of its own.
-    pub fn instantiate(&self) -> Result<Instance, LoadError> {
-        let state = PluginState::new(self.name.clone(), self.config.clone());
+    /// A fresh, configured instance in a store of its own. Instantiation and
+    /// `configure` run under the plugin's limits like any evaluation.
+    pub fn instantiate(&self) -> Result<Instance, StartFailure> {
+        let state = PluginState::new(self.config.clone(), self.manifest.limits);
         let mut store = Store::new(self.pre.engine(), state);
-        let policy = self.pre.instantiate(&mut store).map_err(LoadError::Trial)?;
-        policy
-            .call_configure(&mut store)
-            .map_err(LoadError::Trial)?
-            .map_err(LoadError::Config)?;
-        Ok(Instance { store, policy })
+        store.limiter(|state| state);
+        self.arm(&mut store);
+        let failed = |store: &Store<PluginState>, error: wasmtime::Error| {
+            let state = store.data();
+            let output = state.capture().take();
+            let (kind, detail) = classify(&error, state.limit_refused(), &output.text);
+            StartFailure {
+                kind,
+                detail,
+                config_refused: false,
+            }
+        };
+        let policy = match self.pre.instantiate(&mut store) {
+            Ok(policy) => policy,
+            Err(error) => return Err(failed(&store, error)),
+        };
+        match policy.call_configure(&mut store) {
+            Ok(Ok(())) => Ok(Instance { store, policy }),
+            Ok(Err(refusal)) => Err(StartFailure {
+                kind: FaultKind::Trap,
+                detail: refusal,
+                config_refused: true,
+            }),
+            Err(error) => Err(failed(&store, error)),
+        }
+    }
+
+    /// Gives `store` a full budget: the manifest's fuel and a deadline
+    /// `deadline-ms` from now.
+    pub fn arm(&self, store: &mut Store<PluginState>) {
+        let limits = self.manifest.limits;
+        if self.meters.fuel {
+            // Cannot fail: fuel is enabled on the engine.
+            let _ = store.set_fuel(limits.fuel);
+        }
+        if self.meters.epoch {
+            let tick_ms = EPOCH_TICK.as_millis().max(1) as u64;
+            store.set_epoch_deadline(limits.deadline_ms.div_ceil(tick_ms));
+        }
+    }
+
+    /// Fuel consumed since the last [`Plugin::arm`].
+    pub fn fuel_used(&self, store: &Store<PluginState>) -> u64 {
+        if !self.meters.fuel {
+            return 0;
+        }
+        let left = store.get_fuel().unwrap_or(0);
+        self.manifest.limits.fuel.saturating_sub(left)
+    }
+
+    /// The live counters.
+    pub fn stats(&self) -> &PluginStats {
+        &self.stats
+    }
+
+    /// A copy of the totals.
+    pub fn stats_snapshot(&self) -> StatsSnapshot {
+        self.stats.snapshot(&self.name)
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::engine::new_engine;
+use crate::engine::{Meters, new_engine};
 use crate::manifest::Manifest;
 use crate::plugin::{LoadError, Plugin};
 use crate::sandbox::{PluginState, new_linker};
@@ -20,15 +20,31 @@ use crate::sandbox::{PluginState, new_linker};
 #[derive(Clone)]
 pub struct Runtime {
     engine: Engine,
+    meters: Meters,
     linker: Arc<Linker<PluginState>>,
 }
 
 impl Runtime {
-    /// Creates the process-wide engine and sandbox linker.
+    /// Creates the process-wide engine and sandbox linker, with every meter on.
     pub fn new() -> wasmtime::Result<Self> {
-        let engine = new_engine()?;
+        Runtime::with_meters(Meters::default())
+    }
+
+    /// A runtime with chosen meters: only benchmarks measuring what metering
+    /// costs should turn any off.
+    pub fn with_meters(meters: Meters) -> wasmtime::Result<Self> {
+        let engine = new_engine(meters)?;
         let linker = Arc::new(new_linker(&engine)?);
-        Ok(Runtime { engine, linker })
+        Ok(Runtime {
+            engine,
+            meters,
+            linker,
+        })
+    }
+
+    /// Which meters are compiled in.
+    pub fn meters(&self) -> Meters {
+        self.meters
     }
 
     /// The shared engine.
@@ -143,6 +159,15 @@ impl PolicySet {
         &self.disabled
     }
 
+    /// Running totals for every loaded plugin, enabled ones first.
+    pub fn stats(&self) -> Vec<crate::stats::StatsSnapshot> {
+        self.plugins
+            .iter()
+            .chain(&self.disabled)
+            .map(|p| p.stats_snapshot())
+            .collect()
+    }
+
     /// Files that did not load, with reasons.
     pub fn rejected(&self) -> &[Rejection] {
         &self.rejected
@@ -157,6 +182,7 @@ fn load_one(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, (String,
     };
     Plugin::load(
         runtime.engine(),
+        runtime.meters(),
         runtime.linker(),
         &source.name,
         &source.wasm,

@@ -20,6 +20,10 @@ pub struct EvalArgs {
     /// Work items, one JSON object per line. Reads stdin when absent or `-`.
     #[arg(long, value_name = "FILE")]
     input: Option<PathBuf>,
+    /// After the summary, print each plugin's totals to stderr: calls, faults
+    /// by kind, fuel and wall time.
+    #[arg(long)]
+    stats: bool,
 }
 
 pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -81,9 +85,38 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    if args.stats {
+        print_stats(&set.stats());
+    }
     Ok(if failed > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn print_stats(stats: &[handoff_host::stats::StatsSnapshot]) {
+    eprintln!(
+        "{:<24} {:>8} {:>14} {:>12} {:>12}  faults",
+        "plugin", "calls", "fuel", "wall ms", "dropped B"
+    );
+    for s in stats {
+        let faults = if s.faults.is_empty() {
+            "-".to_string()
+        } else {
+            s.faults
+                .iter()
+                .map(|(kind, n)| format!("{kind} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        eprintln!(
+            "{:<24} {:>8} {:>14} {:>12.3} {:>12}  {faults}",
+            s.plugin,
+            s.calls,
+            s.fuel,
+            s.wall_us as f64 / 1000.0,
+            s.output_dropped
+        );
+    }
 }

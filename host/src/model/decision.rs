@@ -4,10 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{Tier, TriggerKind};
 use crate::bindings::wit;
+use crate::fault::Fault;
 
 /// The outcome of evaluating one work item through the policy set.
 ///
-/// Everything except `timing` is a pure function of the item and the exact
+/// Everything except `metering` is a pure function of the item and the exact
 /// plugin versions (recorded by digest), so a decision can be replayed and
 /// compared byte for byte.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,16 +39,31 @@ pub struct Decision {
     pub generation: u64,
     /// Every plugin's view, in evaluation order.
     pub verdicts: Vec<PluginVerdict>,
-    /// How long evaluation took. The only field that differs between two
+    /// What the evaluation cost. The only field that may differ between two
     /// evaluations of the same item by the same policies.
-    pub timing: Timing,
+    pub metering: Metering,
 }
 
-/// Wall-clock cost of one evaluation.
+/// What one evaluation cost, in total and per plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Timing {
+pub struct Metering {
     /// Microseconds from the first plugin call to the decision.
     pub elapsed_us: f64,
+    /// Per plugin, in evaluation order.
+    pub plugins: Vec<PluginMetering>,
+}
+
+/// What one plugin's evaluation cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginMetering {
+    /// The plugin.
+    pub plugin: String,
+    /// Fuel consumed by the three stages.
+    pub fuel: u64,
+    /// Wall time, in microseconds, including instantiation when one was needed.
+    pub wall_us: f64,
+    /// Peak linear memory of the instance, in bytes.
+    pub memory_bytes: u64,
 }
 
 /// One plugin's complete answer for an item.
@@ -59,12 +75,15 @@ pub struct PluginVerdict {
     pub version: String,
     /// SHA-256 of the exact component bytes that decided, as `sha256:<hex>`.
     pub digest: String,
-    /// Stage 1 output.
-    pub classification: Classification,
-    /// Stage 2 output.
-    pub assessment: Assessment,
-    /// Stage 3 output.
-    pub verdict: Verdict,
+    /// Stage 1 output; null if the plugin faulted before producing it.
+    pub classification: Option<Classification>,
+    /// Stage 2 output; null if the plugin faulted before producing it.
+    pub assessment: Option<Assessment>,
+    /// The plugin's verdict, or the one its failure mode substituted after a
+    /// fault; null only when a fault made the plugin be skipped (`ignore`).
+    pub verdict: Option<Verdict>,
+    /// The fault, if the plugin misbehaved. Never absent when it did.
+    pub fault: Option<Fault>,
 }
 
 /// Stage 1 output, as JSON.
@@ -163,20 +182,27 @@ impl From<wit::Verdict> for Verdict {
 
 impl Decision {
     /// Combines the plugins' verdicts: the highest tier wins, and among equal
-    /// tiers the first plugin in evaluation order keeps the lead.
+    /// tiers the first plugin in evaluation order keeps the lead. Plugins
+    /// skipped after a fault have no verdict; if every plugin was skipped,
+    /// nothing decided, and the item goes to an operator.
     pub fn combine(
         id: String,
         generation: u64,
         verdicts: Vec<PluginVerdict>,
-        timing: Timing,
+        metering: Metering,
     ) -> Self {
         let driver = verdicts
             .iter()
-            .filter(|pv| pv.verdict.tier > Tier::None)
-            .fold(None::<&PluginVerdict>, |best, pv| match best {
-                Some(best) if best.verdict.tier >= pv.verdict.tier => Some(best),
-                _ => Some(pv),
-            });
+            .filter_map(|pv| pv.verdict.as_ref().map(|v| (pv, v)))
+            .filter(|(_, v)| v.tier > Tier::None)
+            .fold(
+                None::<(&PluginVerdict, &Verdict)>,
+                |best, (pv, v)| match best {
+                    Some(best) if best.1.tier >= v.tier => Some(best),
+                    _ => Some((pv, v)),
+                },
+            );
+        let nobody_decided = verdicts.iter().all(|pv| pv.verdict.is_none());
         let mut decision = Decision {
             id,
             tier: Tier::None,
@@ -191,10 +217,9 @@ impl Decision {
             trigger: None,
             generation,
             verdicts: Vec::new(),
-            timing,
+            metering,
         };
-        if let Some(pv) = driver {
-            let v = &pv.verdict;
+        if let Some((pv, v)) = driver {
             decision.tier = v.tier;
             decision.level = v.tier.level();
             decision.reason_code = v.reason_code.clone();
@@ -205,6 +230,14 @@ impl Decision {
             decision.resolve_sla_secs = v.resolve_sla_secs;
             decision.guidance = v.guidance.clone();
             decision.trigger = Some(v.trigger);
+        } else if nobody_decided {
+            decision.tier = Tier::Operator;
+            decision.level = Tier::Operator.level();
+            decision.reason_code = "plugin-fault.no-verdict".to_string();
+            decision.reason =
+                "Every policy faulted and was skipped, so nothing decided; a human must."
+                    .to_string();
+            decision.trigger = Some(TriggerKind::Rule);
         }
         decision.verdicts = verdicts;
         decision
@@ -220,16 +253,17 @@ mod tests {
             plugin: plugin.into(),
             version: "1".into(),
             digest: "sha256:00".into(),
-            classification: Classification {
+            classification: Some(Classification {
                 labels: vec![],
                 rules_fired: vec![],
-            },
-            assessment: Assessment {
+            }),
+            assessment: Some(Assessment {
                 risk: 0.0,
                 confidence: 1.0,
                 signals: vec![],
-            },
-            verdict: Verdict {
+            }),
+            fault: None,
+            verdict: Some(Verdict {
                 tier,
                 reason_code: format!("{plugin}.code"),
                 reason: String::new(),
@@ -238,12 +272,20 @@ mod tests {
                 resolve_sla_secs: None,
                 guidance: None,
                 trigger: TriggerKind::Rule,
-            },
+            }),
         }
     }
 
     fn combine(verdicts: Vec<PluginVerdict>) -> Decision {
-        Decision::combine("x".into(), 1, verdicts, Timing { elapsed_us: 0.0 })
+        Decision::combine(
+            "x".into(),
+            1,
+            verdicts,
+            Metering {
+                elapsed_us: 0.0,
+                plugins: vec![],
+            },
+        )
     }
 
     #[test]
@@ -268,5 +310,16 @@ mod tests {
             (Tier::None, None, "proceed")
         );
         assert_eq!(d.verdicts.len(), 2);
+    }
+
+    #[test]
+    fn all_skipped_goes_to_an_operator() {
+        let mut skipped = pv("a", Tier::None);
+        skipped.verdict = None;
+        let d = combine(vec![skipped]);
+        assert_eq!(
+            (d.tier, d.reason_code.as_str()),
+            (Tier::Operator, "plugin-fault.no-verdict")
+        );
     }
 }

@@ -8,6 +8,8 @@ mod decision;
 mod item;
 mod tier;
 
-pub use decision::{Assessment, Classification, Decision, PluginVerdict, Signal, Timing, Verdict};
+pub use decision::{
+    Assessment, Classification, Decision, Metering, PluginMetering, PluginVerdict, Signal, Verdict,
+};
 pub use item::{InputError, Money, WorkItem};
 pub use tier::{Tier, TriggerKind};

@@ -2,19 +2,26 @@
 //! a `wasm32-wasip2` guest links against, and nothing else.
 //!
 //! A store's data is a [`PluginState`]. It carries the plugin's configuration
-//! (for `config-get`) and a WASI context with no arguments, no environment,
-//! no preopened directories, no network and an empty stdin.
+//! (for `config-get`), its limits (enforced through [`ResourceLimiter`]),
+//! the bounded [`Capture`] of everything it writes, and a WASI context with
+//! no arguments, no environment, no preopened directories, no network and an
+//! empty stdin.
+
+mod capture;
+
+pub use capture::{Capture, Captured};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter};
 use wasmtime_wasi::{
     Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView,
 };
 
 use crate::bindings::{self, LogLevel};
+use crate::limits::Limits;
 
 /// The bytes every plugin's "random" source cycles through.
 const RANDOM_SEED: [u8; 16] = *b"handoff-replay-1";
@@ -85,8 +92,14 @@ const GRANTS: &[(&str, Grant)] = &[
         Grant::Stubbed("no arguments, no environment variables, no cwd"),
     ),
     ("wasi:cli/stdin", Grant::Stubbed("empty")),
-    ("wasi:cli/stdout", Grant::Stubbed("discarded")),
-    ("wasi:cli/stderr", Grant::Stubbed("discarded")),
+    (
+        "wasi:cli/stdout",
+        Grant::Stubbed("captured into the plugin's log, bounded"),
+    ),
+    (
+        "wasi:cli/stderr",
+        Grant::Stubbed("captured into the plugin's log, bounded"),
+    ),
     ("wasi:cli/terminal-input", Grant::Stubbed("not a terminal")),
     ("wasi:cli/terminal-output", Grant::Stubbed("not a terminal")),
     ("wasi:cli/terminal-stdin", Grant::Stubbed("not a terminal")),
@@ -129,17 +142,29 @@ pub fn grant_for(name: &str) -> Grant {
         .map_or(Grant::Refused, |(_, grant)| *grant)
 }
 
+/// Core-instance tables and memories a component may create: a Rust guest
+/// needs one memory and a handful of tables.
+const MAX_TABLES: usize = 64;
+const MAX_MEMORIES: usize = 8;
+
 /// The data of one plugin's store.
 pub struct PluginState {
-    plugin: Arc<str>,
     config: Arc<BTreeMap<String, String>>,
+    limits: Limits,
+    capture: Capture,
+    /// Largest linear memory granted so far, in bytes.
+    peak_memory: usize,
+    /// Set when a growth past the limits was refused: the trap that follows
+    /// is then a `memory-limit` fault.
+    limit_refused: Option<String>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
 
 impl PluginState {
-    /// A fresh sandbox for `plugin` with its configuration.
-    pub fn new(plugin: Arc<str>, config: Arc<BTreeMap<String, String>>) -> Self {
+    /// A fresh sandbox with a plugin's configuration and limits.
+    pub fn new(config: Arc<BTreeMap<String, String>>, limits: Limits) -> Self {
+        let capture = Capture::new(limits.log_bytes);
         // The builder starts empty: no args, env or preopens, and stdin reads
         // as closed. Clocks are frozen and randomness is a fixed sequence, so
         // a plugin that reaches for either still decides deterministically.
@@ -147,6 +172,8 @@ impl PluginState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
+            .stdout(capture.clone())
+            .stderr(capture.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
             .secure_random(Deterministic::new(RANDOM_SEED.to_vec()))
@@ -154,11 +181,88 @@ impl PluginState {
             .insecure_random_seed(u128::from_le_bytes(RANDOM_SEED))
             .build();
         PluginState {
-            plugin,
             config,
+            limits,
+            capture,
+            peak_memory: 0,
+            limit_refused: None,
             wasi,
             table: ResourceTable::new(),
         }
+    }
+
+    /// The plugin's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Everything the plugin wrote, bounded.
+    pub fn capture(&self) -> &Capture {
+        &self.capture
+    }
+
+    /// Largest linear memory this instance has had, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.peak_memory
+    }
+
+    /// Why a growth was refused, if one was.
+    pub fn limit_refused(&self) -> Option<&str> {
+        self.limit_refused.as_deref()
+    }
+
+    fn refuse(&mut self, what: String) -> wasmtime::Result<bool> {
+        let message = format!("{what}; the plugin is stopped");
+        self.limit_refused = Some(what);
+        Err(wasmtime::format_err!("{message}"))
+    }
+}
+
+/// Refusing growth by trapping, rather than letting `memory.grow` return -1,
+/// stops a memory bomb at the exact allocation that crossed the limit and
+/// makes the fault a `memory-limit` rather than a generic abort.
+impl ResourceLimiter for PluginState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let limit = self.limits.memory_bytes();
+        if desired > limit {
+            return self.refuse(format!(
+                "linear memory of {desired} bytes requested, over the limit of {limit} bytes"
+            ));
+        }
+        self.peak_memory = self.peak_memory.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let limit = self.limits.table_elements;
+        if desired > limit {
+            return self.refuse(format!(
+                "table of {desired} elements requested, over the limit of {limit}"
+            ));
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -174,15 +278,18 @@ impl WasiView for PluginState {
 impl bindings::handoff::policy::types::Host for PluginState {}
 
 impl bindings::handoff::policy::host::Host for PluginState {
+    /// Log lines join stdout and stderr in the bounded capture, so a
+    /// plugin cannot flood the host's log through this door either.
     fn log(&mut self, level: LogLevel, message: String) {
-        let plugin = &*self.plugin;
-        match level {
-            LogLevel::Trace => tracing::trace!(plugin, "{message}"),
-            LogLevel::Debug => tracing::debug!(plugin, "{message}"),
-            LogLevel::Info => tracing::info!(plugin, "{message}"),
-            LogLevel::Warn => tracing::warn!(plugin, "{message}"),
-            LogLevel::Error => tracing::error!(plugin, "{message}"),
-        }
+        let level = match level {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        self.capture
+            .append(format!("[{level}] {message}\n").as_bytes());
     }
 
     fn config_get(&mut self, key: String) -> Option<String> {
