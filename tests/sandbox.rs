@@ -46,8 +46,9 @@ fn assert_fault(decision: &Decision, kind: FaultKind, stage: &str) {
     assert_eq!(decision.tier, Tier::Operator, "{decision:?}");
     assert_eq!(decision.reason_code, format!("plugin-fault.{kind}"));
     assert_eq!(decision.driver.as_deref(), Some("hostile"));
-    // Stages completed before the fault are kept.
-    assert!(hostile.classification.is_some());
+    // Outputs that passed their checks are kept; a trap inside the single
+    // `evaluate` call leaves none.
+    assert_eq!(hostile.classification.is_some(), stage != "evaluate");
     // The healthy plugin beside it decided normally.
     let healthy = &decision.verdicts[1];
     assert!(healthy.fault.is_none());
@@ -74,7 +75,7 @@ fn infinite_loop_hits_the_deadline() {
         "loop",
         "[limits]\nfuel = 10_000_000_000\ndeadline-ms = 50",
         FaultKind::DeadlineExceeded,
-        "score",
+        "evaluate",
     );
     assert!(
         d.verdicts[0]
@@ -92,7 +93,7 @@ fn fuel_burner_runs_out_of_fuel_under_the_deadline() {
         "burn",
         "[limits]\nfuel = 1_000_000\ndeadline-ms = 10_000",
         FaultKind::FuelExhausted,
-        "score",
+        "evaluate",
     );
     let used = d.metering.plugins[0].fuel;
     assert!(used <= 1_000_000, "used {used} fuel, over its budget");
@@ -108,7 +109,7 @@ fn memory_bomb_is_refused_at_the_limit() {
         "bomb",
         "[limits]\nmemory-mib = 4",
         FaultKind::MemoryLimit,
-        "score",
+        "evaluate",
     );
     let fault = d.verdicts[0].fault.as_ref().unwrap();
     assert!(
@@ -125,7 +126,7 @@ fn memory_bomb_is_refused_at_the_limit() {
 
 #[test]
 fn unbounded_recursion_traps() {
-    let d = check_mode("recurse", "", FaultKind::Trap, "score");
+    let d = check_mode("recurse", "", FaultKind::Trap, "evaluate");
     let detail = &d.verdicts[0].fault.as_ref().unwrap().detail;
     assert!(
         detail.contains("stack") || detail.contains("out of bounds"),
@@ -139,7 +140,7 @@ fn unbounded_recursion_traps() {
 
 #[test]
 fn panic_is_recognised_with_its_message() {
-    let d = check_mode("panic", "", FaultKind::Panic, "score");
+    let d = check_mode("panic", "", FaultKind::Panic, "evaluate");
     let detail = &d.verdicts[0].fault.as_ref().unwrap().detail;
     assert!(
         detail.contains("hostile plugin panicked on item routine"),
@@ -371,4 +372,39 @@ fn a_plugin_that_loops_in_configure_is_rejected_at_load() {
         "{}",
         set.rejected()[0].reason
     );
+}
+
+#[test]
+fn instance_reuse_warm_recycles_and_fresh_never_reuses() {
+    let count_instances = |manifest: &str, evaluations: usize| {
+        let set = set_of(vec![hostile("hostile", "healthy", manifest)]);
+        let mut ev = Evaluator::new(set.clone());
+        for _ in 0..evaluations {
+            assert!(decide(&mut ev, &routine()).verdicts[0].fault.is_none());
+        }
+        // One trial instance at load, then the evaluation instances.
+        set.stats()[0].instances - 1
+    };
+    assert_eq!(
+        count_instances("", 6),
+        1,
+        "warm: one instance serves every item"
+    );
+    assert_eq!(
+        count_instances("recycle-after = 2", 6),
+        3,
+        "recycled every 2 items"
+    );
+    assert_eq!(
+        count_instances("instance-reuse = \"fresh\"", 6),
+        6,
+        "fresh: one per item"
+    );
+    // A fault replaces the instance whatever the setting.
+    let set = set_of(vec![hostile("hostile", "panic", "")]);
+    let mut ev = Evaluator::new(set.clone());
+    for _ in 0..3 {
+        decide(&mut ev, &routine());
+    }
+    assert_eq!(set.stats()[0].instances - 1, 3);
 }

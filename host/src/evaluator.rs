@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::bindings::wit;
 use crate::fault::{Fault, FaultKind, classify};
+use crate::manifest::InstanceReuse;
 use crate::model::{Decision, InputError, Metering, PluginMetering, PluginVerdict, WorkItem};
 use crate::output_check::{self, Violation};
 use crate::plugin::{Instance, Plugin};
@@ -36,8 +37,11 @@ pub struct Evaluator {
 }
 
 impl Evaluator {
-    /// An evaluator for `set`. Instances are created on first use.
+    /// An evaluator for `set`, for use on the calling thread. Instances are
+    /// created on first use.
     pub fn new(set: Arc<PolicySet>) -> Self {
+        // Pays the thread-local setup now, not inside the first evaluation.
+        wasmtime::Engine::tls_eager_initialize();
         let warm = set.plugins().iter().map(|_| None).collect();
         Evaluator { set, warm }
     }
@@ -118,8 +122,18 @@ fn run_plugin(
             let output = state.capture().take();
             dropped = output.dropped;
             log_output(plugin, &output);
+            instance.calls += 1;
+            let spent = match plugin.manifest.instance_reuse {
+                InstanceReuse::Fresh => true,
+                InstanceReuse::Warm => instance.calls >= plugin.manifest.recycle_after,
+            };
             match result {
-                Ok(()) => None,
+                Ok(()) => {
+                    if spent {
+                        *slot = None;
+                    }
+                    None
+                }
                 Err((stage, Failure::Violation((kind, detail)))) => {
                     Some(fault_of(plugin, kind, stage, detail))
                 }
@@ -188,28 +202,29 @@ fn fault_of(plugin: &Plugin, kind: FaultKind, stage: &str, detail: String) -> Fa
     }
 }
 
+/// Runs the three stages in one `evaluate` call (one copy of the item into
+/// the guest instead of three), then checks each stage's output in order,
+/// attributing a violation to the stage that produced it. A trap cannot be
+/// attributed to a stage inside the single call, so it is recorded as
+/// `evaluate`.
 fn stages(
     instance: &mut Instance,
     item: &wit::WorkItem,
     progress: &mut Progress,
 ) -> Result<(), (&'static str, Failure)> {
-    let Instance { store, policy } = instance;
-    let classification = policy
-        .call_classify(&mut *store, item)
-        .map_err(|e| ("classify", Failure::Trap(e)))?;
+    let Instance { store, policy, .. } = instance;
+    let wit::Evaluation {
+        classification,
+        assessment,
+        verdict,
+    } = policy
+        .call_evaluate(&mut *store, item)
+        .map_err(|e| ("evaluate", Failure::Trap(e)))?;
     output_check::classification(&classification)
         .map_err(|v| ("classify", Failure::Violation(v)))?;
-    let classification = progress.classification.insert(classification);
-
-    let assessment = policy
-        .call_score(&mut *store, item, classification)
-        .map_err(|e| ("score", Failure::Trap(e)))?;
+    progress.classification = Some(classification);
     output_check::assessment(&assessment).map_err(|v| ("score", Failure::Violation(v)))?;
-    let assessment = progress.assessment.insert(assessment);
-
-    let verdict = policy
-        .call_escalate(&mut *store, item, classification, assessment)
-        .map_err(|e| ("escalate", Failure::Trap(e)))?;
+    progress.assessment = Some(assessment);
     output_check::verdict(&verdict).map_err(|v| ("escalate", Failure::Violation(v)))?;
     progress.verdict = Some(verdict);
     Ok(())

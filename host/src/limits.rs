@@ -33,7 +33,7 @@ impl Default for Limits {
             fuel: 10_000_000,
             deadline_ms: 100,
             memory_mib: 32,
-            table_elements: 20_000,
+            table_elements: 10_000,
             instances: 32,
             log_bytes: 64 * 1024,
         }
@@ -44,7 +44,8 @@ impl Default for Limits {
 /// operator typo must not disarm the sandbox.
 const MAX_FUEL: u64 = 10_000_000_000;
 const MAX_DEADLINE_MS: u64 = 60_000;
-const MAX_MEMORY_MIB: u64 = 4096;
+/// Ceiling for `memory-mib`; also the size of a memory slot in the pool.
+pub const MAX_MEMORY_MIB: u64 = 4096;
 
 impl Limits {
     /// Checks every limit is non-zero and within the host's ceilings,
@@ -63,7 +64,11 @@ impl Limits {
         check("fuel", self.fuel, MAX_FUEL)?;
         check("deadline-ms", self.deadline_ms, MAX_DEADLINE_MS)?;
         check("memory-mib", self.memory_mib, MAX_MEMORY_MIB)?;
-        check("table-elements", self.table_elements as u64, 10_000_000)?;
+        check(
+            "table-elements",
+            self.table_elements as u64,
+            crate::engine::POOL_TABLE_ELEMENTS as u64,
+        )?;
         check("instances", self.instances as u64, 10_000)?;
         check("log-bytes", self.log_bytes as u64, 64 * 1024 * 1024)?;
         Ok(())

@@ -27,7 +27,28 @@ pub struct Manifest {
     pub failure_mode: FailureMode,
     /// What one evaluation may consume.
     pub limits: Limits,
+    /// Whether evaluations reuse a warm instance or get a fresh one.
+    pub instance_reuse: InstanceReuse,
+    /// With warm reuse, how many evaluations an instance serves before it
+    /// is replaced, bounding what a slow leak inside a plugin can build up.
+    pub recycle_after: u64,
 }
+
+/// How instances are reused across evaluations of one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceReuse {
+    /// One instance per worker thread serves many evaluations (up to
+    /// `recycle-after`). The fast default for trusted, pure policies.
+    #[default]
+    Warm,
+    /// A new instance for every evaluation: nothing a plugin keeps in memory
+    /// can influence the next item. Costs an instantiation per item.
+    Fresh,
+}
+
+/// Default for `recycle-after`.
+pub const DEFAULT_RECYCLE_AFTER: u64 = 10_000;
 
 impl Default for Manifest {
     /// A plugin without a manifest: enabled, order 0, no configuration.
@@ -38,6 +59,8 @@ impl Default for Manifest {
             config: BTreeMap::new(),
             failure_mode: FailureMode::default(),
             limits: Limits::default(),
+            instance_reuse: InstanceReuse::default(),
+            recycle_after: DEFAULT_RECYCLE_AFTER,
         }
     }
 }
@@ -71,6 +94,14 @@ struct RawManifest {
     failure_mode: FailureMode,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    instance_reuse: InstanceReuse,
+    #[serde(default = "default_recycle_after")]
+    recycle_after: u64,
+}
+
+fn default_recycle_after() -> u64 {
+    DEFAULT_RECYCLE_AFTER
 }
 
 fn default_enabled() -> bool {
@@ -86,12 +117,20 @@ impl Manifest {
         raw.limits
             .validate()
             .map_err(|(key, reason)| ManifestError::Config { key, reason })?;
+        if raw.recycle_after == 0 {
+            return Err(ManifestError::Config {
+                key: "recycle-after".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
         Ok(Manifest {
             enabled: raw.enabled,
             order: raw.order,
             config,
             failure_mode: raw.failure_mode,
             limits: raw.limits,
+            instance_reuse: raw.instance_reuse,
+            recycle_after: raw.recycle_after,
         })
     }
 }

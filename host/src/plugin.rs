@@ -114,6 +114,8 @@ pub struct Instance {
     pub store: Store<PluginState>,
     /// Typed access to the exports.
     pub policy: Policy,
+    /// Evaluations this instance has served.
+    pub calls: u64,
 }
 
 impl Plugin {
@@ -186,6 +188,7 @@ impl Plugin {
     /// A fresh, configured instance in a store of its own. Instantiation and
     /// `configure` run under the plugin's limits like any evaluation.
     pub fn instantiate(&self) -> Result<Instance, StartFailure> {
+        self.stats.record_instance();
         let state = PluginState::new(self.config.clone(), self.manifest.limits);
         let mut store = Store::new(self.pre.engine(), state);
         store.limiter(|state| state);
@@ -205,7 +208,11 @@ impl Plugin {
             Err(error) => return Err(failed(&store, error)),
         };
         match policy.call_configure(&mut store) {
-            Ok(Ok(())) => Ok(Instance { store, policy }),
+            Ok(Ok(())) => Ok(Instance {
+                store,
+                policy,
+                calls: 0,
+            }),
             Ok(Err(refusal)) => Err(StartFailure {
                 kind: FaultKind::Trap,
                 detail: refusal,

@@ -17,6 +17,7 @@ pub struct PluginStats {
     fuel: AtomicU64,
     wall_ns: AtomicU64,
     output_dropped: AtomicU64,
+    instances: AtomicU64,
 }
 
 /// A copy of one plugin's totals.
@@ -34,6 +35,8 @@ pub struct StatsSnapshot {
     pub wall_us: u64,
     /// Bytes of plugin output dropped over the log cap.
     pub output_dropped: u64,
+    /// Instances created (trial and evaluation instances alike).
+    pub instances: u64,
 }
 
 impl PluginStats {
@@ -51,6 +54,11 @@ impl PluginStats {
         }
     }
 
+    /// Records one instantiation.
+    pub fn record_instance(&self) {
+        self.instances.fetch_add(1, Relaxed);
+    }
+
     /// The totals so far.
     pub fn snapshot(&self, plugin: &str) -> StatsSnapshot {
         StatsSnapshot {
@@ -64,6 +72,7 @@ impl PluginStats {
             fuel: self.fuel.load(Relaxed),
             wall_us: self.wall_ns.load(Relaxed) / 1000,
             output_dropped: self.output_dropped.load(Relaxed),
+            instances: self.instances.load(Relaxed),
         }
     }
 }

@@ -111,6 +111,7 @@ pub mod bindings {
 pub mod __private {
     pub use crate::bindings::__export_policy_world as export_world;
     pub use crate::bindings::Guest;
+    pub use crate::bindings::handoff::policy::types::Evaluation;
     pub use crate::policy::exports;
     pub use wit_bindgen;
 }

@@ -128,6 +128,17 @@ macro_rules! export_policy {
                         &assessment,
                     )
                 }
+                fn evaluate(item: $crate::WorkItem) -> $crate::__private::Evaluation {
+                    let (classification, assessment, verdict) = $crate::Policy::evaluate(
+                        $crate::__private::exports::policy(&POLICY),
+                        &item,
+                    );
+                    $crate::__private::Evaluation {
+                        classification,
+                        assessment,
+                        verdict,
+                    }
+                }
             }
 
             $crate::__private::export_world!(Exported);

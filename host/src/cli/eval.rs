@@ -97,8 +97,8 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
 
 fn print_stats(stats: &[handoff_host::stats::StatsSnapshot]) {
     eprintln!(
-        "{:<24} {:>8} {:>14} {:>12} {:>12}  faults",
-        "plugin", "calls", "fuel", "wall ms", "dropped B"
+        "{:<24} {:>8} {:>10} {:>14} {:>12} {:>12}  faults",
+        "plugin", "calls", "instances", "fuel", "wall ms", "dropped B"
     );
     for s in stats {
         let faults = if s.faults.is_empty() {
@@ -111,9 +111,10 @@ fn print_stats(stats: &[handoff_host::stats::StatsSnapshot]) {
                 .join(", ")
         };
         eprintln!(
-            "{:<24} {:>8} {:>14} {:>12.3} {:>12}  {faults}",
+            "{:<24} {:>8} {:>10} {:>14} {:>12.3} {:>12}  {faults}",
             s.plugin,
             s.calls,
+            s.instances,
             s.fuel,
             s.wall_us as f64 / 1000.0,
             s.output_dropped
