@@ -52,15 +52,15 @@ fn evaluates_the_sample_with_the_embedded_policies() {
 }
 
 #[test]
-fn same_input_gives_identical_decisions_apart_from_timing() {
+fn same_input_gives_identical_decisions_apart_from_metering() {
     let run = || {
         let out = handoff(&["eval"], &sample());
         assert!(out.status.success());
         decisions(&out.stdout)
             .into_iter()
             .map(|mut d| {
-                let timing = d.as_object_mut().unwrap().remove("metering");
-                assert!(timing.is_some());
+                let metering = d.as_object_mut().unwrap().remove("metering");
+                assert!(metering.is_some());
                 d
             })
             .collect::<Vec<_>>()

@@ -400,7 +400,18 @@ fn instance_reuse_warm_recycles_and_fresh_never_reuses() {
         6,
         "fresh: one per item"
     );
-    // A fault replaces the instance whatever the setting.
+    // Fresh means fresh even after a bad return value, which does not trap.
+    let set = set_of(vec![hostile(
+        "hostile",
+        "bad-score",
+        "instance-reuse = \"fresh\"",
+    )]);
+    let mut ev = Evaluator::new(set.clone());
+    for _ in 0..3 {
+        decide(&mut ev, &routine());
+    }
+    assert_eq!(set.stats()[0].instances - 1, 3);
+    // A trap replaces the instance whatever the setting.
     let set = set_of(vec![hostile("hostile", "panic", "")]);
     let mut ev = Evaluator::new(set.clone());
     for _ in 0..3 {

@@ -127,23 +127,22 @@ fn run_plugin(
                 InstanceReuse::Fresh => true,
                 InstanceReuse::Warm => instance.calls >= plugin.manifest.recycle_after,
             };
-            match result {
-                Ok(()) => {
-                    if spent {
-                        *slot = None;
-                    }
-                    None
-                }
+            // A trapped store may be in any state: never reuse it. An
+            // instance that returned a bad value is intact and may serve on.
+            let (fault, trapped) = match result {
+                Ok(()) => (None, false),
                 Err((stage, Failure::Violation((kind, detail)))) => {
-                    Some(fault_of(plugin, kind, stage, detail))
+                    (Some(fault_of(plugin, kind, stage, detail)), false)
                 }
                 Err((stage, Failure::Trap(error))) => {
                     let (kind, detail) = classify(&error, state.limit_refused(), &output.text);
-                    // A trapped store may be in any state: never reuse it.
-                    *slot = None;
-                    Some(fault_of(plugin, kind, stage, detail))
+                    (Some(fault_of(plugin, kind, stage, detail)), true)
                 }
+            };
+            if spent || trapped {
+                *slot = None;
             }
+            fault
         }
     };
 
@@ -182,15 +181,15 @@ fn instance_for<'a>(
     plugin: &Plugin,
     slot: &'a mut Option<Instance>,
 ) -> Result<&'a mut Instance, Fault> {
-    if slot.is_none() {
-        let instance = plugin
-            .instantiate()
-            .map_err(|failure| fault_of(plugin, failure.kind, "instantiate", failure.detail))?;
-        *slot = Some(instance);
+    match slot {
+        Some(instance) => Ok(instance),
+        None => {
+            let instance = plugin
+                .instantiate()
+                .map_err(|failure| fault_of(plugin, failure.kind, "instantiate", failure.detail))?;
+            Ok(slot.insert(instance))
+        }
     }
-    // Just filled if it was empty.
-    slot.as_mut()
-        .ok_or_else(|| fault_of(plugin, FaultKind::Trap, "instantiate", "no instance".into()))
 }
 
 fn fault_of(plugin: &Plugin, kind: FaultKind, stage: &str, detail: String) -> Fault {
