@@ -59,7 +59,7 @@ fn bad_files_are_rejected_and_the_rest_load() {
 
     assert!(reason_for(&set, "bad-toml.toml").contains("invalid manifest"));
     assert!(reason_for(&set, "typo.toml").contains("enabld"));
-    let refused = reason_for(&set, "bad-config.wasm");
+    let refused = reason_for(&set, "bad-config.toml");
     assert!(
         refused.contains("config key `escalate-below`") && refused.contains("1.5"),
         "{refused}"

@@ -51,6 +51,29 @@ impl Evaluator {
         &self.set
     }
 
+    /// Switches to `set`, typically the next generation of a live set.
+    /// Warm instances of plugins the two sets share are kept: a reload of
+    /// one plugin costs the others nothing.
+    pub fn retarget(&mut self, set: Arc<PolicySet>) {
+        let mut old: Vec<(Arc<crate::plugin::Plugin>, Option<Instance>)> = self
+            .set
+            .plugins()
+            .iter()
+            .cloned()
+            .zip(self.warm.drain(..))
+            .collect();
+        self.warm = set
+            .plugins()
+            .iter()
+            .map(|plugin| {
+                old.iter_mut()
+                    .find(|(candidate, _)| Arc::ptr_eq(candidate, plugin))
+                    .and_then(|(_, instance)| instance.take())
+            })
+            .collect();
+        self.set = set;
+    }
+
     /// Decides one item.
     pub fn evaluate(&mut self, item: &WorkItem) -> Result<Decision, EvalError> {
         item.validate()?;
@@ -100,7 +123,7 @@ struct Progress {
 
 /// Runs the three stages of one plugin on its warm instance, creating one
 /// if needed, and turns any failure into a recorded fault.
-fn run_plugin(
+pub(crate) fn run_plugin(
     plugin: &Plugin,
     slot: &mut Option<Instance>,
     item: &wit::WorkItem,

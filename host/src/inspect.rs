@@ -8,7 +8,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
 use crate::plugin::{LoadError, check_header, digest_of};
-use crate::policy_set::Runtime;
+use crate::runtime::Runtime;
 use crate::sandbox::{Grant, grant_for};
 
 /// A component's capability and shape report.

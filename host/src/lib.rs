@@ -13,25 +13,34 @@
 //!   [`limits`]: how much it may consume;
 //! - [`fault`] and [`output_check`]: what counts as misbehaviour, and what
 //!   it turns into;
-//! - [`plugin`] and [`policy_set`]: loading and validating components;
+//! - [`runtime`] and [`cache`]: one engine, and compiled code kept on disk;
+//! - [`plugin`], [`fixtures`], [`policy_dir`] and [`policy_set`]: loading
+//!   and validating components;
+//! - [`reload`]: swapping policies in a running host;
 //! - [`evaluator`]: running items through the set;
 //! - [`model`]: the JSON in and out;
 //! - [`inspect`]: what a component imports and exports, for review.
 
 pub mod bindings;
+pub mod cache;
 pub mod embedded;
 pub mod engine;
 pub mod evaluator;
 pub mod fault;
+pub mod fixtures;
 pub mod inspect;
 pub mod limits;
 pub mod manifest;
 pub mod model;
 pub mod output_check;
 pub mod plugin;
+pub mod policy_dir;
 pub mod policy_set;
+pub mod reload;
+pub mod runtime;
 pub mod sandbox;
 pub mod stats;
 
 pub use evaluator::{EvalError, Evaluator};
-pub use policy_set::{PluginSource, PolicySet, Rejection, Runtime};
+pub use policy_set::{PluginSource, PolicySet, Rejection};
+pub use runtime::{CompileOrigin, Runtime};

@@ -10,6 +10,7 @@ use serde::Deserialize;
 
 use crate::fault::FailureMode;
 use crate::limits::Limits;
+use crate::model::{Tier, WorkItem};
 
 /// A parsed, validated manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +33,25 @@ pub struct Manifest {
     /// With warm reuse, how many evaluations an instance serves before it
     /// is replaced, bounding what a slow leak inside a plugin can build up.
     pub recycle_after: u64,
+    /// Self-tests run at every load: a version whose cases fail never serves.
+    pub fixtures: Vec<Fixture>,
+}
+
+/// One self-test case: an item and the verdict this plugin must give it.
+///
+/// Written in the manifest as `[[fixture]]` with `name`, `expect` (a tier),
+/// an optional `expect-reason-code`, and an `item` table. The item's `id`
+/// defaults to the fixture name, `agent` to `fixture` and `text` to empty.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fixture {
+    /// Names the case in every failure message.
+    pub name: String,
+    /// The item.
+    pub item: WorkItem,
+    /// The tier this plugin must return.
+    pub expect: Tier,
+    /// The reason code this plugin must return, when the author pinned it.
+    pub expect_reason_code: Option<String>,
 }
 
 /// How instances are reused across evaluations of one plugin.
@@ -61,6 +81,7 @@ impl Default for Manifest {
             limits: Limits::default(),
             instance_reuse: InstanceReuse::default(),
             recycle_after: DEFAULT_RECYCLE_AFTER,
+            fixtures: Vec::new(),
         }
     }
 }
@@ -98,6 +119,43 @@ struct RawManifest {
     instance_reuse: InstanceReuse,
     #[serde(default = "default_recycle_after")]
     recycle_after: u64,
+    #[serde(default)]
+    fixture: Vec<RawFixture>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawFixture {
+    name: String,
+    expect: Tier,
+    #[serde(default)]
+    expect_reason_code: Option<String>,
+    item: toml::Table,
+}
+
+impl RawFixture {
+    fn into_fixture(self, index: usize) -> Result<Fixture, ManifestError> {
+        let invalid = |reason: String| ManifestError::Config {
+            key: format!("fixture.{index}.item"),
+            reason: format!("fixture `{}`: {reason}", self.name),
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("id".into(), self.name.clone().into());
+        fields.insert("agent".into(), "fixture".into());
+        fields.insert("text".into(), "".into());
+        for (key, value) in &self.item {
+            let value = serde_json::to_value(value).map_err(|e| invalid(e.to_string()))?;
+            fields.insert(key.clone(), value);
+        }
+        let item = WorkItem::from_json(&serde_json::Value::Object(fields).to_string())
+            .map_err(|e| invalid(e.to_string()))?;
+        Ok(Fixture {
+            item,
+            expect: self.expect,
+            expect_reason_code: self.expect_reason_code,
+            name: self.name,
+        })
+    }
 }
 
 fn default_recycle_after() -> u64 {
@@ -123,6 +181,17 @@ impl Manifest {
                 reason: "must be at least 1".into(),
             });
         }
+        let mut names = std::collections::BTreeSet::new();
+        let mut fixtures = Vec::with_capacity(raw.fixture.len());
+        for (index, fixture) in raw.fixture.into_iter().enumerate() {
+            if !names.insert(fixture.name.clone()) {
+                return Err(ManifestError::Config {
+                    key: format!("fixture.{index}.name"),
+                    reason: format!("two fixtures are called `{}`", fixture.name),
+                });
+            }
+            fixtures.push(fixture.into_fixture(index)?);
+        }
         Ok(Manifest {
             enabled: raw.enabled,
             order: raw.order,
@@ -131,6 +200,7 @@ impl Manifest {
             limits: raw.limits,
             instance_reuse: raw.instance_reuse,
             recycle_after: raw.recycle_after,
+            fixtures,
         })
     }
 }
@@ -210,6 +280,54 @@ mod tests {
         assert_eq!(get("threshold"), Some("0.5"));
         assert_eq!(get("kinds.1"), Some("b"));
         assert_eq!(get("limits.refund.USD.operator"), Some("50000"));
+    }
+
+    #[test]
+    fn parses_fixtures_with_item_defaults() {
+        let manifest = Manifest::parse(
+            r#"
+            [[fixture]]
+            name = "big refund"
+            expect = "operator"
+            expect-reason-code = "auth-limit.exceeded"
+            item = { kind = "refund", confidence = 0.9, amount = { minor = 90_000, currency = "USD" } }
+            "#,
+        )
+        .unwrap();
+        let fixture = &manifest.fixtures[0];
+        assert_eq!(fixture.expect, Tier::Operator);
+        assert_eq!(fixture.item.id, "big refund");
+        assert_eq!(fixture.item.amount.as_ref().map(|m| m.minor), Some(90_000));
+        assert_eq!(
+            fixture.expect_reason_code.as_deref(),
+            Some("auth-limit.exceeded")
+        );
+    }
+
+    #[test]
+    fn refuses_fixtures_with_bad_items_naming_them() {
+        let missing = Manifest::parse(
+            "[[fixture]]\nname = \"no kind\"\nexpect = \"none\"\nitem = { confidence = 0.9 }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            missing.contains("no kind") && missing.contains("kind"),
+            "{missing}"
+        );
+        let range = Manifest::parse(
+            "[[fixture]]\nname = \"sure\"\nexpect = \"none\"\nitem = { kind = \"reply\", confidence = 3.0 }",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            range.contains("sure") && range.contains("confidence"),
+            "{range}"
+        );
+        let tier = Manifest::parse("[[fixture]]\nname = \"x\"\nexpect = \"boss\"\nitem = {}")
+            .unwrap_err()
+            .to_string();
+        assert!(tier.contains("boss"), "{tier}");
     }
 
     #[test]

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Store};
 
 use crate::bindings::{Policy, PolicyPre};
 use crate::engine::{EPOCH_TICK, Meters};
 use crate::fault::{FaultKind, classify};
 use crate::manifest::Manifest;
+use crate::runtime::{CompileOrigin, Runtime, sha256};
 use crate::sandbox::{Grant, PluginState, grant_for};
 use crate::stats::{PluginStats, StatsSnapshot};
 
@@ -69,6 +69,9 @@ pub enum LoadError {
     /// The plugin refused its configuration.
     #[error("the plugin refused its configuration: {0}")]
     Config(String),
+    /// A self-test case in the manifest did not get its expected verdict.
+    #[error(transparent)]
+    Fixture(#[from] crate::fixtures::FixtureFailure),
 }
 
 /// A plugin ready to evaluate.
@@ -81,6 +84,8 @@ pub struct Plugin {
     pub manifest: Manifest,
     /// The policy's metadata, read once at load.
     pub info: PolicyInfo,
+    /// Whether the code was compiled or came from the artifact cache.
+    pub compiled: CompileOrigin,
     config: Arc<BTreeMap<String, String>>,
     pre: PolicyPre<PluginState>,
     meters: Meters,
@@ -119,26 +124,28 @@ pub struct Instance {
 }
 
 impl Plugin {
-    /// Compiles, links and validates `bytes` as plugin `name`, then proves it
-    /// works: one trial instance reads its metadata and accepts its
-    /// configuration. A plugin that cannot do that is refused here, at load,
-    /// rather than failing on the first work item.
+    /// Compiles (or loads from the cache), links and validates `bytes` as
+    /// plugin `name`, then proves it works: a trial instance reads its
+    /// metadata and accepts its configuration, and every fixture case in
+    /// the manifest gets its expected verdict. A plugin that cannot do that
+    /// is refused here, at load, rather than failing on live work.
     pub fn load(
-        engine: &Engine,
-        meters: Meters,
-        linker: &Linker<PluginState>,
+        runtime: &Runtime,
         name: &str,
         bytes: &[u8],
         manifest: Manifest,
     ) -> Result<Plugin, LoadError> {
         check_header(bytes)?;
-        let digest = digest_of(bytes);
-        let component = Component::new(engine, bytes).map_err(LoadError::Compile)?;
+        let sha = sha256(bytes);
+        let digest = format!("sha256:{}", hex::encode(sha));
+        let engine = runtime.engine();
+        let (component, compiled) = runtime.compile(bytes, &sha).map_err(LoadError::Compile)?;
         let refused = refused_imports(&component, engine);
         if !refused.is_empty() {
             return Err(LoadError::Forbidden(refused.join(", ")));
         }
-        let instance_pre = linker
+        let instance_pre = runtime
+            .linker()
             .instantiate_pre(&component)
             .map_err(LoadError::World)?;
         let pre = PolicyPre::new(instance_pre).map_err(LoadError::World)?;
@@ -146,6 +153,7 @@ impl Plugin {
             name: Arc::from(name),
             digest,
             config: Arc::new(manifest.config.clone()),
+            compiled,
             manifest,
             info: PolicyInfo {
                 name: String::new(),
@@ -154,7 +162,7 @@ impl Plugin {
                 triggers: Vec::new(),
             },
             pre,
-            meters,
+            meters: runtime.meters(),
             stats: PluginStats::default(),
         };
         let mut trial = plugin.instantiate()?;
@@ -182,6 +190,10 @@ impl Plugin {
                 })
                 .collect(),
         };
+        drop(trial);
+        crate::fixtures::check(&plugin)?;
+        // Self-tests are not traffic: the totals start from zero.
+        plugin.stats = PluginStats::default();
         Ok(plugin)
     }
 
@@ -258,7 +270,7 @@ impl Plugin {
 
 /// `sha256:<hex>` of `bytes`: the identity every decision records.
 pub fn digest_of(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    format!("sha256:{}", hex::encode(sha256(bytes)))
 }
 
 /// Every import the capability policy refuses, by name.

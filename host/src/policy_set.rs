@@ -8,55 +8,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wasmtime::Engine;
-use wasmtime::component::Linker;
-
-use crate::engine::{Meters, new_engine};
 use crate::manifest::Manifest;
 use crate::plugin::{LoadError, Plugin};
-use crate::sandbox::{PluginState, new_linker};
-
-/// The engine and linker every plugin of a process shares.
-#[derive(Clone)]
-pub struct Runtime {
-    engine: Engine,
-    meters: Meters,
-    linker: Arc<Linker<PluginState>>,
-}
-
-impl Runtime {
-    /// Creates the process-wide engine and sandbox linker, with every meter on.
-    pub fn new() -> wasmtime::Result<Self> {
-        Runtime::with_meters(Meters::default())
-    }
-
-    /// A runtime with chosen meters: only benchmarks measuring what metering
-    /// costs should turn any off.
-    pub fn with_meters(meters: Meters) -> wasmtime::Result<Self> {
-        let engine = new_engine(meters)?;
-        let linker = Arc::new(new_linker(&engine)?);
-        Ok(Runtime {
-            engine,
-            meters,
-            linker,
-        })
-    }
-
-    /// Which meters are compiled in.
-    pub fn meters(&self) -> Meters {
-        self.meters
-    }
-
-    /// The shared engine.
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    /// The sandbox linker.
-    pub fn linker(&self) -> &Linker<PluginState> {
-        &self.linker
-    }
-}
+use crate::policy_dir::{self, DirError, Unit};
+use crate::runtime::Runtime;
 
 /// A component and its manifest, before loading.
 #[derive(Debug, Clone)]
@@ -84,17 +39,6 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// Why a policy directory could not be read at all.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot read policy directory {dir}: {source}")]
-pub struct DirError {
-    /// The directory.
-    pub dir: String,
-    /// The I/O error.
-    #[source]
-    pub source: std::io::Error,
-}
-
 /// The plugins that evaluate together, in evaluation order.
 pub struct PolicySet {
     generation: u64,
@@ -106,13 +50,11 @@ pub struct PolicySet {
 impl PolicySet {
     /// Loads every source, keeping those that pass and recording the rest.
     pub fn load(runtime: &Runtime, sources: Vec<PluginSource>, generation: u64) -> PolicySet {
-        let mut plugins = Vec::new();
-        let mut disabled = Vec::new();
+        let mut loaded = Vec::new();
         let mut rejected = Vec::new();
         for source in sources {
             match load_one(runtime, &source) {
-                Ok(plugin) if plugin.manifest.enabled => plugins.push(Arc::new(plugin)),
-                Ok(plugin) => disabled.push(Arc::new(plugin)),
+                Ok(plugin) => loaded.push(Arc::new(plugin)),
                 Err((file, error)) => {
                     tracing::warn!(file, %error, "plugin rejected");
                     rejected.push(Rejection {
@@ -122,7 +64,24 @@ impl PolicySet {
                 }
             }
         }
-        plugins.sort_by(|a, b| (a.manifest.order, &a.name).cmp(&(b.manifest.order, &b.name)));
+        PolicySet::assemble(generation, loaded, rejected)
+    }
+
+    /// A set of already loaded plugins: how a reload builds the next
+    /// generation, sharing every unchanged plugin (and its warm instances
+    /// and totals) with the previous one.
+    pub fn assemble(
+        generation: u64,
+        loaded: Vec<Arc<Plugin>>,
+        rejected: Vec<Rejection>,
+    ) -> PolicySet {
+        let (mut plugins, mut disabled): (Vec<_>, Vec<_>) =
+            loaded.into_iter().partition(|p| p.manifest.enabled);
+        let evaluation_order = |a: &Arc<Plugin>, b: &Arc<Plugin>| {
+            (a.manifest.order, &a.name).cmp(&(b.manifest.order, &b.name))
+        };
+        plugins.sort_by(evaluation_order);
+        disabled.sort_by(evaluation_order);
         PolicySet {
             generation,
             plugins,
@@ -149,6 +108,16 @@ impl PolicySet {
         self.generation
     }
 
+    /// Every loaded plugin, enabled ones first.
+    pub fn loaded(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.iter().chain(&self.disabled)
+    }
+
+    /// The loaded plugin called `name`, enabled or not.
+    pub fn get(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.loaded().find(|p| &*p.name == name)
+    }
+
     /// Enabled plugins, in evaluation order.
     pub fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
@@ -161,11 +130,7 @@ impl PolicySet {
 
     /// Running totals for every loaded plugin, enabled ones first.
     pub fn stats(&self) -> Vec<crate::stats::StatsSnapshot> {
-        self.plugins
-            .iter()
-            .chain(&self.disabled)
-            .map(|p| p.stats_snapshot())
-            .collect()
+        self.loaded().map(|p| p.stats_snapshot()).collect()
     }
 
     /// Files that did not load, with reasons.
@@ -174,93 +139,37 @@ impl PolicySet {
     }
 }
 
-fn load_one(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, (String, LoadError)> {
+/// Loads one source; on failure, names the file at fault.
+pub fn load_one(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, (String, LoadError)> {
     let manifest = match &source.manifest {
         Some(text) => Manifest::parse(text)
             .map_err(|e| (format!("{}.toml", source.name), LoadError::Manifest(e)))?,
         None => Manifest::default(),
     };
-    Plugin::load(
-        runtime.engine(),
-        runtime.meters(),
-        runtime.linker(),
-        &source.name,
-        &source.wasm,
-        manifest,
-    )
-    .map_err(|e| (format!("{}.wasm", source.name), e))
+    Plugin::load(runtime, &source.name, &source.wasm, manifest).map_err(|e| {
+        // A refused configuration or a failing fixture is the manifest's
+        // doing, not the component's.
+        let file = match e {
+            LoadError::Fixture(_) | LoadError::Config(_) | LoadError::Manifest(_) => {
+                format!("{}.toml", source.name)
+            }
+            _ => format!("{}.wasm", source.name),
+        };
+        (file, e)
+    })
 }
 
-/// Reads the components and manifests of `dir`. Manifests without a
-/// component come back as rejections: an operator who dropped one in
-/// expects it to do something.
+/// Reads every unit of `dir`. Manifests without a component come back as
+/// rejections: an operator who dropped one in expects it to do something.
 fn read_dir_sources(dir: &Path) -> Result<(Vec<PluginSource>, Vec<Rejection>), DirError> {
-    let dir_error = |source| DirError {
-        dir: dir.display().to_string(),
-        source,
-    };
-    let mut wasm = Vec::new();
-    let mut manifests = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(dir_error)? {
-        let path = entry.map_err(dir_error)?.path();
-        let (Some(stem), Some(ext)) = (
-            path.file_stem().and_then(|s| s.to_str()),
-            path.extension().and_then(|s| s.to_str()),
-        ) else {
-            continue;
-        };
-        // Editors and atomic writers leave hidden temporaries; never load them.
-        if stem.starts_with('.') || !path.is_file() {
-            continue;
-        }
-        match ext {
-            "wasm" => wasm.push((stem.to_string(), path.clone())),
-            "toml" => manifests.push(stem.to_string()),
-            _ => {}
-        }
-    }
-    wasm.sort();
-    manifests.sort();
-
     let mut sources = Vec::new();
     let mut rejected = Vec::new();
-    for (name, path) in &wasm {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                rejected.push(Rejection {
-                    file: format!("{name}.wasm"),
-                    reason: format!("cannot read: {e}"),
-                });
-                continue;
-            }
-        };
-        let manifest_path = dir.join(format!("{name}.toml"));
-        let manifest = match manifests.binary_search(name) {
-            Ok(_) => match std::fs::read_to_string(&manifest_path) {
-                Ok(text) => Some(text),
-                Err(e) => {
-                    rejected.push(Rejection {
-                        file: format!("{name}.toml"),
-                        reason: format!("cannot read: {e}"),
-                    });
-                    continue;
-                }
-            },
-            Err(_) => None,
-        };
-        sources.push(PluginSource {
-            name: name.clone(),
-            wasm: bytes,
-            manifest,
-        });
-    }
-    for name in manifests {
-        if wasm.binary_search_by(|(w, _)| w.cmp(&name)).is_err() {
-            rejected.push(Rejection {
-                file: format!("{name}.toml"),
-                reason: format!("a manifest without a component: expected {name}.wasm beside it"),
-            });
+    for name in policy_dir::unit_names(dir)? {
+        match policy_dir::read_unit(dir, &name) {
+            Unit::Present(source) => sources.push(source),
+            Unit::Unreadable(rejection) => rejected.push(rejection),
+            Unit::ManifestOnly => rejected.push(policy_dir::orphan_manifest(&name)),
+            Unit::Absent => {}
         }
     }
     Ok((sources, rejected))

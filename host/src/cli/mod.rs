@@ -2,6 +2,7 @@
 
 mod eval;
 mod inspect;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,14 @@ enum Command {
     ///
     /// Exits 1 when the component would be rejected at load.
     Inspect(inspect::InspectArgs),
+    /// Keep running: evaluate items as they arrive and hot-reload the
+    /// policy directory, printing every reload and rejected version.
+    ///
+    /// A changed component or manifest is validated (compiled, capability
+    /// checked, trial-run, fixtures passed) before it replaces the serving
+    /// version; a version that fails keeps the old one serving. Decisions go
+    /// to stdout as JSON Lines, reloads to stderr. Stop it with Ctrl-C.
+    Watch(watch::WatchArgs),
 }
 
 /// Where the policies come from, shared by every command that evaluates.
@@ -94,5 +103,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Eval(args) => eval::run(&runtime, args),
         Command::Inspect(args) => inspect::run(&runtime, args),
+        Command::Watch(args) => watch::run(&runtime, args),
     }
 }

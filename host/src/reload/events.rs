@@ -1,0 +1,171 @@
+//! Policy lifecycle events: what changed in the live policy set, and why a
+//! version was refused.
+
+use serde::Serialize;
+
+use crate::runtime::CompileOrigin;
+
+/// One change (or refused change) to the live policy set.
+///
+/// Serialized with an `event` tag, so a log of them reads as JSON Lines of
+/// `{"event": "swapped", ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum LifecycleEvent {
+    /// A plugin that was not serving now serves.
+    Loaded {
+        /// Plugin name.
+        plugin: String,
+        /// The policy's own version.
+        version: String,
+        /// SHA-256 of the component.
+        digest: String,
+        /// The generation it first serves in.
+        generation: u64,
+        /// Compiled or from the cache.
+        #[serde(flatten)]
+        compile: CompileOrigin,
+        /// Time to read, compile or load, validate and test it.
+        load_ms: f64,
+    },
+    /// A new version of a serving plugin replaced the old one.
+    Swapped {
+        /// Plugin name.
+        plugin: String,
+        /// The new version's own version string.
+        version: String,
+        /// SHA-256 of the new component.
+        digest: String,
+        /// SHA-256 of the component it replaced.
+        previous_digest: String,
+        /// The generation the new version first serves in.
+        generation: u64,
+        /// Compiled or from the cache.
+        #[serde(flatten)]
+        compile: CompileOrigin,
+        /// Time to read, compile or load, validate and test it.
+        load_ms: f64,
+    },
+    /// A version failed validation and does not serve.
+    Rejected {
+        /// Plugin name.
+        plugin: String,
+        /// The file at fault.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+        /// SHA-256 of the refused component, when it could be read.
+        digest: Option<String>,
+        /// SHA-256 of the version that keeps serving, if any.
+        still_serving: Option<String>,
+    },
+    /// A plugin's component was deleted and it no longer serves.
+    Unloaded {
+        /// Plugin name.
+        plugin: String,
+        /// SHA-256 of the component that stopped serving.
+        digest: String,
+        /// The first generation without it.
+        generation: u64,
+    },
+    /// A compiled artifact in the cache was bad and was recompiled.
+    CacheRecompiled {
+        /// Plugin name.
+        plugin: String,
+        /// SHA-256 of the component.
+        digest: String,
+        /// What was wrong with the cached artifact.
+        reason: String,
+    },
+}
+
+impl LifecycleEvent {
+    /// The plugin the event is about.
+    pub fn plugin(&self) -> &str {
+        match self {
+            LifecycleEvent::Loaded { plugin, .. }
+            | LifecycleEvent::Swapped { plugin, .. }
+            | LifecycleEvent::Rejected { plugin, .. }
+            | LifecycleEvent::Unloaded { plugin, .. }
+            | LifecycleEvent::CacheRecompiled { plugin, .. } => plugin,
+        }
+    }
+}
+
+impl std::fmt::Display for LifecycleEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let short = |digest: &str| digest.chars().take(19).collect::<String>();
+        let origin = |compile: &CompileOrigin| match compile {
+            CompileOrigin::Compiled => "compiled",
+            CompileOrigin::Cached => "from cache",
+            CompileOrigin::Recompiled { .. } => "recompiled",
+        };
+        match self {
+            LifecycleEvent::Loaded {
+                plugin,
+                version,
+                digest,
+                generation,
+                compile,
+                load_ms,
+            } => write!(
+                f,
+                "loaded {plugin}@{version} {} as generation {generation} ({}, {load_ms:.1} ms)",
+                short(digest),
+                origin(compile)
+            ),
+            LifecycleEvent::Swapped {
+                plugin,
+                version,
+                digest,
+                previous_digest,
+                generation,
+                compile,
+                load_ms,
+            } => write!(
+                f,
+                "swapped {plugin} {} -> {plugin}@{version} {} as generation {generation} ({}, {load_ms:.1} ms)",
+                short(previous_digest),
+                short(digest),
+                origin(compile)
+            ),
+            LifecycleEvent::Rejected {
+                file,
+                reason,
+                still_serving,
+                ..
+            } => {
+                write!(f, "rejected {file}: {reason}")?;
+                match still_serving {
+                    Some(digest) => write!(f, " (still serving {})", short(digest)),
+                    None => write!(f, " (not serving)"),
+                }
+            }
+            LifecycleEvent::Unloaded {
+                plugin,
+                digest,
+                generation,
+            } => write!(
+                f,
+                "unloaded {plugin} {} as of generation {generation}",
+                short(digest)
+            ),
+            LifecycleEvent::CacheRecompiled { plugin, reason, .. } => {
+                write!(f, "recompiled {plugin}: bad cache entry ({reason})")
+            }
+        }
+    }
+}
+
+/// Where lifecycle events go. Called in event order, while the reload that
+/// caused them holds its lock, so an implementation should be quick.
+pub trait LifecycleSink: Send + Sync {
+    /// Records one event.
+    fn record(&self, event: &LifecycleEvent);
+}
+
+impl<F: Fn(&LifecycleEvent) + Send + Sync> LifecycleSink for F {
+    fn record(&self, event: &LifecycleEvent) {
+        self(event)
+    }
+}
