@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use handoff_host::model::{Decision, Tier, WorkItem};
+use handoff_host::model::{Decision, Tier};
 use handoff_host::plugin::digest_of;
 use handoff_host::reload::{LifecycleEvent, LiveEvaluator, LivePolicies, WatchOptions, Watcher};
 use handoff_host::{CompileOrigin, Runtime};
@@ -142,15 +142,6 @@ fn variant(component: &[u8], n: u32) -> Vec<u8> {
 
 fn gate_wasm() -> Vec<u8> {
     reference(GATE).wasm
-}
-
-fn sample_items() -> Vec<WorkItem> {
-    fs::read_to_string(examples_dir().join("sample.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| WorkItem::from_json(l).unwrap())
-        .collect()
 }
 
 #[test]

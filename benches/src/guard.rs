@@ -89,11 +89,9 @@ fn run() -> anyhow::Result<bool> {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--criterion" => {
-                dirs.push(PathBuf::from(
-                    args.next().context("--criterion needs a directory")?,
-                ))
-            }
+            "--criterion" => dirs.push(PathBuf::from(
+                args.next().context("--criterion needs a directory")?,
+            )),
             "--budget" => {
                 let spec = args.next().context("--budget needs NAME=MAX")?;
                 let (name, max) = spec.split_once('=').context("--budget takes NAME=MAX")?;

@@ -17,10 +17,13 @@
 //! - [`plugin`], [`fixtures`], [`policy_dir`] and [`policy_set`]: loading
 //!   and validating components;
 //! - [`reload`]: swapping policies in a running host;
+//! - [`audit`] and [`replay`]: the tamper-evident record of every decision
+//!   and policy change, and what a candidate policy would have decided;
 //! - [`evaluator`]: running items through the set;
 //! - [`model`]: the JSON in and out;
 //! - [`inspect`]: what a component imports and exports, for review.
 
+pub mod audit;
 pub mod bindings;
 pub mod cache;
 pub mod embedded;
@@ -37,6 +40,7 @@ pub mod plugin;
 pub mod policy_dir;
 pub mod policy_set;
 pub mod reload;
+pub mod replay;
 pub mod runtime;
 pub mod sandbox;
 pub mod stats;

@@ -86,6 +86,9 @@ pub struct Plugin {
     pub info: PolicyInfo,
     /// Whether the code was compiled or came from the artifact cache.
     pub compiled: CompileOrigin,
+    /// Time to compile or load, validate and self-test it, in milliseconds:
+    /// what a lifecycle record reports, so slow policies show up in review.
+    pub load_ms: f64,
     config: Arc<BTreeMap<String, String>>,
     pre: PolicyPre<PluginState>,
     meters: Meters,
@@ -135,6 +138,7 @@ impl Plugin {
         bytes: &[u8],
         manifest: Manifest,
     ) -> Result<Plugin, LoadError> {
+        let started = std::time::Instant::now();
         check_header(bytes)?;
         let sha = sha256(bytes);
         let digest = format!("sha256:{}", hex::encode(sha));
@@ -154,6 +158,7 @@ impl Plugin {
             digest,
             config: Arc::new(manifest.config.clone()),
             compiled,
+            load_ms: 0.0,
             manifest,
             info: PolicyInfo {
                 name: String::new(),
@@ -194,6 +199,7 @@ impl Plugin {
         crate::fixtures::check(&plugin)?;
         // Self-tests are not traffic: the totals start from zero.
         plugin.stats = PluginStats::default();
+        plugin.load_ms = started.elapsed().as_secs_f64() * 1000.0;
         Ok(plugin)
     }
 

@@ -101,6 +101,16 @@ pub fn handoff(args: &[&str], stdin: &str) -> Output {
     child.wait_with_output().expect("handoff finishes")
 }
 
+/// The sample workload's items, from `examples/sample.jsonl`.
+pub fn sample_items() -> Vec<WorkItem> {
+    std::fs::read_to_string(examples_dir().join("sample.jsonl"))
+        .expect("the sample is readable")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| WorkItem::from_json(l).expect("the sample is valid"))
+        .collect()
+}
+
 /// The repository's `examples/` directory.
 pub fn examples_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")

@@ -8,10 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use handoff_host::audit::AuditLog;
 use handoff_host::model::{Tier, WorkItem};
+use handoff_host::reload::{LifecycleEvent, LifecycleSink};
 use handoff_host::{Evaluator, Runtime};
 
 use super::PolicyArgs;
+use super::audit::AuditLogArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -24,10 +27,22 @@ pub struct EvalArgs {
     /// by kind, fuel and wall time.
     #[arg(long)]
     stats: bool,
+    #[command(flatten)]
+    audit: AuditLogArgs,
 }
 
 pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let set = Arc::new(args.policies.load(runtime)?);
+    let audit = match &args.audit.dir {
+        Some(dir) => {
+            let log = args.audit.open(dir)?;
+            for event in LifecycleEvent::of_set(&set) {
+                log.record(&event);
+            }
+            Some(log)
+        }
+        None => None,
+    };
     let input: Box<dyn BufRead> = match &args.input {
         Some(path) if path.as_os_str() != "-" => {
             Box::new(BufReader::new(File::open(path).with_context(|| {
@@ -59,9 +74,17 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
         let decision = WorkItem::from_json(text)
             .map_err(handoff_host::EvalError::from)
-            .and_then(|item| evaluator.evaluate(&item));
+            .and_then(|item| evaluator.evaluate(&item).map(|d| (item, d)));
         match decision {
-            Ok(decision) => {
+            Ok((item, decision)) => {
+                // A decision is only printed once its audit record is
+                // appended (and, with `sync`, on disk): the log fails
+                // closed, and so does the run.
+                if let Some(log) = &audit {
+                    log.record_decision(&item, &decision).with_context(|| {
+                        format!("line {number}: cannot record the decision; stopping")
+                    })?;
+                }
                 *by_tier.entry(decision.tier).or_default() += 1;
                 serde_json::to_writer(&mut out, &decision).context("cannot write a decision")?;
                 out.write_all(b"\n").context("cannot write a decision")?;
@@ -73,6 +96,11 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
         }
     }
     out.flush().context("cannot write decisions")?;
+    if let Some(log) = &audit {
+        log.flush().context("cannot flush the audit log")?;
+        let last = audit_summary(log);
+        eprintln!("handoff: audit log {}: {last}", log.dir().display());
+    }
 
     let evaluated: usize = by_tier.values().sum();
     let tiers: Vec<String> = by_tier.iter().map(|(t, n)| format!("{t} {n}")).collect();
@@ -93,6 +121,14 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Where the log ended, for the run summary.
+fn audit_summary(log: &AuditLog) -> String {
+    match log.files() {
+        Ok(files) => format!("{} file(s), next seq {}", files.len(), log.next_seq()),
+        Err(error) => error.to_string(),
+    }
 }
 
 fn print_stats(stats: &[handoff_host::stats::StatsSnapshot]) {

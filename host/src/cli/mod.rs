@@ -1,7 +1,9 @@
 //! Command-line interface: argument parsing and dispatch.
 
+mod audit;
 mod eval;
 mod inspect;
+mod replay;
 mod watch;
 
 use std::path::PathBuf;
@@ -46,6 +48,14 @@ enum Command {
     /// version; a version that fails keeps the old one serving. Decisions go
     /// to stdout as JSON Lines, reloads to stderr. Stop it with Ctrl-C.
     Watch(watch::WatchArgs),
+    /// Verify or read the audit trail.
+    Audit(audit::AuditArgs),
+    /// Re-evaluate the items recorded in an audit log against a candidate
+    /// policy set, and report every decision that would change.
+    ///
+    /// Reads the log and writes nothing to it. Prints a matrix of recorded
+    /// tier against candidate tier and each changed item with both reasons.
+    Replay(replay::ReplayArgs),
 }
 
 /// Where the policies come from, shared by every command that evaluates.
@@ -97,6 +107,11 @@ pub fn init_tracing() {
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Reading the audit trail needs no WebAssembly.
+    let cli = match cli.command {
+        Command::Audit(args) => return audit::run(args),
+        command => Cli { command },
+    };
     let runtime = Runtime::new()
         .map_err(anyhow::Error::from)
         .context("cannot start the WebAssembly runtime")?;
@@ -104,5 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Eval(args) => eval::run(&runtime, args),
         Command::Inspect(args) => inspect::run(&runtime, args),
         Command::Watch(args) => watch::run(&runtime, args),
+        Command::Audit(args) => audit::run(args),
+        Command::Replay(args) => replay::run(&runtime, args),
     }
 }

@@ -9,9 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use handoff_host::audit::AuditLog;
 use handoff_host::model::WorkItem;
-use handoff_host::reload::{LifecycleEvent, LiveEvaluator, LivePolicies, WatchOptions, Watcher};
+use handoff_host::reload::{
+    LifecycleEvent, LifecycleSink, LiveEvaluator, LivePolicies, WatchOptions, Watcher,
+};
 use handoff_host::{EvalError, Runtime, embedded};
+
+use super::audit::AuditLogArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -20,8 +25,8 @@ pub struct WatchArgs {
     /// it does not exist yet.
     #[arg(long, value_name = "DIR")]
     policies: Option<PathBuf>,
-    /// Where the host keeps its state: the default policy directory and the
-    /// cache of compiled policies (`cache/`).
+    /// Where the host keeps its state: the default policy directory, the
+    /// cache of compiled policies (`cache/`) and the audit log (`audit/`).
     #[arg(long, value_name = "DIR", default_value = "handoff-data")]
     data: PathBuf,
     /// Work items, one JSON object per line, evaluated as they arrive. `-`
@@ -37,6 +42,10 @@ pub struct WatchArgs {
     /// Compile every policy at start instead of using the artifact cache.
     #[arg(long)]
     no_cache: bool,
+    /// The audit trail. A watching host always keeps one: in `audit/` under
+    /// the data directory unless `--audit` names another.
+    #[command(flatten)]
+    audit: AuditLogArgs,
 }
 
 /// How often a followed input file is checked for new lines.
@@ -50,16 +59,29 @@ pub fn run(runtime: &Runtime, args: WatchArgs) -> anyhow::Result<ExitCode> {
             .with_cache(&args.data.join("cache"))
             .context("cannot open the artifact cache")?;
     }
-    let print_event = |event: &LifecycleEvent| eprintln!("handoff: {event}");
-    let live = LivePolicies::open(runtime, &dir, Arc::new(print_event))?;
+    let audit_dir = args
+        .audit
+        .dir
+        .clone()
+        .unwrap_or_else(|| args.data.join("audit"));
+    let audit = Arc::new(args.audit.open(&audit_dir)?);
+    let sink = {
+        let audit = audit.clone();
+        move |event: &LifecycleEvent| {
+            eprintln!("handoff: {event}");
+            audit.record(event);
+        }
+    };
+    let live = LivePolicies::open(runtime, &dir, Arc::new(sink))?;
     let options = WatchOptions::with_debounce(Duration::from_millis(args.debounce_ms));
     let _watcher = Watcher::start(live.clone(), options)?;
     let set = live.current();
     eprintln!(
-        "handoff: watching {} (generation {}, {} serving)",
+        "handoff: watching {} (generation {}, {} serving; audit log in {})",
         dir.display(),
         set.generation(),
-        set.plugins().len()
+        set.plugins().len(),
+        audit_dir.display()
     );
 
     let mut evaluator = LiveEvaluator::new(live);
@@ -69,11 +91,11 @@ pub fn run(runtime: &Runtime, args: WatchArgs) -> anyhow::Result<ExitCode> {
         Some(path) if path.as_os_str() == "-" => {
             for (index, line) in io::stdin().lock().split(b'\n').enumerate() {
                 let line = line.context("cannot read stdin")?;
-                evaluate_line(&mut evaluator, &mut out, index + 1, &line)?;
+                evaluate_line(&mut evaluator, &audit, &mut out, index + 1, &line)?;
             }
         }
         Some(path) => follow(path, |number, line| {
-            evaluate_line(&mut evaluator, &mut out, number, line)
+            evaluate_line(&mut evaluator, &audit, &mut out, number, line)
         })?,
     }
     // The input ended; the host keeps serving reloads until it is stopped.
@@ -126,6 +148,7 @@ fn follow(
 /// Evaluates one input line and prints its decision, or reports why not.
 fn evaluate_line(
     evaluator: &mut LiveEvaluator,
+    audit: &AuditLog,
     out: &mut impl Write,
     number: usize,
     line: &[u8],
@@ -142,9 +165,14 @@ fn evaluate_line(
     }
     let decision = WorkItem::from_json(text)
         .map_err(EvalError::from)
-        .and_then(|item| evaluator.evaluate(&item));
+        .and_then(|item| evaluator.evaluate(&item).map(|d| (item, d)));
     match decision {
-        Ok(decision) => {
+        Ok((item, decision)) => {
+            // Audited before it is printed; a log that cannot record stops
+            // the host rather than let decisions go unrecorded.
+            audit
+                .record_decision(&item, &decision)
+                .with_context(|| format!("line {number}: cannot record the decision; stopping"))?;
             serde_json::to_writer(&mut *out, &decision).context("cannot write a decision")?;
             out.write_all(b"\n").context("cannot write a decision")?;
             out.flush().context("cannot write a decision")?;

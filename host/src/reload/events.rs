@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::policy_set::PolicySet;
 use crate::runtime::CompileOrigin;
 
 /// One change (or refused change) to the live policy set.
@@ -68,6 +69,17 @@ pub enum LifecycleEvent {
         /// The first generation without it.
         generation: u64,
     },
+    /// A plugin misbehaved while deciding an item.
+    Fault {
+        /// Plugin name.
+        plugin: String,
+        /// SHA-256 of the component that faulted.
+        digest: String,
+        /// The item being decided.
+        item: String,
+        /// What happened, and what the failure mode made of it.
+        fault: crate::fault::Fault,
+    },
     /// A compiled artifact in the cache was bad and was recompiled.
     CacheRecompiled {
         /// Plugin name.
@@ -80,6 +92,41 @@ pub enum LifecycleEvent {
 }
 
 impl LifecycleEvent {
+    /// What loading `set` in one go amounts to: `loaded` for every plugin
+    /// (enabled or not), `rejected` for every file that did not load. A host
+    /// that loads once at start (`handoff eval`) records these, so its audit
+    /// trail says which versions decided, like a watching host's does.
+    pub fn of_set(set: &PolicySet) -> Vec<LifecycleEvent> {
+        let loaded =
+            set.plugins()
+                .iter()
+                .chain(set.disabled())
+                .map(|plugin| LifecycleEvent::Loaded {
+                    plugin: plugin.name.to_string(),
+                    version: plugin.info.version.clone(),
+                    digest: plugin.digest.clone(),
+                    generation: set.generation(),
+                    compile: plugin.compiled.clone(),
+                    load_ms: plugin.load_ms,
+                });
+        let rejected = set.rejected().iter().map(|rejection| {
+            let plugin = std::path::Path::new(&rejection.file)
+                .file_stem()
+                .map_or_else(
+                    || rejection.file.clone(),
+                    |s| s.to_string_lossy().into_owned(),
+                );
+            LifecycleEvent::Rejected {
+                plugin,
+                file: rejection.file.clone(),
+                reason: rejection.reason.clone(),
+                digest: None,
+                still_serving: None,
+            }
+        });
+        loaded.chain(rejected).collect()
+    }
+
     /// The plugin the event is about.
     pub fn plugin(&self) -> &str {
         match self {
@@ -87,6 +134,7 @@ impl LifecycleEvent {
             | LifecycleEvent::Swapped { plugin, .. }
             | LifecycleEvent::Rejected { plugin, .. }
             | LifecycleEvent::Unloaded { plugin, .. }
+            | LifecycleEvent::Fault { plugin, .. }
             | LifecycleEvent::CacheRecompiled { plugin, .. } => plugin,
         }
     }
@@ -149,6 +197,16 @@ impl std::fmt::Display for LifecycleEvent {
                 f,
                 "unloaded {plugin} {} as of generation {generation}",
                 short(digest)
+            ),
+            LifecycleEvent::Fault {
+                plugin,
+                item,
+                fault,
+                ..
+            } => write!(
+                f,
+                "fault in {plugin} on {item}: {} in {} ({})",
+                fault.kind, fault.stage, fault.detail
             ),
             LifecycleEvent::CacheRecompiled { plugin, reason, .. } => {
                 write!(f, "recompiled {plugin}: bad cache entry ({reason})")
