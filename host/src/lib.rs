@@ -26,6 +26,7 @@
 pub mod audit;
 pub mod bindings;
 pub mod cache;
+pub mod dispatch;
 pub mod embedded;
 pub mod engine;
 pub mod evaluator;

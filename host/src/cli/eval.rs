@@ -15,6 +15,7 @@ use handoff_host::{Evaluator, Runtime};
 
 use super::PolicyArgs;
 use super::audit::AuditLogArgs;
+use super::dispatching::{Dispatching, annotated};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -29,6 +30,11 @@ pub struct EvalArgs {
     stats: bool,
     #[command(flatten)]
     audit: AuditLogArgs,
+    /// Act on each decision as a host would: track self-corrections and
+    /// enqueue `operator` and `executive` handoffs in the store in DIR
+    /// (`handoffs.db`). Each printed decision gains a `dispatch` field.
+    #[arg(long, value_name = "DIR")]
+    dispatch: Option<PathBuf>,
 }
 
 pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -50,6 +56,10 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
             })?))
         }
         _ => Box::new(io::stdin().lock()),
+    };
+    let dispatching = match &args.dispatch {
+        Some(dir) => Some(Dispatching::open(dir, false)?),
+        None => None,
     };
     let mut out = BufWriter::new(io::stdout().lock());
     let mut evaluator = Evaluator::new(set.clone());
@@ -86,7 +96,14 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
                     })?;
                 }
                 *by_tier.entry(decision.tier).or_default() += 1;
-                serde_json::to_writer(&mut out, &decision).context("cannot write a decision")?;
+                match &dispatching {
+                    Some(dispatching) => {
+                        let dispatched = dispatching.dispatch(&item, &decision)?;
+                        serde_json::to_writer(&mut out, &annotated(&decision, &dispatched))
+                    }
+                    None => serde_json::to_writer(&mut out, &decision),
+                }
+                .context("cannot write a decision")?;
                 out.write_all(b"\n").context("cannot write a decision")?;
             }
             Err(error) => {

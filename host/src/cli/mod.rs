@@ -1,9 +1,12 @@
 //! Command-line interface: argument parsing and dispatch.
 
 mod audit;
+mod dispatching;
 mod eval;
 mod inspect;
+mod queue;
 mod replay;
+mod report_text;
 mod watch;
 
 use std::path::PathBuf;
@@ -56,6 +59,13 @@ enum Command {
     /// Reads the log and writes nothing to it. Prints a matrix of recorded
     /// tier against candidate tier and each changed item with both reasons.
     Replay(replay::ReplayArgs),
+    /// Work the human handoff queue: list, claim, ack, resolve, release,
+    /// show. Works on the same store as a running host.
+    Queue(queue::QueueArgs),
+    /// Feedback from human resolutions: escalation rates, warranted share,
+    /// first-contact resolution, time to acknowledge and resolve, SLA
+    /// compliance, cost avoided, and a suggested confidence threshold.
+    Report(queue::ReportArgs),
 }
 
 /// Where the policies come from, shared by every command that evaluates.
@@ -105,21 +115,21 @@ pub fn init_tracing() {
         .init();
 }
 
-/// Runs the parsed command.
+/// Runs the parsed command. Only commands that evaluate start the
+/// WebAssembly runtime; reading the audit trail or the queue needs none.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    // Reading the audit trail needs no WebAssembly.
-    let cli = match cli.command {
-        Command::Audit(args) => return audit::run(args),
-        command => Cli { command },
+    let runtime = || {
+        Runtime::new()
+            .map_err(anyhow::Error::from)
+            .context("cannot start the WebAssembly runtime")
     };
-    let runtime = Runtime::new()
-        .map_err(anyhow::Error::from)
-        .context("cannot start the WebAssembly runtime")?;
     match cli.command {
-        Command::Eval(args) => eval::run(&runtime, args),
-        Command::Inspect(args) => inspect::run(&runtime, args),
-        Command::Watch(args) => watch::run(&runtime, args),
+        Command::Eval(args) => eval::run(&runtime()?, args),
+        Command::Inspect(args) => inspect::run(&runtime()?, args),
+        Command::Watch(args) => watch::run(&runtime()?, args),
+        Command::Replay(args) => replay::run(&runtime()?, args),
         Command::Audit(args) => audit::run(args),
-        Command::Replay(args) => replay::run(&runtime, args),
+        Command::Queue(args) => queue::run_queue(args),
+        Command::Report(args) => queue::run_report(args),
     }
 }

@@ -17,6 +17,7 @@ use handoff_host::reload::{
 use handoff_host::{EvalError, Runtime, embedded};
 
 use super::audit::AuditLogArgs;
+use super::dispatching::{Dispatching, annotated};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -26,7 +27,8 @@ pub struct WatchArgs {
     #[arg(long, value_name = "DIR")]
     policies: Option<PathBuf>,
     /// Where the host keeps its state: the default policy directory, the
-    /// cache of compiled policies (`cache/`) and the audit log (`audit/`).
+    /// cache of compiled policies (`cache/`), the audit log (`audit/`) and
+    /// the handoff queues (`handoffs.db`).
     #[arg(long, value_name = "DIR", default_value = "handoff-data")]
     data: PathBuf,
     /// Work items, one JSON object per line, evaluated as they arrive. `-`
@@ -73,6 +75,7 @@ pub fn run(runtime: &Runtime, args: WatchArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let live = LivePolicies::open(runtime, &dir, Arc::new(sink))?;
+    let dispatching = Dispatching::open(&args.data, true)?;
     let options = WatchOptions::with_debounce(Duration::from_millis(args.debounce_ms));
     let _watcher = Watcher::start(live.clone(), options)?;
     let set = live.current();
@@ -91,11 +94,18 @@ pub fn run(runtime: &Runtime, args: WatchArgs) -> anyhow::Result<ExitCode> {
         Some(path) if path.as_os_str() == "-" => {
             for (index, line) in io::stdin().lock().split(b'\n').enumerate() {
                 let line = line.context("cannot read stdin")?;
-                evaluate_line(&mut evaluator, &audit, &mut out, index + 1, &line)?;
+                evaluate_line(
+                    &mut evaluator,
+                    &audit,
+                    &dispatching,
+                    &mut out,
+                    index + 1,
+                    &line,
+                )?;
             }
         }
         Some(path) => follow(path, |number, line| {
-            evaluate_line(&mut evaluator, &audit, &mut out, number, line)
+            evaluate_line(&mut evaluator, &audit, &dispatching, &mut out, number, line)
         })?,
     }
     // The input ended; the host keeps serving reloads until it is stopped.
@@ -149,6 +159,7 @@ fn follow(
 fn evaluate_line(
     evaluator: &mut LiveEvaluator,
     audit: &AuditLog,
+    dispatching: &Dispatching,
     out: &mut impl Write,
     number: usize,
     line: &[u8],
@@ -173,7 +184,9 @@ fn evaluate_line(
             audit
                 .record_decision(&item, &decision)
                 .with_context(|| format!("line {number}: cannot record the decision; stopping"))?;
-            serde_json::to_writer(&mut *out, &decision).context("cannot write a decision")?;
+            let dispatched = dispatching.dispatch(&item, &decision)?;
+            serde_json::to_writer(&mut *out, &annotated(&decision, &dispatched))
+                .context("cannot write a decision")?;
             out.write_all(b"\n").context("cannot write a decision")?;
             out.flush().context("cannot write a decision")?;
         }
