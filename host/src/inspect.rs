@@ -49,16 +49,9 @@ impl Report {
 pub fn inspect(runtime: &Runtime, bytes: &[u8]) -> Result<Report, LoadError> {
     check_header(bytes)?;
     let component = Component::new(runtime.engine(), bytes).map_err(LoadError::Compile)?;
-    let ty = component.component_type();
     let engine = runtime.engine();
-    let imports = ty
-        .imports(engine)
-        .map(|(name, item)| Import {
-            name: name.to_string(),
-            kind: kind_of(&item.ty),
-            grant: grant_for(name),
-        })
-        .collect();
+    let imports = imports_of(&component, engine);
+    let ty = component.component_type();
     let exports = ty
         .exports(engine)
         .map(|(name, item)| (name.to_string(), kind_of(&item.ty)))
@@ -76,6 +69,20 @@ pub fn inspect(runtime: &Runtime, bytes: &[u8]) -> Result<Report, LoadError> {
         imports,
         exports,
     })
+}
+
+/// Every import of a compiled component, with the sandbox's answer: what a
+/// loaded plugin reports to compliance without being compiled again.
+pub fn imports_of(component: &Component, engine: &wasmtime::Engine) -> Vec<Import> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, item)| Import {
+            name: name.to_string(),
+            kind: kind_of(&item.ty),
+            grant: grant_for(name),
+        })
+        .collect()
 }
 
 fn kind_of(item: &ComponentItem) -> &'static str {

@@ -21,6 +21,9 @@
 //!   and policy change, and what a candidate policy would have decided;
 //! - [`evaluator`]: running items through the set;
 //! - [`model`]: the JSON in and out;
+//! - [`dispatch`]: what each tier does, the durable handoff queues, SLA
+//!   clocks and the feedback report;
+//! - [`server`]: the HTTP API of `handoff serve`;
 //! - [`inspect`]: what a component imports and exports, for review.
 
 pub mod audit;
@@ -44,6 +47,7 @@ pub mod reload;
 pub mod replay;
 pub mod runtime;
 pub mod sandbox;
+pub mod server;
 pub mod stats;
 
 pub use evaluator::{EvalError, Evaluator};

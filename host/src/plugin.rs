@@ -4,15 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use wasmtime::component::Component;
-use wasmtime::{Engine, Store};
+use wasmtime::Store;
 
 use crate::bindings::{Policy, PolicyPre};
 use crate::engine::{EPOCH_TICK, Meters};
 use crate::fault::{FaultKind, classify};
 use crate::manifest::Manifest;
 use crate::runtime::{CompileOrigin, Runtime, sha256};
-use crate::sandbox::{Grant, PluginState, grant_for};
+use crate::sandbox::{Grant, PluginState};
 use crate::stats::{PluginStats, StatsSnapshot};
 
 /// What a policy says about itself, from its `metadata` export.
@@ -89,6 +88,9 @@ pub struct Plugin {
     /// Time to compile or load, validate and self-test it, in milliseconds:
     /// what a lifecycle record reports, so slow policies show up in review.
     pub load_ms: f64,
+    /// Every import and what the sandbox grants it: the capability report
+    /// compliance reviews for the serving version.
+    pub imports: Vec<crate::inspect::Import>,
     config: Arc<BTreeMap<String, String>>,
     pre: PolicyPre<PluginState>,
     meters: Meters,
@@ -144,7 +146,12 @@ impl Plugin {
         let digest = format!("sha256:{}", hex::encode(sha));
         let engine = runtime.engine();
         let (component, compiled) = runtime.compile(bytes, &sha).map_err(LoadError::Compile)?;
-        let refused = refused_imports(&component, engine);
+        let imports = crate::inspect::imports_of(&component, engine);
+        let refused: Vec<&str> = imports
+            .iter()
+            .filter(|i| i.grant == Grant::Refused)
+            .map(|i| i.name.as_str())
+            .collect();
         if !refused.is_empty() {
             return Err(LoadError::Forbidden(refused.join(", ")));
         }
@@ -159,6 +166,7 @@ impl Plugin {
             config: Arc::new(manifest.config.clone()),
             compiled,
             load_ms: 0.0,
+            imports,
             manifest,
             info: PolicyInfo {
                 name: String::new(),
@@ -280,16 +288,6 @@ pub fn digest_of(bytes: &[u8]) -> String {
 }
 
 /// Every import the capability policy refuses, by name.
-fn refused_imports(component: &Component, engine: &Engine) -> Vec<String> {
-    component
-        .component_type()
-        .imports(engine)
-        .map(|(name, _)| name)
-        .filter(|name| grant_for(name) == Grant::Refused)
-        .map(str::to_string)
-        .collect()
-}
-
 /// Tells a core module and a non-wasm file apart from a component before
 /// compiling, so the error says what the file actually is.
 pub(crate) fn check_header(bytes: &[u8]) -> Result<(), LoadError> {

@@ -161,7 +161,7 @@ pub fn load_one(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, (Str
 
 /// Reads every unit of `dir`. Manifests without a component come back as
 /// rejections: an operator who dropped one in expects it to do something.
-fn read_dir_sources(dir: &Path) -> Result<(Vec<PluginSource>, Vec<Rejection>), DirError> {
+pub fn read_dir_sources(dir: &Path) -> Result<(Vec<PluginSource>, Vec<Rejection>), DirError> {
     let mut sources = Vec::new();
     let mut rejected = Vec::new();
     for name in policy_dir::unit_names(dir)? {

@@ -75,8 +75,10 @@ pub struct AuditLogArgs {
     pub dir: Option<PathBuf>,
     /// When an audit record is on disk: `sync` (fsync before the decision
     /// is printed), `batch` (group commit every 5 ms or 256 records), `off`.
+    /// A host's handoff store follows it: `sync` syncs every commit, the
+    /// others survive a process crash and sync at checkpoints.
     #[arg(long, value_name = "MODE", default_value = "batch")]
-    durability: Durability,
+    pub durability: Durability,
     /// Store the item's `text` as a keyed hash. Masked records are marked
     /// not replayable.
     #[arg(long)]

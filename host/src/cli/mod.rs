@@ -3,10 +3,12 @@
 mod audit;
 mod dispatching;
 mod eval;
+mod host;
 mod inspect;
 mod queue;
 mod replay;
 mod report_text;
+mod serve;
 mod watch;
 
 use std::path::PathBuf;
@@ -32,6 +34,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the host: an HTTP API for agents (evaluate, fetch outcomes),
+    /// operators (the handoff queue) and compliance (policies, audit,
+    /// report, replay), with hot reload, the audit log and SLA clocks.
+    ///
+    /// Starts on the embedded reference policies (copied into the data
+    /// directory so they can be edited live) and listens on
+    /// 127.0.0.1:8080. Stop it with Ctrl-C or SIGTERM: requests in flight
+    /// finish, the audit log is flushed and the store closed.
+    Serve(serve::ServeArgs),
     /// Evaluate work items (JSON Lines) and print one decision per line.
     ///
     /// Decisions go to stdout as JSON Lines, a per-tier summary to stderr. A
@@ -126,6 +137,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Eval(args) => eval::run(&runtime()?, args),
         Command::Inspect(args) => inspect::run(&runtime()?, args),
+        Command::Serve(args) => serve::run(&runtime()?, args),
         Command::Watch(args) => watch::run(&runtime()?, args),
         Command::Replay(args) => replay::run(&runtime()?, args),
         Command::Audit(args) => audit::run(args),

@@ -5,87 +5,40 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use handoff_host::audit::AuditLog;
 use handoff_host::model::WorkItem;
-use handoff_host::reload::{
-    LifecycleEvent, LifecycleSink, LiveEvaluator, LivePolicies, WatchOptions, Watcher,
-};
-use handoff_host::{EvalError, Runtime, embedded};
+use handoff_host::reload::LiveEvaluator;
+use handoff_host::{EvalError, Runtime};
 
-use super::audit::AuditLogArgs;
 use super::dispatching::{Dispatching, annotated};
+use super::host::{HostArgs, LiveHost};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
-    /// Directory of policies to serve and watch. Defaults to `policies/`
-    /// under the data directory, created with the reference policies when
-    /// it does not exist yet.
-    #[arg(long, value_name = "DIR")]
-    policies: Option<PathBuf>,
-    /// Where the host keeps its state: the default policy directory, the
-    /// cache of compiled policies (`cache/`), the audit log (`audit/`) and
-    /// the handoff queues (`handoffs.db`).
-    #[arg(long, value_name = "DIR", default_value = "handoff-data")]
-    data: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
     /// Work items, one JSON object per line, evaluated as they arrive. `-`
     /// reads stdin; a file is followed like `tail -f`. Without it, the host
     /// only watches and reports reloads.
     #[arg(long, value_name = "FILE|-")]
     input: Option<PathBuf>,
-    /// Quiet interval, in milliseconds, before a file written in place is
-    /// reloaded (a copy may still be in progress). A file renamed into place
-    /// is complete and reloads after 10 ms.
-    #[arg(long, value_name = "MS", default_value_t = 100)]
-    debounce_ms: u64,
-    /// Compile every policy at start instead of using the artifact cache.
-    #[arg(long)]
-    no_cache: bool,
-    /// The audit trail. A watching host always keeps one: in `audit/` under
-    /// the data directory unless `--audit` names another.
-    #[command(flatten)]
-    audit: AuditLogArgs,
 }
 
 /// How often a followed input file is checked for new lines.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
 
 pub fn run(runtime: &Runtime, args: WatchArgs) -> anyhow::Result<ExitCode> {
-    let dir = policy_dir(&args)?;
-    let mut runtime = runtime.clone();
-    if !args.no_cache {
-        runtime = runtime
-            .with_cache(&args.data.join("cache"))
-            .context("cannot open the artifact cache")?;
-    }
-    let audit_dir = args
-        .audit
-        .dir
-        .clone()
-        .unwrap_or_else(|| args.data.join("audit"));
-    let audit = Arc::new(args.audit.open(&audit_dir)?);
-    let sink = {
-        let audit = audit.clone();
-        move |event: &LifecycleEvent| {
-            eprintln!("handoff: {event}");
-            audit.record(event);
-        }
-    };
-    let live = LivePolicies::open(runtime, &dir, Arc::new(sink))?;
-    let dispatching = Dispatching::open(&args.data, true)?;
-    let options = WatchOptions::with_debounce(Duration::from_millis(args.debounce_ms));
-    let _watcher = Watcher::start(live.clone(), options)?;
-    let set = live.current();
+    let host = LiveHost::open(runtime, &args.host, |_| {})?;
+    let dispatching = Dispatching::open(&args.host.data, true)?;
     eprintln!(
-        "handoff: watching {} (generation {}, {} serving; audit log in {})",
-        dir.display(),
-        set.generation(),
-        set.plugins().len(),
-        audit_dir.display()
+        "handoff: watching {} for changes",
+        host.live.dir().display()
     );
+    let audit = host.audit.clone();
+    let live = host.live.clone();
 
     let mut evaluator = LiveEvaluator::new(live);
     let mut out = io::stdout().lock();
@@ -112,23 +65,6 @@ pub fn run(runtime: &Runtime, args: WatchArgs) -> anyhow::Result<ExitCode> {
     loop {
         std::thread::park();
     }
-}
-
-/// The directory to serve, seeding the default one on first use.
-fn policy_dir(args: &WatchArgs) -> anyhow::Result<PathBuf> {
-    if let Some(dir) = &args.policies {
-        return Ok(dir.clone());
-    }
-    let dir = args.data.join("policies");
-    if !dir.exists() {
-        embedded::write_to(&dir)
-            .with_context(|| format!("cannot create policy directory {}", dir.display()))?;
-        eprintln!(
-            "handoff: created {} with the reference policies",
-            dir.display()
-        );
-    }
-    Ok(dir)
 }
 
 /// Reads `path` line by line, then keeps reading lines appended to it. A

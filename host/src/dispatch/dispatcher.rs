@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::clock::Clock;
 use super::handoff::{DrivingReason, Handoff, Resolution, TransferPayload};
 use super::store::{
-    Breach, DecisionRow, Escalation, HandoffStore, ListFilter, NewHandoff, StoreError,
+    Breach, DecisionRow, Escalation, HandoffStore, ListFilter, NewHandoff, QueueDepth, StoreError,
 };
 use crate::model::{Decision, Tier, WorkItem};
 
@@ -258,6 +258,11 @@ impl<S: HandoffStore> Dispatcher<S> {
     /// Returns a claimed handoff to the queue.
     pub async fn release(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
         self.store.release(id, worker, self.clock.now()).await
+    }
+
+    /// Unresolved handoffs by tier, role and state, for monitoring.
+    pub async fn depth(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        self.store.depth(self.clock.now()).await
     }
 
     /// Handoffs matching `filter`.

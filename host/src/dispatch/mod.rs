@@ -23,5 +23,5 @@ pub use dispatcher::{DispatchConfig, Dispatched, Dispatcher, SlaEvent, TierPolic
 pub use handoff::{Handoff, HandoffState, Outcome, Resolution, TransferPayload};
 pub use report::{Report, ReportOptions, report};
 pub use sla::spawn_sla_clock;
-pub use sqlite::SqliteStore;
-pub use store::{Breach, Event, HandoffStore, ListFilter, StoreError};
+pub use sqlite::{Commit, SqliteStore};
+pub use store::{Breach, Event, HandoffStore, ListFilter, QueueDepth, StoreError};

@@ -20,7 +20,8 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use super::handoff::{Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload};
 use super::store::{
-    Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, StoreError,
+    Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
+    StoreError,
 };
 use crate::model::Tier;
 
@@ -80,6 +81,21 @@ CREATE INDEX IF NOT EXISTS events_by_handoff ON events (handoff);
 const NEXT_DEADLINE: &str =
     "CASE WHEN acked_at IS NULL THEN ack_deadline ELSE resolve_deadline END";
 
+/// When a committed change is on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Commit {
+    /// Synced at every commit (`synchronous = FULL`): a committed change
+    /// survives a power cut. Costs an `fsync` per state change, which
+    /// bounds a server at a few thousand decisions a second.
+    #[default]
+    Synced,
+    /// Written to the WAL at every commit and synced at checkpoints
+    /// (`synchronous = NORMAL`): a committed change survives a crash or kill
+    /// of the process; a power cut can lose the last commits, never corrupt
+    /// the database. What the audit log's `batch` durability promises too.
+    Written,
+}
+
 /// The SQLite handoff store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -88,8 +104,15 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `handoffs.db` in `dir`.
+    /// Opens (creating if needed) `handoffs.db` in `dir`, syncing every
+    /// commit to disk.
     pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(dir, Commit::Synced).await
+    }
+
+    /// Opens (creating if needed) `handoffs.db` in `dir`, with `commit`
+    /// deciding when a commit is on stable storage.
+    pub async fn open_with(dir: &Path, commit: Commit) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Corrupt {
             what: dir.display().to_string(),
             detail: format!("cannot create the data directory: {e}"),
@@ -99,9 +122,10 @@ impl SqliteStore {
             .filename(&path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a committed state change survives a power cut, not only
-            // a crash of the process.
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(match commit {
+                Commit::Synced => SqliteSynchronous::Full,
+                Commit::Written => SqliteSynchronous::Normal,
+            })
             .busy_timeout(StdDuration::from_secs(30))
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
@@ -187,10 +211,10 @@ async fn commit_with_event(
     Ok(changed)
 }
 
-async fn insert_decision(
-    tx: &mut Transaction<'static, Sqlite>,
-    decision: &DecisionRow,
-) -> Result<(), StoreError> {
+async fn insert_decision<'e, E>(executor: E, decision: &DecisionRow) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
     sqlx::query(
         "INSERT INTO decisions (item_id, tier, driver, reason_code, confidence, at) VALUES (?, ?, ?, ?, ?, ?)",
     )
@@ -200,17 +224,16 @@ async fn insert_decision(
     .bind(&decision.reason_code)
     .bind(decision.confidence)
     .bind(millis(decision.at))
-    .execute(&mut **tx)
+    .execute(executor)
     .await?;
     Ok(())
 }
 
 impl HandoffStore for SqliteStore {
     async fn record_decision(&self, decision: &DecisionRow) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        insert_decision(&mut tx, decision).await?;
-        tx.commit().await?;
-        Ok(())
+        // One statement commits atomically on its own: no transaction
+        // round trips on the path every decision takes.
+        insert_decision(&self.pool, decision).await
     }
 
     async fn count_attempt(&self, item_id: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
@@ -287,7 +310,7 @@ impl HandoffStore for SqliteStore {
         .bind(payload)
         .execute(&mut *tx)
         .await?;
-        insert_decision(&mut tx, decision).await?;
+        insert_decision(&mut *tx, decision).await?;
         insert_event(
             &mut tx,
             &handoff.id,
@@ -621,6 +644,31 @@ impl HandoffStore for SqliteStore {
                         what: "events.detail".into(),
                         detail: e.to_string(),
                     })?,
+                })
+            })
+            .collect()
+    }
+
+    async fn depth(&self, now: DateTime<Utc>) -> Result<Vec<QueueDepth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tier, role,
+                CASE WHEN state != 'queued' AND (lease_expires IS NULL OR lease_expires <= ?)
+                     THEN 'queued' ELSE state END AS live_state,
+                COUNT(*) AS n
+             FROM handoffs WHERE state != 'resolved'
+             GROUP BY tier, role, live_state ORDER BY tier, role, live_state",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = row.try_get("n")?;
+                Ok(QueueDepth {
+                    tier: parse(row, "tier")?,
+                    role: row.try_get("role")?,
+                    state: parse(row, "live_state")?,
+                    count: u64::try_from(count).unwrap_or(0),
                 })
             })
             .collect()

@@ -110,6 +110,19 @@ pub struct ListFilter {
     pub item_id: Option<String>,
 }
 
+/// How many unresolved handoffs wait in one queue, in one state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueDepth {
+    /// The tier.
+    pub tier: Tier,
+    /// The role the queue serves.
+    pub role: String,
+    /// `queued`, `claimed` or `acknowledged`.
+    pub state: HandoffState,
+    /// How many.
+    pub count: u64,
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -260,4 +273,12 @@ pub trait HandoffStore: Send + Sync {
 
     /// Every recorded decision, for the report.
     fn decisions(&self) -> impl Future<Output = Result<Vec<DecisionRow>, StoreError>> + Send;
+
+    /// Unresolved handoffs counted by tier, role and state, as monitoring
+    /// scrapes them: counted by the database, never loaded. An expired lease
+    /// counts as `queued`.
+    fn depth(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<QueueDepth>, StoreError>> + Send;
 }
