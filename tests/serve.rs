@@ -815,6 +815,81 @@ fn the_servers_sla_clock_escalates_a_missed_deadline_and_counts_it() {
 }
 
 #[test]
+fn a_burst_of_slow_evaluations_waits_for_the_configured_evaluators() {
+    // A plugin that spins until its 50 ms deadline: every evaluation is
+    // slow, so a burst overlaps for real. The server holds at most
+    // `evaluators` of them (each with warm instances from a finite pool)
+    // and queues the rest, instead of growing without bound.
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir_all(&policies).unwrap();
+    std::fs::write(
+        policies.join("hostile.wasm"),
+        handoff_test_fixtures::HOSTILE,
+    )
+    .unwrap();
+    std::fs::write(
+        policies.join("hostile.toml"),
+        "[limits]\ndeadline-ms = 50\nfuel = 10_000_000_000\n[config]\nmode = \"loop\"\n",
+    )
+    .unwrap();
+    let config = dir.path().join("serve.toml");
+    std::fs::write(&config, "evaluators = 3\n").unwrap();
+    let server = Arc::new(Server::start(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--policies",
+            policies.to_str().unwrap(),
+        ],
+    ));
+    let start = Arc::new(std::sync::Barrier::new(24));
+    let clients: Vec<_> = (0..24)
+        .map(|n| {
+            let (server, start) = (server.clone(), start.clone());
+            thread::spawn(move || {
+                start.wait();
+                server.post(
+                    "/v1/evaluate",
+                    None,
+                    &item(&format!("slow-{n}"), "reply", 0.95, None),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(
+        server.get("/healthz", None).0,
+        200,
+        "the server answers meanwhile"
+    );
+    for client in clients {
+        let (status, decided) = client.join().unwrap();
+        assert_eq!(status, 200, "{decided}");
+        // The fault fails to a human, as its failure mode says.
+        assert_eq!(
+            decided["reason_code"], "plugin-fault.deadline-exceeded",
+            "{decided}"
+        );
+    }
+    let (_, metrics) = server.get("/metrics", None);
+    let metrics = metrics.as_str().unwrap();
+    assert!(
+        metrics.contains(
+            "handoff_plugin_faults_total{plugin=\"hostile\",kind=\"deadline-exceeded\"} 24"
+        ),
+        "{metrics}"
+    );
+    let evaluators = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("handoff_evaluators "))
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    assert!((1..=3).contains(&evaluators), "{evaluators} evaluators");
+}
+
+#[test]
 fn the_openapi_document_describes_exactly_the_served_routes() {
     let document: Value = serde_json::from_str(handoff_host::server::monitoring::OPENAPI).unwrap();
     let mut documented = BTreeSet::new();

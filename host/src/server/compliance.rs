@@ -273,11 +273,18 @@ pub async fn candidate_replay(
             "`plugin` must be a plugin name, not a path",
         ));
     }
-    let app = app.clone();
-    tokio::task::spawn_blocking(move || replay_candidate(&app, &name, wasm, recent))
-        .await
-        .map_err(|e| ApiError::internal("the replay did not finish", e))?
-        .map(Json)
+    // A replay instantiates the candidate set: it takes an evaluator's
+    // slot like any evaluation.
+    let slot = app.evaluation_slot().await;
+    let worker = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let replayed = replay_candidate(&worker, &name, wasm, recent);
+        drop(slot);
+        replayed
+    })
+    .await
+    .map_err(|e| ApiError::internal("the replay did not finish", e))?
+    .map(Json)
 }
 
 fn replay_candidate(

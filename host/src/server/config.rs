@@ -6,6 +6,7 @@
 //! candidate-limit-bytes = 16777216
 //! max-batch = 1000
 //! max-wait-secs = 60
+//! evaluators = 2          # default: the number of CPUs
 //!
 //! [tokens]
 //! agent = ["..."]
@@ -38,6 +39,12 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// The longest long-poll a caller may ask for.
     pub max_wait_secs: u64,
+    /// Requests evaluating at once; the rest wait their turn. Each holds
+    /// warm instances of every plugin, and the instance pool is finite, so
+    /// this bounds memory and keeps a burst of requests from running the
+    /// pool dry (which would fail items to humans). Default: the number of
+    /// CPUs.
+    pub evaluators: Option<usize>,
     /// Bearer tokens by role.
     pub tokens: TokenLists,
 }
@@ -68,6 +75,7 @@ impl Default for ServerConfig {
             candidate_limit_bytes: 16 << 20,
             max_batch: 1000,
             max_wait_secs: 60,
+            evaluators: None,
             tokens: TokenLists::default(),
         }
     }
@@ -100,6 +108,14 @@ pub enum ConfigError {
         /// Its minimum.
         min: u64,
     },
+    /// A limit past what the host can honour.
+    #[error("config: `{key}` must be at most {max}")]
+    TooLarge {
+        /// The key.
+        key: &'static str,
+        /// Its maximum.
+        max: u64,
+    },
     /// An open server on a reachable address.
     #[error(
         "refusing to listen on {0} with no tokens configured: anyone who can reach it could \
@@ -110,7 +126,21 @@ pub enum ConfigError {
     OpenOnNetwork(SocketAddr),
 }
 
+/// The most evaluators a server runs: with a few plugins each, well inside
+/// the instance pool (`engine::POOL_INSTANCES`), leaving room for the trial
+/// instances a reload or a replay needs.
+pub const MAX_EVALUATORS: usize = 32;
+
 impl ServerConfig {
+    /// Requests evaluating at once.
+    pub fn evaluator_count(&self) -> usize {
+        self.evaluators.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, usize::from)
+                .min(MAX_EVALUATORS)
+        })
+    }
+
     /// Reads `path`, or the defaults without one.
     pub fn load(path: Option<&Path>) -> Result<ServerConfig, ConfigError> {
         let config: ServerConfig = match path {
@@ -134,10 +164,17 @@ impl ServerConfig {
                 1024,
             ),
             ("max-batch", config.max_batch as u64, 1),
+            ("evaluators", config.evaluators.unwrap_or(1) as u64, 1),
         ] {
             if value < min {
                 return Err(ConfigError::TooSmall { key, min });
             }
+        }
+        if config.evaluators.is_some_and(|n| n > MAX_EVALUATORS) {
+            return Err(ConfigError::TooLarge {
+                key: "evaluators",
+                max: MAX_EVALUATORS as u64,
+            });
         }
         Ok(config)
     }

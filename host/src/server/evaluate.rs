@@ -45,9 +45,14 @@ pub async fn evaluate(
     let body = body?;
     let (items, batch) = parse_items(&body, app.config.max_batch)?;
     let worker = app.clone();
-    let decided = tokio::task::spawn_blocking(move || decide(&worker, items))
-        .await
-        .map_err(|e| ApiError::internal("evaluation did not finish", e))??;
+    let slot = app.evaluation_slot().await;
+    let decided = tokio::task::spawn_blocking(move || {
+        let decided = decide(&worker, items);
+        drop(slot);
+        decided
+    })
+    .await
+    .map_err(|e| ApiError::internal("evaluation did not finish", e))??;
     let mut results = Vec::with_capacity(decided.len());
     for (item, decision) in decided {
         app.metrics.observe_decision(&decision);

@@ -32,6 +32,7 @@ pub struct Metrics {
     plugin_seconds: HistogramFamily,
     plugin_fuel: Family<Labels, Counter>,
     queue_depth: Family<Labels, Gauge>,
+    evaluators: Gauge,
     sla_breaches: Family<Labels, Counter>,
     reloads: Family<Labels, Counter>,
 }
@@ -88,6 +89,12 @@ impl Metrics {
             "Unresolved handoffs, by tier, role and state",
             queue_depth.clone(),
         );
+        let evaluators = Gauge::default();
+        registry.register(
+            "evaluators",
+            "Evaluators (each with warm instances of every plugin) the server holds",
+            evaluators.clone(),
+        );
         let sla_breaches = Family::<Labels, Counter>::default();
         registry.register(
             "sla_breaches",
@@ -108,6 +115,7 @@ impl Metrics {
             plugin_seconds,
             plugin_fuel,
             queue_depth,
+            evaluators,
             sla_breaches,
             reloads,
         }
@@ -170,8 +178,15 @@ impl Metrics {
             .inc();
     }
 
-    /// The text exposition, with queue depth as of `depth`.
-    pub fn render(&self, depth: &[QueueDepth]) -> Result<String, std::fmt::Error> {
+    /// The text exposition, with queue depth as of `depth` and the size of
+    /// the evaluator pool.
+    pub fn render(
+        &self,
+        depth: &[QueueDepth],
+        evaluators: usize,
+    ) -> Result<String, std::fmt::Error> {
+        self.evaluators
+            .set(i64::try_from(evaluators).unwrap_or(i64::MAX));
         self.queue_depth.clear();
         for queue in depth {
             self.queue_depth

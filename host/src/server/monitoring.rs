@@ -47,7 +47,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> Result<Response, ApiError> 
     let depth = app.dispatcher.depth().await?;
     let text = app
         .metrics
-        .render(&depth)
+        .render(&depth, app.evaluators.size())
         .map_err(|e| ApiError::internal("cannot render metrics", e))?;
     Ok((
         [(
