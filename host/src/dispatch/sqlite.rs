@@ -1,8 +1,9 @@
 //! The embedded handoff store: SQLite in WAL mode, in the data directory.
 //!
-//! Every write runs in a `BEGIN IMMEDIATE` transaction, so a transaction
-//! that reads before it writes never has to upgrade its lock; SQLite then
-//! serializes writers, which is what makes a claim exclusive. Other
+//! Every state change runs in a `BEGIN IMMEDIATE` transaction, so a
+//! transaction that reads before it writes never has to upgrade its lock;
+//! SQLite then serializes writers, which is what makes a claim exclusive.
+//! (A decision's own row is a single `INSERT`, atomic by itself.) Other
 //! processes (`handoff queue ...` beside a running host) wait on the busy
 //! timeout rather than fail.
 
