@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use handoff_host::dispatch::{
-    DispatchConfig, Dispatched, Dispatcher, SqliteStore, SystemClock, spawn_sla_clock,
+    DispatchConfig, Dispatched, Dispatcher, SlaEvent, SqliteStore, SystemClock, spawn_sla_clock,
 };
 use handoff_host::model::{Decision, WorkItem};
+use tokio::task::JoinHandle;
 
-/// How often a watching host checks SLA deadlines.
+/// How often a running host checks SLA deadlines.
 const SLA_TICK: Duration = Duration::from_secs(1);
 
 /// A dispatcher on the embedded store, with the runtime it runs on.
@@ -39,17 +40,8 @@ impl Dispatching {
             DispatchConfig::default(),
         ));
         if sla_clock {
-            let (sender, mut events) = tokio::sync::broadcast::channel(256);
             let _guard = runtime.enter();
-            spawn_sla_clock(dispatcher.clone(), SLA_TICK, sender);
-            runtime.spawn(async move {
-                while let Ok(event) = events.recv().await {
-                    match serde_json::to_string(&event) {
-                        Ok(json) => eprintln!("handoff: sla {json}"),
-                        Err(error) => tracing::error!(%error, "cannot print an SLA event"),
-                    }
-                }
-            });
+            start_sla_clock(dispatcher.clone(), |_| {});
         }
         Ok(Dispatching {
             runtime,
@@ -63,6 +55,27 @@ impl Dispatching {
             .block_on(self.dispatcher.dispatch(item, decision))
             .with_context(|| format!("cannot dispatch the decision on {}", item.id))
     }
+}
+
+/// Starts the SLA clocks on the current tokio runtime. Every breach acted
+/// on is printed to stderr as `handoff: sla {json}` and handed to `observe`.
+/// Returns the clock and the printer tasks.
+pub fn start_sla_clock(
+    dispatcher: Arc<Dispatcher<SqliteStore>>,
+    observe: impl Fn(&SlaEvent) + Send + 'static,
+) -> [JoinHandle<()>; 2] {
+    let (sender, mut events) = tokio::sync::broadcast::channel(256);
+    let clock = spawn_sla_clock(dispatcher, SLA_TICK, sender);
+    let printer = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            observe(&event);
+            match serde_json::to_string(&event) {
+                Ok(json) => eprintln!("handoff: sla {json}"),
+                Err(error) => tracing::error!(%error, "cannot print an SLA event"),
+            }
+        }
+    });
+    [clock, printer]
 }
 
 /// The decision as printed when it was dispatched: its own fields plus a

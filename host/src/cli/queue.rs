@@ -194,18 +194,8 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
             note,
             warranted,
         } => {
-            let outcome = match (outcome.as_str(), correction) {
-                ("approved", None) => Outcome::Approved,
-                ("rejected", None) => Outcome::Rejected,
-                ("corrected", Some(correction)) => Outcome::Corrected { correction },
-                ("corrected", None) => {
-                    anyhow::bail!("--outcome corrected needs --correction saying what changed")
-                }
-                (other, Some(_)) => {
-                    anyhow::bail!("--correction only goes with --outcome corrected, not {other}")
-                }
-                (other, None) => anyhow::bail!("unknown outcome `{other}`"),
-            };
+            let outcome = Outcome::from_parts(&outcome, correction)
+                .map_err(|e| anyhow::anyhow!("{e} (--outcome, --correction)"))?;
             let resolution = Resolution {
                 outcome,
                 note,

@@ -6,23 +6,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use handoff_host::Runtime;
 use handoff_host::audit::Durability;
-use handoff_host::dispatch::{
-    Commit, DispatchConfig, Dispatcher, SqliteStore, SystemClock, spawn_sla_clock,
-};
+use handoff_host::dispatch::{Commit, DispatchConfig, Dispatcher, SqliteStore, SystemClock};
 use handoff_host::server::{self, App, Metrics, ServerConfig, check_exposure};
 
+use super::dispatching::start_sla_clock;
 use super::host::{HostArgs, LiveHost};
 
 /// Where the server listens when neither the flag nor the config file says.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
-
-/// How often the SLA clocks look for missed deadlines.
-const SLA_TICK: Duration = Duration::from_secs(1);
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -82,17 +77,9 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
             Arc::new(SystemClock),
             DispatchConfig::default(),
         ));
-        let (sla_events, mut sla_feed) = tokio::sync::broadcast::channel(256);
-        let sla_clock = spawn_sla_clock(dispatcher.clone(), SLA_TICK, sla_events);
         let sla_metrics = metrics.clone();
-        let sla_printer = tokio::spawn(async move {
-            while let Ok(event) = sla_feed.recv().await {
-                sla_metrics.observe_sla(&event);
-                match serde_json::to_string(&event) {
-                    Ok(json) => eprintln!("handoff: sla {json}"),
-                    Err(error) => tracing::error!(%error, "cannot print an SLA event"),
-                }
-            }
+        let sla_tasks = start_sla_clock(dispatcher.clone(), move |event| {
+            sla_metrics.observe_sla(event)
         });
 
         let app = Arc::new(App::new(
@@ -115,8 +102,9 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
             .context("the server stopped with an error")?;
 
         eprintln!("handoff: stopping: in-flight requests finished");
-        sla_clock.abort();
-        sla_printer.abort();
+        for task in sla_tasks {
+            task.abort();
+        }
         host.audit
             .flush()
             .context("cannot flush the audit log on shutdown")?;

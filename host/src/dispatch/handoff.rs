@@ -82,11 +82,40 @@ impl Outcome {
         }
     }
 
+    /// The outcome named `name`, with the correction a `corrected` outcome
+    /// must carry and the others must not: one rule for every way a human
+    /// resolves (the command line and the API).
+    pub fn from_parts(name: &str, correction: Option<String>) -> Result<Outcome, OutcomeError> {
+        let correction = correction.filter(|c| !c.trim().is_empty());
+        match (name, correction) {
+            ("approved", None) => Ok(Outcome::Approved),
+            ("rejected", None) => Ok(Outcome::Rejected),
+            ("corrected", Some(correction)) => Ok(Outcome::Corrected { correction }),
+            ("corrected", None) => Err(OutcomeError::MissingCorrection),
+            ("approved" | "rejected", Some(_)) => Err(OutcomeError::StrayCorrection(name.into())),
+            (other, _) => Err(OutcomeError::Unknown(other.into())),
+        }
+    }
+
     /// Whether the agent's work was wrong: what threshold calibration counts
     /// as an error.
     pub fn agent_was_wrong(&self) -> bool {
         !matches!(self, Outcome::Approved)
     }
+}
+
+/// Why a resolution's outcome is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OutcomeError {
+    /// Not one of the three outcomes.
+    #[error("unknown outcome `{0}`; expected approved, corrected or rejected")]
+    Unknown(String),
+    /// `corrected` without saying what went out instead.
+    #[error("outcome `corrected` needs a correction saying what went out instead")]
+    MissingCorrection,
+    /// A correction on an outcome that changed nothing.
+    #[error("a correction only goes with outcome `corrected`, not `{0}`")]
+    StrayCorrection(String),
 }
 
 /// A human's resolution of a handoff: the feedback that calibrates policies.

@@ -20,7 +20,7 @@ pub mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::{DispatchConfig, Dispatched, Dispatcher, SlaEvent, TierPolicy};
-pub use handoff::{Handoff, HandoffState, Outcome, Resolution, TransferPayload};
+pub use handoff::{Handoff, HandoffState, Outcome, OutcomeError, Resolution, TransferPayload};
 pub use report::{Report, ReportOptions, report};
 pub use sla::spawn_sla_clock;
 pub use sqlite::{Commit, SqliteStore};

@@ -3,6 +3,7 @@
 //! feedback report, and a replay of recent decisions against a candidate
 //! policy that is never activated.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -16,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::app::App;
 use super::error::ApiError;
-use crate::audit::{Body, Filter, query, verify};
+use crate::audit::{AuditLog, Body, Entry, Filter, query, verify};
 use crate::dispatch::{HandoffStore, ListFilter, Report, ReportOptions, report};
 use crate::evaluator::Evaluator;
 use crate::fault::FailureMode;
@@ -116,14 +117,9 @@ pub async fn policies(State(app): State<Arc<App>>) -> Json<PoliciesView> {
 /// if not. A broken chain is a finding, so it is a 200 with `intact: false`.
 pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
     let audit = app.audit.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        audit.flush()?;
-        let files = audit.files()?;
-        Ok::<_, crate::audit::AuditError>(verify(&files))
-    })
-    .await
-    .map_err(|e| ApiError::internal("verification did not finish", e))?
-    .map_err(|e| ApiError::internal("cannot read the audit log", e))?;
+    let outcome = tokio::task::spawn_blocking(move || log_files(&audit).map(|f| verify(&f)))
+        .await
+        .map_err(|e| ApiError::internal("verification did not finish", e))??;
     Ok(Json(match outcome {
         Ok(verified) => json!({
             "intact": true,
@@ -173,21 +169,21 @@ pub async fn audit_query(
         item: query.item,
     };
     let audit = app.audit.clone();
-    let entries = tokio::task::spawn_blocking(move || {
-        audit.flush().map_err(|e| e.to_string())?;
-        let files = audit.files().map_err(|e| e.to_string())?;
-        query::read(&files).map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::internal("the audit query did not finish", e))?
-    .map_err(|e| ApiError::internal("cannot read the audit log", e))?;
-    let matching: Vec<Value> = entries
+    let entries = tokio::task::spawn_blocking(move || read_log(&audit))
+        .await
+        .map_err(|e| ApiError::internal("the audit query did not finish", e))??;
+    let matching: Vec<&Entry> = entries
         .iter()
         .filter(|entry| filter.matches(&entry.record))
-        .map(|entry| serde_json::from_str(&entry.line).unwrap_or(Value::Null))
         .collect();
+    // Only the records answered are turned back into JSON values.
     let skip = matching.len().saturating_sub(limit);
-    Ok(Json(matching.into_iter().skip(skip).collect()))
+    Ok(Json(
+        matching[skip..]
+            .iter()
+            .map(|entry| serde_json::from_str(&entry.line).unwrap_or(Value::Null))
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -322,15 +318,7 @@ fn replay_candidate(
             format!("the candidate `{name}` would be rejected: {reason}"),
         ));
     };
-    app.audit
-        .flush()
-        .map_err(|e| ApiError::internal("cannot flush the audit log", e))?;
-    let files = app
-        .audit
-        .files()
-        .map_err(|e| ApiError::internal("cannot list the audit log", e))?;
-    let entries = query::read(&files).map_err(|e| ApiError::internal("cannot read the log", e))?;
-    let decisions: Vec<_> = entries
+    let decisions: Vec<_> = read_log(&app.audit)?
         .into_iter()
         .filter(|e| matches!(e.record.body, Body::Decision(_)))
         .collect();
@@ -338,4 +326,17 @@ fn replay_candidate(
     let mut evaluator = Evaluator::new(Arc::new(set));
     let report = replay(&decisions[skip..], &mut evaluator);
     Ok(ReplayView { candidate, report })
+}
+
+/// The audit log's files, with every record appended so far written out.
+fn log_files(audit: &AuditLog) -> Result<Vec<PathBuf>, ApiError> {
+    audit
+        .flush()
+        .and_then(|()| audit.files())
+        .map_err(|e| ApiError::internal("cannot read the audit log", e))
+}
+
+/// Every record of the audit log.
+fn read_log(audit: &AuditLog) -> Result<Vec<Entry>, ApiError> {
+    query::read(&log_files(audit)?).map_err(|e| ApiError::internal("cannot read the audit log", e))
 }

@@ -14,7 +14,9 @@ use tokio::time::Instant;
 use super::app::App;
 use super::body;
 use super::error::ApiError;
-use crate::dispatch::{Handoff, HandoffState, HandoffStore, ListFilter, Outcome, Resolution};
+use crate::dispatch::{
+    Handoff, HandoffState, HandoffStore, ListFilter, Outcome, OutcomeError, Resolution,
+};
 
 /// How often a long poll looks at the store for a resolution made by
 /// another process (`handoff queue resolve`); this server's own resolutions
@@ -137,19 +139,11 @@ fn worker_of(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
     Ok(nonempty("worker", &request.worker)?.to_string())
 }
 
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum OutcomeName {
-    Approved,
-    Corrected,
-    Rejected,
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
     worker: String,
-    outcome: OutcomeName,
+    outcome: String,
     correction: Option<String>,
     #[serde(default)]
     note: String,
@@ -165,25 +159,13 @@ pub async fn resolve(
 ) -> Result<Json<Handoff>, ApiError> {
     let request: ResolveBody = body::parse(&body?)?;
     let worker = nonempty("worker", &request.worker)?;
-    let outcome = match (request.outcome, request.correction) {
-        (OutcomeName::Corrected, Some(correction)) if !correction.trim().is_empty() => {
-            Outcome::Corrected { correction }
-        }
-        (OutcomeName::Corrected, _) => {
-            return Err(ApiError::invalid_field(
-                "correction",
-                "`correction` is required with outcome `corrected`: say what went out instead",
-            ));
-        }
-        (_, Some(_)) => {
-            return Err(ApiError::invalid_field(
-                "correction",
-                "`correction` only goes with outcome `corrected`",
-            ));
-        }
-        (OutcomeName::Approved, None) => Outcome::Approved,
-        (OutcomeName::Rejected, None) => Outcome::Rejected,
-    };
+    let outcome = Outcome::from_parts(&request.outcome, request.correction).map_err(|e| {
+        let field = match e {
+            OutcomeError::Unknown(_) => "outcome",
+            OutcomeError::MissingCorrection | OutcomeError::StrayCorrection(_) => "correction",
+        };
+        ApiError::invalid_field(field, format!("`{field}`: {e}"))
+    })?;
     let resolution = Resolution {
         outcome,
         note: request.note,
