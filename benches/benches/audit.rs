@@ -15,10 +15,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use handoff_audit::record::{GENESIS, encode};
+use handoff_audit::{AuditLog, AuditOptions, Body, DecisionRecord, Durability};
 use handoff_benches::*;
-use handoff_host::audit::record::{GENESIS, encode};
-use handoff_host::audit::{AuditLog, AuditOptions, Body, DecisionRecord, Durability};
-use handoff_host::{Evaluator, Runtime};
+use handoff_policy::{Evaluator, Runtime};
 
 /// Items per measured iteration.
 const BATCH: usize = 100;

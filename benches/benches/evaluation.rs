@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use handoff_benches::*;
-use handoff_host::engine::Meters;
-use handoff_host::{Evaluator, PolicySet, Runtime};
+use handoff_policy::{Evaluator, Meters, PolicySet, Runtime};
 use handoff_sdk::Policy;
 
 fn runtime(meters: Meters) -> Runtime {
@@ -25,50 +24,19 @@ fn runtime(meters: Meters) -> Runtime {
 
 fn stages(c: &mut Criterion) {
     let runtime = runtime(Meters::default());
-    let item = representative_item().to_wit();
+    let item = representative_item();
     let mut group = c.benchmark_group("stage");
     for name in POLICIES {
         let set = set(&runtime, &[name], "");
-        let plugin = &set.plugins()[0];
-        let mut instance = plugin.instantiate().expect("instantiates");
-        plugin.arm(&mut instance.store);
-        let store = &mut instance.store;
-        let policy = &instance.policy;
-        let classification = policy
-            .call_classify(&mut *store, &item)
-            .expect("classifies");
-        let assessment = policy
-            .call_score(&mut *store, &item, &classification)
-            .expect("scores");
+        let mut probe = set.plugins()[0].stage_probe(&item).expect("instantiates");
         group.bench_function(BenchmarkId::new(name, "classify"), |b| {
-            b.iter(|| {
-                plugin.arm(store);
-                black_box(
-                    policy
-                        .call_classify(&mut *store, black_box(&item))
-                        .expect("classifies"),
-                )
-            })
+            b.iter(|| probe.classify().expect("classifies"))
         });
         group.bench_function(BenchmarkId::new(name, "score"), |b| {
-            b.iter(|| {
-                plugin.arm(store);
-                black_box(
-                    policy
-                        .call_score(&mut *store, &item, &classification)
-                        .expect("scores"),
-                )
-            })
+            b.iter(|| probe.score().expect("scores"))
         });
         group.bench_function(BenchmarkId::new(name, "escalate"), |b| {
-            b.iter(|| {
-                plugin.arm(store);
-                black_box(
-                    policy
-                        .call_escalate(&mut *store, &item, &classification, &assessment)
-                        .expect("escalates"),
-                )
-            })
+            b.iter(|| probe.escalate().expect("escalates"))
         });
     }
     group.finish();

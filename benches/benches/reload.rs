@@ -16,8 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
-use handoff_host::reload::{LifecycleEvent, LivePolicies, WatchOptions, Watcher};
-use handoff_host::{Runtime, embedded};
+use handoff_model::LifecycleEvent;
+use handoff_pipeline::reference;
+use handoff_policy::Runtime;
+use handoff_policy::reload::{LivePolicies, WatchOptions, Watcher};
 use handoff_test_fixtures::rebuilt;
 
 const GATE: &str = "confidence-gate";
@@ -34,7 +36,7 @@ impl Host {
     fn new() -> Host {
         let root = tempfile::tempdir().expect("a temporary directory");
         let dir = root.path().join("policies");
-        embedded::write_to(&dir).expect("policies are written");
+        reference::write_to(&dir).expect("policies are written");
         let runtime = Runtime::new()
             .expect("the runtime starts")
             .with_cache(&root.path().join("cache"))
@@ -68,7 +70,7 @@ impl Host {
 }
 
 fn digest(bytes: &[u8]) -> String {
-    handoff_host::plugin::digest_of(bytes)
+    handoff_policy::digest_of(bytes)
 }
 
 /// Versions to alternate between, each compiled once before timing.

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
-use handoff_host::manifest::Manifest;
-use handoff_host::model::WorkItem;
-use handoff_host::{PluginSource, PolicySet, Runtime, embedded};
+use handoff_model::WorkItem;
+use handoff_pipeline::reference;
+use handoff_policy::manifest::Manifest;
+use handoff_policy::{PluginSource, PolicySet, Runtime};
 use handoff_sdk::{Config, Policy};
 
 /// The sample workload shipped in `examples/`.
@@ -40,7 +41,7 @@ pub fn representative_item() -> WorkItem {
 /// The embedded source of reference policy `name`, with `extra` prepended
 /// to its manifest (top-level keys such as `instance-reuse`).
 pub fn source(name: &str, extra: &str) -> PluginSource {
-    let mut source = embedded::sources()
+    let mut source = reference::sources()
         .into_iter()
         .find(|s| s.name == name)
         .expect("a reference policy");
@@ -58,7 +59,7 @@ pub fn set(runtime: &Runtime, names: &[&str], extra: &str) -> Arc<PolicySet> {
 
 /// The configuration a reference policy's shipped manifest gives it.
 pub fn native_config(name: &str) -> Config {
-    let manifest = embedded::POLICIES
+    let manifest = reference::POLICIES
         .iter()
         .find(|p| p.name == name)
         .map(|p| Manifest::parse(p.manifest).expect("the shipped manifest parses"))

@@ -1,0 +1,254 @@
+//! `handoff audit verify|show`, and the audit-log options shared by the
+//! commands that decide (`eval`, `watch`).
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, SecondsFormat, Utc};
+use handoff_audit::{
+    AuditOptions, Body, Durability, Entry, Filter, Masking, VerifyError, log_files, query, verify,
+};
+use handoff_model::Tier;
+use handoff_pipeline::AuditSetup;
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    command: AuditCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain of audit files (or directories of them) as one
+    /// chain, in the order given.
+    ///
+    /// Prints the number of records verified, or the first broken record's
+    /// sequence number and what happened to it: edited, deleted, reordered
+    /// or truncated. Exits 1 on a break.
+    Verify {
+        /// Audit files, or directories holding `audit-NNNNNN.jsonl` files.
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the records that match every given filter, as JSON Lines
+    /// exactly as stored, or as a table.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ShowArgs {
+    /// Audit files, or directories holding `audit-NNNNNN.jsonl` files.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// Decisions of this tier: none, self-correct, operator or executive.
+    #[arg(long)]
+    tier: Option<Tier>,
+    /// Decisions this plugin drove, and lifecycle events about it.
+    #[arg(long)]
+    plugin: Option<String>,
+    /// Decisions with this reason code or one under it (`auth-limit`
+    /// matches `auth-limit.exceeded`).
+    #[arg(long, value_name = "CODE")]
+    reason_code: Option<String>,
+    /// Records at or after this time (RFC 3339, e.g. 2026-11-24T09:00:00Z).
+    #[arg(long, value_name = "TIME")]
+    since: Option<DateTime<Utc>>,
+    /// Records before this time (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    until: Option<DateTime<Utc>>,
+    /// Decisions about this item id, and faults while deciding it.
+    #[arg(long, value_name = "ID")]
+    item: Option<String>,
+    /// A readable table instead of JSON Lines.
+    #[arg(long)]
+    table: bool,
+}
+
+/// Where and how a deciding command writes its audit trail.
+#[derive(Debug, clap::Args)]
+pub struct AuditLogArgs {
+    /// Append every decision and lifecycle event to the hash-chained audit
+    /// log in DIR (`audit-NNNNNN.jsonl` files, created if needed).
+    #[arg(long = "audit", value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// When an audit record is on disk: `sync` (fsync before the decision
+    /// is printed), `batch` (group commit every 5 ms or 256 records), `off`.
+    /// A host's handoff store follows it: `sync` syncs every commit, the
+    /// others survive a process crash and sync at checkpoints.
+    #[arg(long, value_name = "MODE", default_value = "batch")]
+    pub durability: Durability,
+    /// Store the item's `text` as a keyed hash. Masked records are marked
+    /// not replayable.
+    #[arg(long)]
+    mask_text: bool,
+    /// Store attribute NAME as a keyed hash (repeatable).
+    #[arg(long = "mask-attribute", value_name = "NAME")]
+    mask_attributes: Vec<String>,
+    /// The masking key (64 hex digits), created if missing. Defaults to
+    /// `mask.key` in the audit directory; keep it elsewhere when the log
+    /// leaves your hands, or the hashes of short values can be guessed.
+    #[arg(long, value_name = "FILE")]
+    mask_key: Option<PathBuf>,
+    /// Rotate to a new audit file before one grows past this many bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = AuditOptions::default().max_file_bytes)]
+    audit_max_file_bytes: u64,
+}
+
+impl AuditLogArgs {
+    /// The audit trail in `dir` with these options (the masking key is
+    /// read, or created, now).
+    pub fn setup(&self, dir: &Path) -> anyhow::Result<AuditSetup> {
+        let masking = if self.mask_text || !self.mask_attributes.is_empty() {
+            let key = self
+                .mask_key
+                .clone()
+                .unwrap_or_else(|| dir.join("mask.key"));
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create audit directory {}", dir.display()))?;
+            Some(Masking::with_key_file(
+                self.mask_text,
+                self.mask_attributes.clone(),
+                &key,
+            )?)
+        } else {
+            None
+        };
+        let options = AuditOptions {
+            durability: self.durability,
+            max_file_bytes: self.audit_max_file_bytes,
+            masking,
+            ..AuditOptions::default()
+        };
+        Ok(AuditSetup {
+            dir: dir.to_path_buf(),
+            options,
+        })
+    }
+}
+
+pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        AuditCommand::Verify { paths } => run_verify(&paths),
+        AuditCommand::Show(args) => run_show(args),
+    }
+}
+
+/// Files named on the command line, with directories expanded to their
+/// audit files in chain order.
+pub fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let found = log_files(path)?;
+            anyhow::ensure!(
+                !found.is_empty(),
+                "no audit files (audit-NNNNNN.jsonl) in {}",
+                path.display()
+            );
+            files.extend(found);
+        } else {
+            anyhow::ensure!(
+                path.exists(),
+                "audit file {} does not exist",
+                path.display()
+            );
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn run_verify(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let files = expand(paths)?;
+    match verify(&files) {
+        Ok(verified) => {
+            let range = match (verified.first_seq, verified.last_seq) {
+                (Some(first), Some(last)) => format!(", seq {first}..={last}"),
+                _ => String::new(),
+            };
+            println!(
+                "verified {} records in {} file(s){range}",
+                verified.records, verified.files
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(VerifyError::Broken(broken)) => {
+            println!("broken: {broken}");
+            Ok(ExitCode::from(1))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+fn run_show(args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let files = expand(&args.paths)?;
+    let filter = Filter {
+        tier: args.tier,
+        plugin: args.plugin,
+        reason_code: args.reason_code,
+        since: args.since,
+        until: args.until,
+        item: args.item,
+    };
+    let entries = query::read(&files)?;
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    if args.table {
+        writeln!(
+            out,
+            "{:>6}  {:<24}  {:<10}  {:<12}  {:<20}  {:<28}  detail",
+            "seq", "time", "type", "tier", "item", "reason code / event"
+        )?;
+    }
+    for entry in entries.iter().filter(|e| filter.matches(&e.record)) {
+        if args.table {
+            writeln!(out, "{}", table_row(entry))?;
+        } else {
+            writeln!(out, "{}", entry.line)?;
+        }
+    }
+    out.flush().context("cannot write records")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table_row(entry: &Entry) -> String {
+    let record = &entry.record;
+    let time = record.ts.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let (kind, tier, item, code, detail) = match &record.body {
+        Body::Decision(d) => {
+            let decision = &d.decision;
+            let mut detail = decision.verdict.reason.clone();
+            if !d.masked.is_empty() {
+                detail.push_str(&format!(" [masked: {}]", d.masked.join(", ")));
+            }
+            (
+                "decision",
+                decision.tier().to_string(),
+                decision.id.clone(),
+                decision.reason_code().to_string(),
+                detail,
+            )
+        }
+        Body::Lifecycle { event } => (
+            "lifecycle",
+            String::new(),
+            event.item().unwrap_or("").to_string(),
+            event.name().to_string(),
+            event.to_string(),
+        ),
+        Body::Recovery {
+            file, cut_bytes, ..
+        } => (
+            "recovery",
+            String::new(),
+            String::new(),
+            String::new(),
+            format!("cut {cut_bytes} torn bytes from {file}"),
+        ),
+    };
+    format!(
+        "{:>6}  {:<24}  {:<10}  {:<12}  {:<20}  {:<28}  {}",
+        record.seq, time, kind, tier, item, code, detail
+    )
+}

@@ -1,0 +1,165 @@
+//! `handoff`: decide, for every unit of AI-agent work, whether the agent may
+//! proceed or a human must step in.
+//!
+//! The command line over the library crates: argument parsing, and for each
+//! command the wiring of a host (`handoff_pipeline::Host`) and what it
+//! prints.
+
+mod audit;
+mod eval;
+mod host_args;
+mod inspect;
+mod output;
+mod queue;
+mod replay;
+mod report_text;
+mod serve;
+mod watch;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use handoff_pipeline::reference;
+use handoff_policy::{PolicySet, Runtime};
+
+/// Handoff runs sandboxed WebAssembly routing policies that decide, for every
+/// unit of AI-agent work, whether the agent proceeds (`none`), retries with
+/// guidance (`self-correct`), or hands the work to an `operator` or an
+/// `executive`.
+///
+/// Logging goes to stderr; set HANDOFF_LOG (for example `HANDOFF_LOG=debug`)
+/// to see more.
+#[derive(Debug, Parser)]
+#[command(name = "handoff", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the host: an HTTP API for agents (evaluate, fetch outcomes),
+    /// operators (the handoff queue) and compliance (policies, audit,
+    /// report, replay), with hot reload, the audit log and SLA clocks.
+    ///
+    /// Starts on the embedded reference policies (copied into the data
+    /// directory so they can be edited live) and listens on
+    /// 127.0.0.1:8080. Stop it with Ctrl-C or SIGTERM: requests in flight
+    /// finish, the audit log is flushed and the store closed.
+    Serve(serve::ServeArgs),
+    /// Evaluate work items (JSON Lines) and print one decision per line.
+    ///
+    /// Decisions go to stdout as JSON Lines, a per-tier summary to stderr. A
+    /// malformed line is reported with its line number and skipped; the exit
+    /// code is 1 if any line failed, 2 if nothing could be evaluated.
+    Eval(eval::EvalArgs),
+    /// Print a component's digest, world, imports (with what the sandbox
+    /// grants, stubs or refuses) and exports.
+    ///
+    /// Exits 1 when the component would be rejected at load.
+    Inspect(inspect::InspectArgs),
+    /// Keep running: evaluate items as they arrive and hot-reload the
+    /// policy directory, printing every reload and rejected version.
+    ///
+    /// A changed component or manifest is validated (compiled, capability
+    /// checked, trial-run, fixtures passed) before it replaces the serving
+    /// version; a version that fails keeps the old one serving. Decisions go
+    /// to stdout as JSON Lines, reloads to stderr. Stop it with Ctrl-C.
+    Watch(watch::WatchArgs),
+    /// Verify or read the audit trail.
+    Audit(audit::AuditArgs),
+    /// Re-evaluate the items recorded in an audit log against a candidate
+    /// policy set, and report every decision that would change.
+    ///
+    /// Reads the log and writes nothing to it. Prints a matrix of recorded
+    /// tier against candidate tier and each changed item with both reasons.
+    Replay(replay::ReplayArgs),
+    /// Work the human handoff queue: list, claim, ack, resolve, release,
+    /// show. Works on the same store as a running host.
+    Queue(queue::QueueArgs),
+    /// Feedback from human resolutions: escalation rates, warranted share,
+    /// first-contact resolution, time to acknowledge and resolve, SLA
+    /// compliance, cost avoided, and a suggested confidence threshold.
+    Report(queue::ReportArgs),
+}
+
+/// Where the policies come from, shared by every command that evaluates.
+#[derive(Debug, clap::Args)]
+struct PolicyArgs {
+    /// Directory of policy components (`NAME.wasm`) and their manifests
+    /// (`NAME.toml`). Without it, the reference policies built into this
+    /// binary are used.
+    #[arg(long, value_name = "DIR")]
+    policies: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// Loads the policy set, failing when no plugin could load: evaluating
+    /// with none would wave every item through.
+    fn load(&self, runtime: &Runtime) -> anyhow::Result<PolicySet> {
+        let set = match &self.policies {
+            Some(dir) => PolicySet::load_dir(runtime, dir, 1)?,
+            None => reference::set(runtime),
+        };
+        for rejection in set.rejected() {
+            eprintln!("handoff: rejected {rejection}");
+        }
+        if set.plugins().is_empty() {
+            let source = self
+                .policies
+                .as_ref()
+                .map_or("the embedded set".to_string(), |d| d.display().to_string());
+            anyhow::bail!(
+                "no enabled policy loaded from {source} ({} rejected, {} disabled)",
+                set.rejected().len(),
+                set.disabled().len()
+            );
+        }
+        Ok(set)
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    init_tracing();
+    match run(args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("handoff: error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Sends `tracing` output to stderr, filtered by `HANDOFF_LOG`.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HANDOFF_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+/// Runs the parsed command. Only commands that evaluate start the
+/// WebAssembly runtime; reading the audit trail or the queue needs none.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = || {
+        Runtime::new()
+            .map_err(anyhow::Error::from)
+            .context("cannot start the WebAssembly runtime")
+    };
+    match cli.command {
+        Command::Eval(args) => eval::run(&runtime()?, args),
+        Command::Inspect(args) => inspect::run(&runtime()?, args),
+        Command::Serve(args) => serve::run(&runtime()?, args),
+        Command::Watch(args) => watch::run(&runtime()?, args),
+        Command::Replay(args) => replay::run(&runtime()?, args),
+        Command::Audit(args) => audit::run(args),
+        Command::Queue(args) => queue::run_queue(args),
+        Command::Report(args) => queue::run_report(args),
+    }
+}

@@ -1,0 +1,278 @@
+//! `handoff queue` and `handoff report`: the human side of dispatch,
+//! working on the same store as a running host.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use handoff_dispatch::{
+    DispatchConfig, Dispatcher, Handoff, HandoffState, HandoffStore, ListFilter, Outcome,
+    ReportOptions, Resolution, SqliteStore, SystemClock, feedback_report,
+};
+use handoff_model::Named;
+
+#[derive(Debug, clap::Args)]
+pub struct QueueArgs {
+    /// The data directory whose `handoffs.db` holds the queue.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "handoff-data",
+        global = true
+    )]
+    data: PathBuf,
+    #[command(subcommand)]
+    command: QueueCommand,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum QueueCommand {
+    /// List handoffs, most urgent first (an expired lease lists as queued).
+    List {
+        /// Only handoffs for this role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Only handoffs in this state: queued, claimed, acknowledged, resolved.
+        #[arg(long)]
+        state: Option<HandoffState>,
+        /// Only handoffs of this item.
+        #[arg(long, value_name = "ID")]
+        item: Option<String>,
+        /// Print JSON Lines (each handoff with its transfer payload).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take the most urgent handoff for a role, under a lease. Prints it
+    /// with its full context as JSON; exits 1 when there is none.
+    Claim {
+        /// The role you work as.
+        #[arg(long)]
+        role: String,
+        /// Who you are.
+        #[arg(long)]
+        worker: String,
+        /// Lease length in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = DispatchConfig::default().lease_secs)]
+        lease_secs: u32,
+    },
+    /// Acknowledge a handoff you hold.
+    Ack {
+        /// The handoff id.
+        id: String,
+        /// Who you are.
+        #[arg(long)]
+        worker: String,
+    },
+    /// Resolve a handoff you hold.
+    Resolve {
+        /// The handoff id.
+        id: String,
+        /// Who you are.
+        #[arg(long)]
+        worker: String,
+        /// approved, corrected or rejected.
+        #[arg(long, value_parser = ["approved", "corrected", "rejected"])]
+        outcome: String,
+        /// What you changed the work to (required with `corrected`).
+        #[arg(long)]
+        correction: Option<String>,
+        /// Your note.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Whether the escalation was warranted: true or false.
+        #[arg(long, action = clap::ArgAction::Set, value_name = "BOOL")]
+        warranted: bool,
+    },
+    /// Give a handoff you hold back to the queue.
+    Release {
+        /// The handoff id.
+        id: String,
+        /// Who you are.
+        #[arg(long)]
+        worker: String,
+    },
+    /// Print one handoff and every event in its life, as JSON.
+    Show {
+        /// The handoff id.
+        id: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// The data directory whose `handoffs.db` holds the history.
+    #[arg(long, value_name = "DIR", default_value = "handoff-data")]
+    data: PathBuf,
+    /// What a minute of a human's time costs.
+    #[arg(long, default_value_t = ReportOptions::default().cost_per_human_minute)]
+    cost_per_human_minute: f64,
+    /// What an item handled autonomously costs.
+    #[arg(long, default_value_t = ReportOptions::default().cost_per_autonomous_item)]
+    cost_per_autonomous_item: f64,
+    /// Minutes per human-handled item when no handoff has been resolved yet.
+    #[arg(long, default_value_t = ReportOptions::default().default_human_minutes)]
+    default_human_minutes: f64,
+    /// α: the error rate the suggested threshold must stay under.
+    #[arg(long, default_value_t = ReportOptions::default().target_error)]
+    target_error: f64,
+    /// δ: the chance the error bound is wrong.
+    #[arg(long, default_value_t = ReportOptions::default().delta)]
+    delta: f64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn open(data: &Path, lease_secs: u32) -> anyhow::Result<Dispatcher<SqliteStore>> {
+    let store = SqliteStore::open(data)
+        .await
+        .with_context(|| format!("cannot open the handoff store in {}", data.display()))?;
+    let config = DispatchConfig {
+        lease_secs,
+        ..DispatchConfig::default()
+    };
+    Ok(Dispatcher::new(store, Arc::new(SystemClock), config))
+}
+
+pub fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(queue(args))
+}
+
+async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
+    let lease = match &args.command {
+        QueueCommand::Claim { lease_secs, .. } => *lease_secs,
+        _ => DispatchConfig::default().lease_secs,
+    };
+    let host = open(&args.data, lease).await?;
+    match args.command {
+        QueueCommand::List {
+            role,
+            state,
+            item,
+            json,
+        } => {
+            let filter = ListFilter {
+                role,
+                state,
+                item_id: item,
+            };
+            let handoffs = host.list(&filter).await?;
+            if json {
+                for handoff in &handoffs {
+                    println!("{}", serde_json::to_string(handoff)?);
+                }
+            } else {
+                print_table(&handoffs);
+            }
+        }
+        QueueCommand::Claim { role, worker, .. } => match host.claim(&role, &worker).await? {
+            Some(handoff) => println!("{}", serde_json::to_string_pretty(&handoff)?),
+            None => {
+                eprintln!("handoff: nothing to claim for role `{role}`");
+                return Ok(ExitCode::from(1));
+            }
+        },
+        QueueCommand::Ack { id, worker } => {
+            let handoff = host.acknowledge(&id, &worker).await?;
+            println!(
+                "acknowledged {} ({} {})",
+                handoff.id, handoff.tier, handoff.item_id
+            );
+        }
+        QueueCommand::Resolve {
+            id,
+            worker,
+            outcome,
+            correction,
+            note,
+            warranted,
+        } => {
+            let outcome = Outcome::from_parts(&outcome, correction)
+                .map_err(|e| anyhow::anyhow!("{e} (--outcome, --correction)"))?;
+            let resolution = Resolution {
+                outcome,
+                note,
+                warranted,
+            };
+            let handoff = host.resolve(&id, &worker, &resolution).await?;
+            println!(
+                "resolved {} as {}{}",
+                handoff.id,
+                resolution.outcome.name(),
+                if handoff.breached {
+                    " (after an SLA breach)"
+                } else {
+                    ""
+                }
+            );
+        }
+        QueueCommand::Release { id, worker } => {
+            let handoff = host.release(&id, &worker).await?;
+            println!("released {} to the {} queue", handoff.id, handoff.role);
+        }
+        QueueCommand::Show { id } => {
+            let handoff = host.store().get(&id).await?;
+            let events = host.store().events(Some(&id)).await?;
+            let shown = serde_json::json!({"handoff": handoff, "events": events});
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+    }
+    host.store().close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(handoffs: &[Handoff]) {
+    println!(
+        "{:<18}  {:<12}  {:<10}  {:<18}  {:<13}  {:<20}  {:<24}  {:<12}",
+        "id", "item", "tier", "role", "state", "next deadline", "reason code", "holder"
+    );
+    for h in handoffs {
+        let deadline = if h.state == HandoffState::Resolved {
+            "-".to_string()
+        } else {
+            h.next_deadline().format("%Y-%m-%d %H:%M:%S").to_string()
+        };
+        println!(
+            "{:<18}  {:<12}  {:<10}  {:<18}  {:<13}  {:<20}  {:<24}  {:<12}",
+            h.id,
+            h.item_id,
+            h.tier.as_str(),
+            h.role,
+            h.state.as_str(),
+            deadline,
+            h.reason_code,
+            h.lease_owner.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let host = open(&args.data, DispatchConfig::default().lease_secs).await?;
+        let decisions = host.store().decisions().await?;
+        let handoffs = host.list(&ListFilter::default()).await?;
+        host.store().close().await;
+        let options = ReportOptions {
+            cost_per_human_minute: args.cost_per_human_minute,
+            cost_per_autonomous_item: args.cost_per_autonomous_item,
+            default_human_minutes: args.default_human_minutes,
+            target_error: args.target_error,
+            delta: args.delta,
+        };
+        let report = feedback_report(&decisions, &handoffs, &options);
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else {
+            print!("{}", super::report_text::render(&report));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

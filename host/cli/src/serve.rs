@@ -1,0 +1,114 @@
+//! `handoff serve`: the long-running host. Hot reload, the audit log and the
+//! SLA clocks run inside it; agents, operators and compliance use its HTTP
+//! API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use handoff_pipeline::{Observers, Placement};
+use handoff_policy::Runtime;
+use handoff_server::{App, Metrics, ServerConfig, check_exposure};
+
+use super::host_args::HostArgs;
+
+/// Where the server listens when neither the flag nor the config file says.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    host: HostArgs,
+    /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free
+    /// port; the address is printed once listening.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// TOML configuration: listen address, request limits and bearer
+    /// tokens per role (see the README).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = ServerConfig::load(args.config.as_deref())?;
+    let listen = match args.listen.or(config.listen) {
+        Some(listen) => listen,
+        None => DEFAULT_LISTEN
+            .parse()
+            .context("the default listen address")?,
+    };
+    let tokens = config.tokens(|name| std::env::var(name).ok());
+    check_exposure(listen, &tokens)?;
+    if tokens.is_empty() {
+        eprintln!("handoff: no tokens configured: the API is open to anyone on this machine");
+    }
+
+    let metrics = Arc::new(Metrics::new());
+    let observers = Observers {
+        lifecycle: Some(Arc::new({
+            let metrics = metrics.clone();
+            move |event| metrics.observe_lifecycle(event)
+        })),
+        sla: Some(Arc::new({
+            let metrics = metrics.clone();
+            move |event| metrics.observe_sla(event)
+        })),
+    };
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("handoff-serve")
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    tokio.block_on(async {
+        let placement = Placement::Blocking(config.evaluator_count());
+        let host = args.host.open(runtime, placement, observers).await?;
+        let app = Arc::new(App::new(&host, metrics, tokens, config)?);
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let bound = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        eprintln!("handoff: listening on http://{bound}");
+        handoff_server::serve(listener, app, stop_signal())
+            .await
+            .context("the server stopped with an error")?;
+
+        eprintln!("handoff: stopping: in-flight requests finished");
+        let audit = host.audit().cloned();
+        host.close()
+            .await
+            .context("cannot flush the audit log on shutdown")?;
+        let next_seq = audit.map_or(0, |audit| audit.next_seq());
+        eprintln!("handoff: stopped; audit log flushed (next seq {next_seq}), store closed");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Resolves on the first SIGINT or SIGTERM.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+    eprintln!("handoff: stop requested; draining requests in flight");
+}

@@ -1,0 +1,449 @@
+//! What each tier does with a decision, and the queue operations humans
+//! use, with time from a [`Clock`].
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+
+use super::clock::Clock;
+use super::handoff::{DrivingReason, Handoff, Resolution, TransferPayload};
+use super::store::{
+    Breach, DecisionRow, Escalation, HandoffStore, ListFilter, NewHandoff, QueueDepth, StoreError,
+};
+use handoff_model::{Decision, Tier, WorkItem};
+
+/// Who gets a tier's handoffs, and how fast they must act.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TierPolicy {
+    /// The role a handoff goes to when the verdict names none.
+    pub role: String,
+    /// Acknowledge within this many seconds, unless the verdict says.
+    pub ack_secs: u32,
+    /// Resolve within this many seconds, unless the verdict says.
+    pub resolve_secs: u32,
+}
+
+/// How decisions become handoffs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DispatchConfig {
+    /// Self-corrections allowed per item id; the next one goes to an
+    /// operator.
+    pub max_self_corrections: u32,
+    /// Level 2.
+    pub operator: TierPolicy,
+    /// Level 3.
+    pub executive: TierPolicy,
+    /// How long a claim holds before the handoff returns to the queue.
+    pub lease_secs: u32,
+}
+
+impl Default for DispatchConfig {
+    /// PagerDuty-like defaults: an operator acknowledges within 15 minutes
+    /// and resolves within 4 hours; an executive within 5 minutes and
+    /// 1 hour. Leases last 10 minutes.
+    fn default() -> Self {
+        DispatchConfig {
+            max_self_corrections: 3,
+            operator: TierPolicy {
+                role: "operator".into(),
+                ack_secs: 15 * 60,
+                resolve_secs: 4 * 3600,
+            },
+            executive: TierPolicy {
+                role: "executive".into(),
+                ack_secs: 5 * 60,
+                resolve_secs: 3600,
+            },
+            lease_secs: 10 * 60,
+        }
+    }
+}
+
+impl DispatchConfig {
+    fn policy(&self, tier: Tier) -> &TierPolicy {
+        match tier {
+            Tier::Executive => &self.executive,
+            _ => &self.operator,
+        }
+    }
+}
+
+/// What the agent is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum Dispatched {
+    /// Go ahead.
+    Proceed,
+    /// Retry with this guidance; this was self-correction `attempt`.
+    Retry {
+        /// What to do differently.
+        guidance: Option<String>,
+        /// This attempt's number, from 1.
+        attempt: u32,
+        /// How many are allowed before a human takes over.
+        max: u32,
+    },
+    /// A human has it now.
+    Handoff {
+        /// The handoff to poll.
+        id: String,
+        /// Its tier.
+        tier: Tier,
+        /// The role it went to.
+        role: String,
+    },
+}
+
+/// Something the SLA clocks did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum SlaEvent {
+    /// A breach moved a handoff up a tier.
+    Escalated {
+        /// The handoff.
+        id: String,
+        /// Which deadline was missed.
+        breach: Breach,
+        /// The tier it left.
+        from: Tier,
+        /// The tier it is now.
+        to: Tier,
+    },
+    /// An executive deadline was missed: nobody is left to escalate to.
+    Alert {
+        /// The handoff.
+        id: String,
+        /// Which deadline was missed.
+        breach: Breach,
+    },
+}
+
+/// Routes decisions to their tier's outcome and runs the human queue.
+pub struct Dispatcher<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    config: DispatchConfig,
+}
+
+impl<S: HandoffStore> Dispatcher<S> {
+    /// A dispatcher over `store`, telling time by `clock`.
+    pub fn new(store: S, clock: Arc<dyn Clock>, config: DispatchConfig) -> Self {
+        Dispatcher {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &DispatchConfig {
+        &self.config
+    }
+
+    /// Acts on a decision: approval, guidance, or a handoff in the queue.
+    pub async fn dispatch(
+        &self,
+        item: &WorkItem,
+        decision: &Decision,
+    ) -> Result<Dispatched, StoreError> {
+        let now = self.clock.now();
+        let verdict = &decision.verdict;
+        let mut row = DecisionRow::of(item, decision, now);
+        let mut reason = DrivingReason {
+            plugin: decision.driver.clone(),
+            reason_code: verdict.reason_code.clone(),
+            reason: verdict.reason.clone(),
+        };
+        let (tier, role) = match verdict.tier {
+            Tier::None => {
+                self.store.record_autonomous(&row).await?;
+                return Ok(Dispatched::Proceed);
+            }
+            Tier::SelfCorrect => {
+                let attempt = self.store.count_attempt(&item.id, now).await?;
+                let max = self.config.max_self_corrections;
+                if attempt <= max {
+                    self.store.record_autonomous(&row).await?;
+                    return Ok(Dispatched::Retry {
+                        guidance: verdict.guidance.clone(),
+                        attempt,
+                        max,
+                    });
+                }
+                // Past the limit: a human takes over, and says why.
+                row.tier = Tier::Operator;
+                row.reason_code = EXHAUSTED.into();
+                reason.reason_code = EXHAUSTED.into();
+                reason.reason = format!(
+                    "{} The agent has self-corrected {max} times already (limit {max}).",
+                    verdict.reason
+                );
+                (Tier::Operator, self.config.operator.role.clone())
+            }
+            tier => {
+                let role = verdict
+                    .role
+                    .clone()
+                    .unwrap_or_else(|| self.config.policy(tier).role.clone());
+                (tier, role)
+            }
+        };
+        let policy = self.config.policy(tier);
+        let ack = verdict.ack_sla_secs.filter(|_| tier == verdict.tier);
+        let resolve = verdict.resolve_sla_secs.filter(|_| tier == verdict.tier);
+        let payload = TransferPayload {
+            item: item.clone(),
+            decision: decision.clone(),
+            driving_reason: reason,
+            attempts: self.store.attempts(&item.id).await?,
+            prior_handoffs: self.store.prior(&item.id).await?,
+        };
+        let handoff = NewHandoff {
+            id: new_id(),
+            tier,
+            role: role.clone(),
+            ack_deadline: now + seconds(ack.unwrap_or(policy.ack_secs)),
+            resolve_deadline: now + seconds(resolve.unwrap_or(policy.resolve_secs)),
+            payload,
+        };
+        let stored = self.store.enqueue(&row, &handoff, now).await?;
+        tracing::info!(id = %stored.id, %tier, %role, item = %item.id, "handoff enqueued");
+        Ok(Dispatched::Handoff {
+            id: stored.id,
+            tier,
+            role,
+        })
+    }
+
+    /// Claims the most urgent handoff for `role`.
+    pub async fn claim(&self, role: &str, worker: &str) -> Result<Option<Handoff>, StoreError> {
+        let lease = seconds(self.config.lease_secs);
+        self.store
+            .claim(role, worker, self.clock.now(), lease)
+            .await
+    }
+
+    /// Acknowledges a claimed handoff.
+    pub async fn acknowledge(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
+        let lease = seconds(self.config.lease_secs);
+        self.store
+            .acknowledge(id, worker, self.clock.now(), lease)
+            .await
+    }
+
+    /// Resolves a claimed handoff.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        worker: &str,
+        resolution: &Resolution,
+    ) -> Result<Handoff, StoreError> {
+        self.store
+            .resolve(id, worker, self.clock.now(), resolution)
+            .await
+    }
+
+    /// Returns a claimed handoff to the queue.
+    pub async fn release(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
+        self.store.release(id, worker, self.clock.now()).await
+    }
+
+    /// Unresolved handoffs by tier, role and state, for monitoring.
+    pub async fn depth(&self) -> Result<Vec<QueueDepth>, StoreError> {
+        self.store.depth(self.clock.now()).await
+    }
+
+    /// Handoffs matching `filter`.
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Handoff>, StoreError> {
+        self.store.list(filter, self.clock.now()).await
+    }
+
+    /// Acts on every missed deadline: an operator handoff rises to
+    /// executive with fresh clocks; a missed executive deadline raises an
+    /// alert. Safe to run from several places at once: each breach is
+    /// acted on once.
+    pub async fn enforce_sla(&self) -> Result<Vec<SlaEvent>, StoreError> {
+        let now = self.clock.now();
+        let mut events = Vec::new();
+        for (handoff, breach) in self.store.breached(now).await? {
+            if handoff.tier == Tier::Executive {
+                if self.store.alert(&handoff.id, breach, now).await? {
+                    tracing::error!(id = %handoff.id, %breach, "executive SLA breached");
+                    events.push(SlaEvent::Alert {
+                        id: handoff.id,
+                        breach,
+                    });
+                }
+                continue;
+            }
+            let policy = &self.config.executive;
+            let to = Escalation {
+                tier: Tier::Executive,
+                role: policy.role.clone(),
+                ack_deadline: now + seconds(policy.ack_secs),
+                resolve_deadline: now + seconds(policy.resolve_secs),
+            };
+            if self
+                .store
+                .escalate(&handoff.id, handoff.tier, breach, &to, now)
+                .await?
+            {
+                tracing::warn!(id = %handoff.id, %breach, "SLA breached; escalated to executive");
+                events.push(SlaEvent::Escalated {
+                    id: handoff.id,
+                    breach,
+                    from: handoff.tier,
+                    to: Tier::Executive,
+                });
+            }
+        }
+        Ok(events)
+    }
+}
+
+/// The reason code of a handoff made because self-correction ran out.
+pub const EXHAUSTED: &str = "self-correct.exhausted";
+
+fn seconds(secs: u32) -> Duration {
+    Duration::seconds(i64::from(secs))
+}
+
+/// `h-` and 16 random hex digits.
+fn new_id() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No entropy source: fall back on the time, still unique enough
+        // together with the primary key check.
+        bytes = chrono::Utc::now()
+            .timestamp_nanos_opt()
+            .unwrap_or_default()
+            .to_be_bytes();
+    }
+    format!("h-{}", hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use handoff_model::{Metering, PluginVerdict, TriggerKind, Verdict};
+
+    use super::*;
+    use crate::{HandoffState, ManualClock, Outcome, SqliteStore};
+
+    /// A decision as the policy runtime would make it, built by hand: the
+    /// dispatcher needs no plugin, only the verdict.
+    fn decision(id: &str, tier: Tier, role: Option<&str>) -> Decision {
+        let verdict = Verdict {
+            tier,
+            reason_code: "test.rule".into(),
+            reason: "a test verdict".into(),
+            role: role.map(str::to_string),
+            ack_sla_secs: None,
+            resolve_sla_secs: None,
+            guidance: (tier == Tier::SelfCorrect).then(|| "try again".to_string()),
+            trigger: TriggerKind::Rule,
+        };
+        let plugin = PluginVerdict {
+            plugin: "test".into(),
+            version: "1".into(),
+            digest: "sha256:00".into(),
+            classification: None,
+            assessment: None,
+            verdict: Some(verdict),
+            fault: None,
+        };
+        let metering = Metering {
+            elapsed_us: 0.0,
+            plugins: vec![],
+        };
+        Decision::combine(id.into(), 1, vec![plugin], metering)
+    }
+
+    fn item(id: &str) -> WorkItem {
+        WorkItem::from_json(&format!(
+            r#"{{"id":"{id}","kind":"reply","agent":"a","text":"t","confidence":0.5}}"#
+        ))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn tiers_route_to_retry_or_a_queue_on_a_real_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let start = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+        let clock = Arc::new(ManualClock::new(start));
+        let config = DispatchConfig {
+            max_self_corrections: 1,
+            ..DispatchConfig::default()
+        };
+        let host = Dispatcher::new(store, clock.clone(), config);
+
+        let none = host
+            .dispatch(&item("a"), &decision("a", Tier::None, None))
+            .await
+            .unwrap();
+        assert_eq!(none, Dispatched::Proceed);
+        let retry = host
+            .dispatch(&item("b"), &decision("b", Tier::SelfCorrect, None))
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                retry,
+                Dispatched::Retry {
+                    attempt: 1,
+                    max: 1,
+                    ..
+                }
+            ),
+            "{retry:?}"
+        );
+        let Dispatched::Handoff { id, tier, role } = host
+            .dispatch(&item("b"), &decision("b", Tier::SelfCorrect, None))
+            .await
+            .unwrap()
+        else {
+            panic!("a second self-correction past the limit goes to a human")
+        };
+        assert_eq!((tier, role.as_str()), (Tier::Operator, "operator"));
+        let queued = host.store().get(&id).await.unwrap();
+        assert_eq!(queued.reason_code, EXHAUSTED);
+        assert_eq!(queued.ack_deadline, start + Duration::minutes(15));
+
+        let Dispatched::Handoff { id, .. } = host
+            .dispatch(&item("c"), &decision("c", Tier::Executive, Some("cfo")))
+            .await
+            .unwrap()
+        else {
+            panic!("an executive verdict is handed off")
+        };
+        let claimed = host.claim("cfo", "dana").await.unwrap().unwrap();
+        assert_eq!(claimed.id, id);
+        clock.advance(Duration::seconds(30));
+        let resolution = Resolution {
+            outcome: Outcome::Rejected,
+            note: "no".into(),
+            warranted: true,
+        };
+        let resolved = host.resolve(&id, "dana", &resolution).await.unwrap();
+        assert_eq!(resolved.state, HandoffState::Resolved);
+        assert!(!resolved.breached);
+        let rows = host.store().decisions().await.unwrap();
+        let tiers: Vec<Tier> = rows.iter().map(|r| r.tier).collect();
+        assert_eq!(
+            tiers,
+            [
+                Tier::None,
+                Tier::SelfCorrect,
+                Tier::Operator,
+                Tier::Executive
+            ]
+        );
+    }
+}

@@ -1,0 +1,36 @@
+//! Tier dispatch: what happens after the verdict.
+//!
+//! It depends on the data model only: a decision arrives as JSON-shaped
+//! data, and nothing here runs a plugin.
+//!
+//! - [`dispatcher`]: `none` proceeds, `self-correct` retries with guidance
+//!   (up to a limit per item id), `operator` and `executive` become
+//!   handoffs in a durable queue with acknowledge and resolve deadlines;
+//! - [`handoff`]: the handoff, its states, its transfer payload and the
+//!   human's resolution;
+//! - [`store`]: the storage contract; [`sqlite`]: the embedded store;
+//! - [`clock`]: where time comes from, so SLA clocks can be tested;
+//! - [`sla`]: the background task that escalates on a missed deadline;
+//! - [`report`]: feedback figures and the threshold suggestion.
+
+mod clock;
+mod dispatcher;
+mod handoff;
+pub mod report;
+mod sla;
+mod sqlite;
+mod store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use dispatcher::{DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, SlaEvent, TierPolicy};
+pub use handoff::{
+    DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff, Resolution,
+    TransferPayload,
+};
+pub use report::{FeedbackReport, ReportOptions, feedback_report};
+pub use sla::spawn_sla_clock;
+pub use sqlite::{Commit, SqliteStore};
+pub use store::{
+    Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
+    StoreError,
+};

@@ -1,0 +1,764 @@
+//! The embedded handoff store: SQLite in WAL mode, in the data directory.
+//!
+//! Every state change runs in a `BEGIN IMMEDIATE` transaction, so a
+//! transaction that reads before it writes never has to upgrade its lock;
+//! SQLite then serializes writers, which is what makes a claim exclusive.
+//! (A decision's own row is a single `INSERT`, atomic by itself.) Other
+//! processes (`handoff queue ...` beside a running host) wait on the busy
+//! timeout rather than fail.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::handoff::{Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload};
+use super::store::{
+    Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
+    StoreError,
+};
+use handoff_model::{Named, Tier};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS decisions (
+    seq INTEGER PRIMARY KEY,
+    item_id TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    driver TEXT,
+    reason_code TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    item_id TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    last_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handoffs (
+    id TEXT PRIMARY KEY,
+    item_id TEXT NOT NULL,
+    tier TEXT NOT NULL,
+    role TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason_code TEXT NOT NULL,
+    driver TEXT,
+    confidence REAL NOT NULL,
+    created_at INTEGER NOT NULL,
+    ack_deadline INTEGER NOT NULL,
+    resolve_deadline INTEGER NOT NULL,
+    lease_owner TEXT,
+    lease_expires INTEGER,
+    claims INTEGER NOT NULL DEFAULT 0,
+    acked_at INTEGER,
+    resolved_at INTEGER,
+    resolution TEXT,
+    escalations INTEGER NOT NULL DEFAULT 0,
+    breached INTEGER NOT NULL DEFAULT 0,
+    ack_breach_handled INTEGER NOT NULL DEFAULT 0,
+    resolve_breach_handled INTEGER NOT NULL DEFAULT 0,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS handoffs_by_role ON handoffs (role, state);
+CREATE INDEX IF NOT EXISTS handoffs_by_item ON handoffs (item_id);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    handoff TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_handoff ON events (handoff);
+"#;
+
+/// The next deadline, in SQL: acknowledge until acknowledged, then resolve.
+const NEXT_DEADLINE: &str =
+    "CASE WHEN acked_at IS NULL THEN ack_deadline ELSE resolve_deadline END";
+
+/// When a committed change is on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Commit {
+    /// Synced at every commit (`synchronous = FULL`): a committed change
+    /// survives a power cut. Costs an `fsync` per state change, which
+    /// bounds a server at a few thousand decisions a second.
+    #[default]
+    Synced,
+    /// Written to the WAL at every commit and synced at checkpoints
+    /// (`synchronous = NORMAL`): a committed change survives a crash or kill
+    /// of the process; a power cut can lose the last commits, never corrupt
+    /// the database. What the audit log's `batch` durability promises too.
+    Written,
+}
+
+/// The SQLite handoff store.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `handoffs.db` in `dir`, syncing every
+    /// commit to disk.
+    pub async fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(dir, Commit::Synced).await
+    }
+
+    /// Opens (creating if needed) `handoffs.db` in `dir`, with `commit`
+    /// deciding when a commit is on stable storage.
+    pub async fn open_with(dir: &Path, commit: Commit) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Corrupt {
+            what: dir.display().to_string(),
+            detail: format!("cannot create the data directory: {e}"),
+        })?;
+        let path = dir.join("handoffs.db");
+        let options = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(match commit {
+                Commit::Synced => SqliteSynchronous::Full,
+                Commit::Written => SqliteSynchronous::Normal,
+            })
+            .busy_timeout(StdDuration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+        Ok(SqliteStore { pool, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the pool, waiting for connections to finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn fetch(tx: &mut Transaction<'static, Sqlite>, id: &str) -> Result<Handoff, StoreError> {
+        let row = sqlx::query("SELECT * FROM handoffs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        handoff_from_row(&row)
+    }
+
+    /// Checks that `worker` holds a live lease on `handoff`.
+    fn check_holder(handoff: &Handoff, worker: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        if handoff.state == HandoffState::Resolved {
+            return Err(StoreError::Resolved(handoff.id.clone()));
+        }
+        let live = handoff.lease_expires.is_some_and(|until| until > now);
+        if handoff.lease_owner.as_deref() != Some(worker) || !live {
+            return Err(StoreError::NotClaimant {
+                id: handoff.id.clone(),
+                worker: worker.to_string(),
+                holder: handoff.lease_owner.clone().filter(|_| live),
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'static, Sqlite>,
+    handoff: &str,
+    at: DateTime<Utc>,
+    kind: &str,
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO events (handoff, at, kind, actor, detail) VALUES (?, ?, ?, ?, ?)")
+        .bind(handoff)
+        .bind(millis(at))
+        .bind(kind)
+        .bind(actor)
+        .bind(detail.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records `kind` against the handoff, reads back its new state and commits
+/// both, so that a state change never lands without its event.
+async fn commit_with_event(
+    mut tx: Transaction<'static, Sqlite>,
+    handoff: &str,
+    at: DateTime<Utc>,
+    kind: &str,
+    actor: &str,
+    detail: serde_json::Value,
+) -> Result<Handoff, StoreError> {
+    insert_event(&mut tx, handoff, at, kind, actor, detail).await?;
+    let changed = SqliteStore::fetch(&mut tx, handoff).await?;
+    tx.commit().await?;
+    Ok(changed)
+}
+
+async fn insert_decision<'e, E>(executor: E, decision: &DecisionRow) -> Result<(), StoreError>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
+    sqlx::query(
+        "INSERT INTO decisions (item_id, tier, driver, reason_code, confidence, at) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&decision.item_id)
+    .bind(decision.tier.as_str())
+    .bind(&decision.driver)
+    .bind(&decision.reason_code)
+    .bind(decision.confidence)
+    .bind(millis(decision.at))
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+impl HandoffStore for SqliteStore {
+    async fn record_autonomous(&self, decision: &DecisionRow) -> Result<(), StoreError> {
+        // One statement commits atomically on its own: no transaction
+        // round trips on the path every decision takes.
+        insert_decision(&self.pool, decision).await
+    }
+
+    async fn count_attempt(&self, item_id: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
+        let mut tx = self.write().await?;
+        let count: i64 = sqlx::query_scalar(
+            "INSERT INTO attempts (item_id, count, last_at) VALUES (?, 1, ?)
+             ON CONFLICT (item_id) DO UPDATE SET count = count + 1, last_at = excluded.last_at
+             RETURNING count",
+        )
+        .bind(item_id)
+        .bind(millis(at))
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(count as u32)
+    }
+
+    async fn attempts(&self, item_id: &str) -> Result<u32, StoreError> {
+        let count: Option<i64> = sqlx::query_scalar("SELECT count FROM attempts WHERE item_id = ?")
+            .bind(item_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(count.unwrap_or(0) as u32)
+    }
+
+    async fn prior(&self, item_id: &str) -> Result<Vec<PriorHandoff>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, tier, state, reason_code, resolution, created_at FROM handoffs
+             WHERE item_id = ? ORDER BY created_at, id",
+        )
+        .bind(item_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(PriorHandoff {
+                    id: row.try_get("id")?,
+                    tier: parse(row, "tier")?,
+                    state: parse(row, "state")?,
+                    reason_code: row.try_get("reason_code")?,
+                    resolution: json_column(row, "resolution")?,
+                    created_at: time(row.try_get("created_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn enqueue(
+        &self,
+        decision: &DecisionRow,
+        handoff: &NewHandoff,
+        at: DateTime<Utc>,
+    ) -> Result<Handoff, StoreError> {
+        let payload = serde_json::to_string(&handoff.payload).map_err(|e| StoreError::Corrupt {
+            what: format!("payload of {}", handoff.id),
+            detail: e.to_string(),
+        })?;
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO handoffs (id, item_id, tier, role, state, reason_code, driver, confidence,
+                created_at, ack_deadline, resolve_deadline, payload)
+             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&handoff.id)
+        .bind(&decision.item_id)
+        .bind(handoff.tier.as_str())
+        .bind(&handoff.role)
+        .bind(&decision.reason_code)
+        .bind(&decision.driver)
+        .bind(decision.confidence)
+        .bind(millis(at))
+        .bind(millis(handoff.ack_deadline))
+        .bind(millis(handoff.resolve_deadline))
+        .bind(payload)
+        .execute(&mut *tx)
+        .await?;
+        insert_decision(&mut *tx, decision).await?;
+        insert_event(
+            &mut tx,
+            &handoff.id,
+            at,
+            "enqueued",
+            "dispatcher",
+            json!({
+                "tier": handoff.tier, "role": handoff.role,
+                "ack_deadline": handoff.ack_deadline, "resolve_deadline": handoff.resolve_deadline,
+                "reason_code": decision.reason_code,
+            }),
+        )
+        .await?;
+        let stored = Self::fetch(&mut tx, &handoff.id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    async fn claim(
+        &self,
+        role: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Option<Handoff>, StoreError> {
+        let mut tx = self.write().await?;
+        let next = sqlx::query(&format!(
+            "SELECT * FROM handoffs WHERE role = ?
+               AND (state = 'queued' OR (state IN ('claimed', 'acknowledged') AND lease_expires <= ?))
+             ORDER BY {NEXT_DEADLINE}, created_at, id LIMIT 1"
+        ))
+        .bind(role)
+        .bind(millis(now))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = next else {
+            return Ok(None);
+        };
+        let before = handoff_from_row(&row)?;
+        if let Some(previous) = &before.lease_owner
+            && before.state != HandoffState::Queued
+        {
+            insert_event(
+                &mut tx,
+                &before.id,
+                now,
+                "lease-expired",
+                previous,
+                json!({"expired_at": before.lease_expires}),
+            )
+            .await?;
+        }
+        let expires = now + lease;
+        sqlx::query(
+            "UPDATE handoffs SET
+                state = CASE WHEN acked_at IS NULL THEN 'claimed' ELSE 'acknowledged' END,
+                lease_owner = ?, lease_expires = ?, claims = claims + 1
+             WHERE id = ?",
+        )
+        .bind(worker)
+        .bind(millis(expires))
+        .bind(&before.id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            &before.id,
+            now,
+            "claimed",
+            worker,
+            json!({"lease_expires": expires}),
+        )
+        .await?;
+        let claimed = Self::fetch(&mut tx, &before.id).await?;
+        tx.commit().await?;
+        Ok(Some(claimed))
+    }
+
+    async fn acknowledge(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Handoff, StoreError> {
+        let mut tx = self.write().await?;
+        let handoff = Self::fetch(&mut tx, id).await?;
+        Self::check_holder(&handoff, worker, now)?;
+        if handoff.acked_at.is_some() {
+            return Ok(handoff);
+        }
+        sqlx::query(
+            "UPDATE handoffs SET state = 'acknowledged', acked_at = ?,
+                lease_expires = MAX(lease_expires, ?) WHERE id = ?",
+        )
+        .bind(millis(now))
+        .bind(millis(now + lease))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let late = now > handoff.ack_deadline;
+        commit_with_event(tx, id, now, "acknowledged", worker, json!({"late": late})).await
+    }
+
+    async fn resolve(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        resolution: &Resolution,
+    ) -> Result<Handoff, StoreError> {
+        let mut tx = self.write().await?;
+        let handoff = Self::fetch(&mut tx, id).await?;
+        Self::check_holder(&handoff, worker, now)?;
+        let stored = serde_json::to_string(resolution).map_err(|e| StoreError::Corrupt {
+            what: format!("resolution of {id}"),
+            detail: e.to_string(),
+        })?;
+        // Resolving implies acknowledging: an operator who fixes the item
+        // at once has also seen it.
+        let late = now > handoff.resolve_deadline
+            || (handoff.acked_at.is_none() && now > handoff.ack_deadline);
+        sqlx::query(
+            "UPDATE handoffs SET state = 'resolved', resolved_at = ?, acked_at = COALESCE(acked_at, ?),
+                resolution = ?, lease_owner = NULL, lease_expires = NULL,
+                breached = breached OR ?
+             WHERE id = ?",
+        )
+        .bind(millis(now))
+        .bind(millis(now))
+        .bind(stored)
+        .bind(late)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let detail = json!({"resolution": resolution, "late": late});
+        commit_with_event(tx, id, now, "resolved", worker, detail).await
+    }
+
+    async fn release(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Handoff, StoreError> {
+        let mut tx = self.write().await?;
+        let handoff = Self::fetch(&mut tx, id).await?;
+        Self::check_holder(&handoff, worker, now)?;
+        sqlx::query(
+            "UPDATE handoffs SET state = 'queued', lease_owner = NULL, lease_expires = NULL WHERE id = ?",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        commit_with_event(tx, id, now, "released", worker, json!({})).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Handoff, StoreError> {
+        let row = sqlx::query("SELECT * FROM handoffs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
+        handoff_from_row(&row)
+    }
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Handoff>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT * FROM handoffs WHERE (? IS NULL OR role = ?) AND (? IS NULL OR item_id = ?)
+             ORDER BY state = 'resolved', {NEXT_DEADLINE}, created_at, id"
+        ))
+        .bind(&filter.role)
+        .bind(&filter.role)
+        .bind(&filter.item_id)
+        .bind(&filter.item_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut handoffs = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut handoff = handoff_from_row(row)?;
+            let expired = handoff.state != HandoffState::Resolved
+                && handoff.lease_expires.is_some_and(|until| until <= now);
+            if expired {
+                handoff.state = HandoffState::Queued;
+                handoff.lease_owner = None;
+                handoff.lease_expires = None;
+            }
+            if filter.state.is_none_or(|state| state == handoff.state) {
+                handoffs.push(handoff);
+            }
+        }
+        Ok(handoffs)
+    }
+
+    async fn breached(&self, now: DateTime<Utc>) -> Result<Vec<(Handoff, Breach)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM handoffs WHERE state != 'resolved' AND (
+                (acked_at IS NULL AND ack_deadline <= ? AND ack_breach_handled = 0)
+                OR (resolve_deadline <= ? AND resolve_breach_handled = 0))
+             ORDER BY created_at, id",
+        )
+        .bind(millis(now))
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut breached = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let handoff = handoff_from_row(row)?;
+            let ack_handled: bool = row.try_get("ack_breach_handled")?;
+            let breach =
+                if handoff.acked_at.is_none() && handoff.ack_deadline <= now && !ack_handled {
+                    Breach::Acknowledge
+                } else {
+                    Breach::Resolve
+                };
+            breached.push((handoff, breach));
+        }
+        Ok(breached)
+    }
+
+    async fn escalate(
+        &self,
+        id: &str,
+        from: Tier,
+        breach: Breach,
+        to: &Escalation,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let handoff = Self::fetch(&mut tx, id).await?;
+        if handoff.tier != from || handoff.state == HandoffState::Resolved {
+            return Ok(false);
+        }
+        // A new tier starts new clocks, and a new human starts afresh.
+        sqlx::query(
+            "UPDATE handoffs SET tier = ?, role = ?, state = 'queued', lease_owner = NULL,
+                lease_expires = NULL, acked_at = NULL, ack_deadline = ?, resolve_deadline = ?,
+                escalations = escalations + 1, breached = 1,
+                ack_breach_handled = 0, resolve_breach_handled = 0
+             WHERE id = ?",
+        )
+        .bind(to.tier.as_str())
+        .bind(&to.role)
+        .bind(millis(to.ack_deadline))
+        .bind(millis(to.resolve_deadline))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        insert_event(
+            &mut tx,
+            id,
+            now,
+            "escalated",
+            "sla",
+            json!({
+                "breach": breach, "from": from, "to": to.tier, "role": to.role,
+                "missed_deadline": match breach {
+                    Breach::Acknowledge => handoff.ack_deadline,
+                    Breach::Resolve => handoff.resolve_deadline,
+                },
+                "held_by": handoff.lease_owner,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn alert(
+        &self,
+        id: &str,
+        breach: Breach,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        let column = match breach {
+            Breach::Acknowledge => "ack_breach_handled",
+            Breach::Resolve => "resolve_breach_handled",
+        };
+        let changed = sqlx::query(&format!(
+            "UPDATE handoffs SET {column} = 1, breached = 1 WHERE id = ? AND {column} = 0 AND state != 'resolved'"
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            return Ok(false);
+        }
+        let handoff = Self::fetch(&mut tx, id).await?;
+        insert_event(
+            &mut tx,
+            id,
+            now,
+            "alert",
+            "sla",
+            json!({
+                "breach": breach, "tier": handoff.tier, "role": handoff.role,
+                "missed_deadline": match breach {
+                    Breach::Acknowledge => handoff.ack_deadline,
+                    Breach::Resolve => handoff.resolve_deadline,
+                },
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn events(&self, handoff: Option<&str>) -> Result<Vec<Event>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM events WHERE (? IS NULL OR handoff = ?) ORDER BY seq")
+                .bind(handoff)
+                .bind(handoff)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|row| {
+                let detail: String = row.try_get("detail")?;
+                Ok(Event {
+                    seq: row.try_get("seq")?,
+                    handoff: row.try_get("handoff")?,
+                    at: time(row.try_get("at")?),
+                    kind: row.try_get("kind")?,
+                    actor: row.try_get("actor")?,
+                    detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt {
+                        what: "events.detail".into(),
+                        detail: e.to_string(),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    async fn depth(&self, now: DateTime<Utc>) -> Result<Vec<QueueDepth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT tier, role,
+                CASE WHEN state != 'queued' AND (lease_expires IS NULL OR lease_expires <= ?)
+                     THEN 'queued' ELSE state END AS live_state,
+                COUNT(*) AS n
+             FROM handoffs WHERE state != 'resolved'
+             GROUP BY tier, role, live_state ORDER BY tier, role, live_state",
+        )
+        .bind(millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let count: i64 = row.try_get("n")?;
+                Ok(QueueDepth {
+                    tier: parse(row, "tier")?,
+                    role: row.try_get("role")?,
+                    state: parse(row, "live_state")?,
+                    count: u64::try_from(count).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn decisions(&self) -> Result<Vec<DecisionRow>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM decisions ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(DecisionRow {
+                    item_id: row.try_get("item_id")?,
+                    tier: parse(row, "tier")?,
+                    driver: row.try_get("driver")?,
+                    reason_code: row.try_get("reason_code")?,
+                    confidence: row.try_get("confidence")?,
+                    at: time(row.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+}
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn time(millis: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(millis)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn parse<T>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: String = row.try_get(column)?;
+    text.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        what: format!("handoffs.{column}"),
+        detail: e.to_string(),
+    })
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> Result<Option<T>, StoreError> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|text| {
+        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            what: format!("handoffs.{column}"),
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
+}
+
+fn handoff_from_row(row: &SqliteRow) -> Result<Handoff, StoreError> {
+    let optional_time = |column: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.map(time))
+    };
+    let payload: TransferPayload =
+        json_column(row, "payload")?.ok_or_else(|| StoreError::Corrupt {
+            what: "handoffs.payload".into(),
+            detail: "missing".into(),
+        })?;
+    Ok(Handoff {
+        id: row.try_get("id")?,
+        item_id: row.try_get("item_id")?,
+        tier: parse(row, "tier")?,
+        role: row.try_get("role")?,
+        state: parse(row, "state")?,
+        reason_code: row.try_get("reason_code")?,
+        driver: row.try_get("driver")?,
+        confidence: row.try_get("confidence")?,
+        created_at: time(row.try_get("created_at")?),
+        ack_deadline: time(row.try_get("ack_deadline")?),
+        resolve_deadline: time(row.try_get("resolve_deadline")?),
+        lease_owner: row.try_get("lease_owner")?,
+        lease_expires: optional_time("lease_expires")?,
+        claims: row.try_get::<i64, _>("claims")? as u32,
+        acked_at: optional_time("acked_at")?,
+        resolved_at: optional_time("resolved_at")?,
+        resolution: json_column(row, "resolution")?,
+        escalations: row.try_get::<i64, _>("escalations")? as u32,
+        breached: row.try_get("breached")?,
+        payload,
+    })
+}

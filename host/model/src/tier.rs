@@ -1,0 +1,40 @@
+//! Tiers and trigger kinds, as they appear in JSON.
+
+use serde::{Deserialize, Serialize};
+
+crate::named_enum! {
+    /// Who must act on a unit of work. Ordered: a higher tier wins.
+    #[derive(PartialOrd, Ord)]
+    pub enum Tier ("tier") {
+        /// The agent proceeds.
+        None,
+        /// Level 1: automated retry with guidance.
+        SelfCorrect,
+        /// Level 2: a specialised human operator with full context.
+        Operator,
+        /// Level 3: executive oversight for systemic risk.
+        Executive,
+    }
+}
+
+impl Tier {
+    /// The escalation level, 0 to 3.
+    pub fn level(self) -> u8 {
+        self as u8
+    }
+
+    /// Whether a human must act: `operator` or `executive`.
+    pub fn needs_human(self) -> bool {
+        self >= Tier::Operator
+    }
+}
+
+/// Whether a mandated rule or a probabilistic judgement drove a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerKind {
+    /// A compliance-mandated rule.
+    Rule,
+    /// A judgement from confidence and anomaly signals.
+    Probabilistic,
+}

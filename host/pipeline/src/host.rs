@@ -1,0 +1,296 @@
+//! Assembling a running host: the one place that wires policies, the audit
+//! trail, the handoff store, the SLA clocks and the pipeline together, for
+//! the server and the command line alike.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use handoff_audit::{AuditError, AuditLog, AuditOptions, Durability};
+use handoff_dispatch::{
+    Commit, DispatchConfig, Dispatcher, SlaEvent, SqliteStore, StoreError, SystemClock,
+    spawn_sla_clock,
+};
+use handoff_model::LifecycleEvent;
+use handoff_policy::cache::CacheError;
+use handoff_policy::reload::{LifecycleSink, LivePolicies, WatchError, WatchOptions, Watcher};
+use handoff_policy::{DirError, EvaluatorPool, Policies, PolicySet, Runtime};
+use tokio::task::JoinHandle;
+
+use crate::pipeline::{Pipeline, Placement};
+use crate::reference;
+
+/// How often a running host checks SLA deadlines.
+const SLA_TICK: Duration = Duration::from_secs(1);
+
+/// Where the policies come from.
+pub enum PolicySetup {
+    /// A set already loaded, served as it is for the host's life.
+    Fixed(Arc<PolicySet>),
+    /// A directory, served live: watched and hot-reloaded.
+    Watched {
+        /// The directory.
+        dir: PathBuf,
+        /// Quiet interval before a file written in place is reloaded.
+        debounce: Duration,
+    },
+}
+
+/// The audit trail a host keeps.
+pub struct AuditSetup {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Durability, rotation and masking.
+    pub options: AuditOptions,
+}
+
+/// Everything a host is made of.
+pub struct HostConfig {
+    /// The policies.
+    pub policies: PolicySetup,
+    /// Where compiled policies are kept between runs, if anywhere.
+    pub cache: Option<PathBuf>,
+    /// The audit trail, if any. A long-running host always keeps one.
+    pub audit: Option<AuditSetup>,
+    /// The directory of the handoff store (`handoffs.db`), when decisions
+    /// are dispatched.
+    pub store: Option<PathBuf>,
+    /// How decisions become handoffs.
+    pub dispatch: DispatchConfig,
+    /// Whether SLA deadlines are enforced in the background.
+    pub sla_clock: bool,
+    /// Where evaluation runs.
+    pub placement: Placement,
+}
+
+/// Hears every policy lifecycle event.
+pub type LifecycleObserver = Arc<dyn Fn(&LifecycleEvent) + Send + Sync>;
+
+/// Hears every SLA breach acted on.
+pub type SlaObserver = Arc<dyn Fn(&SlaEvent) + Send + Sync>;
+
+/// Who hears about what the host does on its own: policy reloads and SLA
+/// breaches. The audit trail records lifecycle events whatever these do.
+#[derive(Clone, Default)]
+pub struct Observers {
+    /// Every policy lifecycle event, after it is recorded.
+    pub lifecycle: Option<LifecycleObserver>,
+    /// Every breach the SLA clocks acted on.
+    pub sla: Option<SlaObserver>,
+}
+
+/// Why a host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// The artifact cache directory cannot be used.
+    #[error("cannot open the artifact cache: {0}")]
+    Cache(#[from] CacheError),
+    /// The audit log cannot be opened (or repaired).
+    #[error("cannot open the audit log in {dir}: {source}")]
+    Audit {
+        /// Its directory.
+        dir: String,
+        /// Why.
+        #[source]
+        source: AuditError,
+    },
+    /// The policy directory cannot be read.
+    #[error(transparent)]
+    Policies(#[from] DirError),
+    /// The policy directory cannot be watched.
+    #[error(transparent)]
+    Watch(#[from] WatchError),
+    /// The handoff store cannot be opened.
+    #[error("cannot open the handoff store in {dir}: {source}")]
+    Store {
+        /// Its directory.
+        dir: String,
+        /// Why.
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// A running host.
+pub struct Host {
+    pipeline: Arc<Pipeline>,
+    policies: Policies,
+    audit: Option<Arc<AuditLog>>,
+    dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
+    sla_tasks: Vec<JoinHandle<()>>,
+    /// Keeps the policy directory watched while the host lives.
+    _watcher: Option<Watcher>,
+}
+
+impl Host {
+    /// Starts a host: opens the audit log, loads (and watches) the
+    /// policies, opens the store and starts the SLA clocks. Must run inside
+    /// a tokio runtime, which the SLA clocks and the store live on.
+    pub async fn open(
+        runtime: &Runtime,
+        config: HostConfig,
+        observers: Observers,
+    ) -> Result<Host, HostError> {
+        let mut runtime = runtime.clone();
+        if let Some(cache) = &config.cache {
+            runtime = runtime.with_cache(cache)?;
+        }
+        let durability = config
+            .audit
+            .as_ref()
+            .map_or(Durability::default(), |audit| audit.options.durability);
+        let audit = match config.audit {
+            Some(setup) => Some(Arc::new(
+                AuditLog::open(&setup.dir, setup.options).map_err(|source| HostError::Audit {
+                    dir: setup.dir.display().to_string(),
+                    source,
+                })?,
+            )),
+            None => None,
+        };
+        let record = lifecycle_recorder(audit.clone(), observers.lifecycle.clone());
+        let (policies, watcher) = match config.policies {
+            PolicySetup::Fixed(set) => {
+                for event in set.lifecycle_events() {
+                    record(&event);
+                }
+                (Policies::Fixed(set), None)
+            }
+            PolicySetup::Watched { dir, debounce } => {
+                let live = LivePolicies::open(runtime, &dir, Arc::new(record))?;
+                let watcher = Watcher::start(live.clone(), WatchOptions::with_debounce(debounce))?;
+                (Policies::Live(live), Some(watcher))
+            }
+        };
+        let dispatcher = match &config.store {
+            Some(dir) => {
+                // The store is as durable as the audit log it sits beside.
+                let commit = match durability {
+                    Durability::Sync => Commit::Synced,
+                    Durability::Batch | Durability::Off => Commit::Written,
+                };
+                let store = SqliteStore::open_with(dir, commit)
+                    .await
+                    .map_err(|source| HostError::Store {
+                        dir: dir.display().to_string(),
+                        source,
+                    })?;
+                Some(Arc::new(Dispatcher::new(
+                    store,
+                    Arc::new(SystemClock),
+                    config.dispatch,
+                )))
+            }
+            None => None,
+        };
+        let sla_tasks = match (&dispatcher, config.sla_clock) {
+            (Some(dispatcher), true) => start_sla_clock(dispatcher.clone(), observers.sla),
+            _ => Vec::new(),
+        };
+        let pipeline = Arc::new(Pipeline::new(
+            EvaluatorPool::new(policies.clone()),
+            config.placement,
+            audit.clone(),
+            dispatcher.clone(),
+        ));
+        Ok(Host {
+            pipeline,
+            policies,
+            audit,
+            dispatcher,
+            sla_tasks,
+            _watcher: watcher,
+        })
+    }
+
+    /// Where work items go.
+    pub fn pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipeline
+    }
+
+    /// The policies served.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
+    }
+
+    /// The audit trail, when the host keeps one.
+    pub fn audit(&self) -> Option<&Arc<AuditLog>> {
+        self.audit.as_ref()
+    }
+
+    /// Tier dispatch, when the host dispatches.
+    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher<SqliteStore>>> {
+        self.dispatcher.as_ref()
+    }
+
+    /// Stops the SLA clocks, writes out the audit log and closes the store.
+    /// Call it after the last submission has been answered.
+    pub async fn close(self) -> Result<(), AuditError> {
+        for task in &self.sla_tasks {
+            task.abort();
+        }
+        let flushed = self.audit.as_ref().map_or(Ok(()), |audit| audit.flush());
+        if let Some(dispatcher) = &self.dispatcher {
+            dispatcher.store().close().await;
+        }
+        flushed
+    }
+}
+
+/// Records each lifecycle event in the audit trail (if any) and tells the
+/// observer. A failure to record is logged: a reload must not stop because
+/// the log did, and every decision after it fails closed anyway.
+fn lifecycle_recorder(
+    audit: Option<Arc<AuditLog>>,
+    observer: Option<LifecycleObserver>,
+) -> impl Fn(&LifecycleEvent) + Send + Sync + 'static {
+    move |event: &LifecycleEvent| {
+        if let Some(audit) = &audit
+            && let Err(error) = audit.record_lifecycle(event)
+        {
+            tracing::error!(%error, %event, "cannot record a lifecycle event in the audit log");
+        }
+        if let Some(observer) = &observer {
+            observer(event);
+        }
+    }
+}
+
+/// A lifecycle sink that records every event in `audit`: what a host wires
+/// into its live policies, for callers assembling one by hand.
+pub fn audit_sink(audit: Arc<AuditLog>) -> Arc<dyn LifecycleSink> {
+    Arc::new(lifecycle_recorder(Some(audit), None))
+}
+
+/// Starts the SLA clocks on the current tokio runtime, handing every breach
+/// acted on to `observer`. Returns the clock and the forwarding tasks.
+fn start_sla_clock(
+    dispatcher: Arc<Dispatcher<SqliteStore>>,
+    observer: Option<SlaObserver>,
+) -> Vec<JoinHandle<()>> {
+    let (sender, mut events) = tokio::sync::broadcast::channel(256);
+    let clock = spawn_sla_clock(dispatcher, SLA_TICK, sender);
+    let forward = tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let Some(observer) = &observer {
+                observer(&event);
+            }
+        }
+    });
+    vec![clock, forward]
+}
+
+/// The directory a long-running host serves: the one named, or `policies/`
+/// in the data directory, seeded with the reference policies on first use so
+/// that an operator can edit them live. Says whether it was seeded now.
+pub fn policy_dir(named: Option<&Path>, data: &Path) -> std::io::Result<(PathBuf, bool)> {
+    if let Some(dir) = named {
+        return Ok((dir.to_path_buf(), false));
+    }
+    let dir = data.join("policies");
+    if dir.exists() {
+        return Ok((dir, false));
+    }
+    reference::write_to(&dir)?;
+    Ok((dir, true))
+}

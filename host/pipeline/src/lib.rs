@@ -1,0 +1,21 @@
+//! The path of one work item, and the host it runs in.
+//!
+//! - [`Pipeline`]: decide → audit → dispatch, with the rule that a decision
+//!   is answered only once it is in the audit trail. Every way in (the HTTP
+//!   API, `handoff watch`, `handoff eval`) submits here.
+//! - [`Host`]: the one way a running host is assembled from its parts
+//!   (policies, fixed or live; the audit trail; the handoff store and its SLA
+//!   clocks; the pipeline), for the server and the command line alike.
+//! - [`replay`]: what a candidate policy set would have decided for the
+//!   items in the audit trail.
+//! - [`reference`]: the reference policies built into the binary.
+
+mod host;
+mod pipeline;
+pub mod reference;
+pub mod replay;
+
+pub use host::{
+    AuditSetup, Host, HostConfig, HostError, Observers, PolicySetup, audit_sink, policy_dir,
+};
+pub use pipeline::{Answer, Pipeline, PipelineError, Placement};

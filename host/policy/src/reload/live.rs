@@ -1,0 +1,403 @@
+//! The live policy set of a running host, and how a reload replaces it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use arc_swap::{ArcSwap, Guard};
+use chrono::{DateTime, Utc};
+use handoff_model::{CompileOrigin, LifecycleEvent};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::sink::LifecycleSink;
+use crate::component::digest_of;
+use crate::loader;
+use crate::plugin::Plugin;
+use crate::policy_dir::{self, DirError, Unit};
+use crate::policy_set::PolicySet;
+use crate::runtime::Runtime;
+use crate::source::{PluginSource, Rejection};
+
+/// The policy set a running host serves, reloadable unit by unit from its
+/// directory.
+pub struct LivePolicies {
+    runtime: Runtime,
+    dir: PathBuf,
+    current: ArcSwap<PolicySet>,
+    registry: Mutex<Registry>,
+    sink: Arc<dyn LifecycleSink>,
+}
+
+/// Reload bookkeeping. Its lock serialises reloads: one loader at a time,
+/// never on the evaluation path.
+struct Registry {
+    generation: u64,
+    units: BTreeMap<String, UnitState>,
+}
+
+#[derive(Default)]
+struct UnitState {
+    status: PluginStatus,
+    /// Content digest (component and manifest) of the serving version.
+    served: Option<[u8; 32]>,
+    /// Content digest of the last version that failed, so that an event
+    /// that changed nothing does not re-run and re-report the same failure.
+    failed: Option<[u8; 32]>,
+}
+
+/// What the host knows about one plugin: what serves, and what last failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PluginStatus {
+    /// Plugin name.
+    pub plugin: String,
+    /// The version serving now, if any.
+    pub serving: Option<Serving>,
+    /// The most recent failed reload, kept after a later success so an
+    /// operator can still see what went wrong and when.
+    pub last_error: Option<ReloadFailure>,
+}
+
+/// The serving version of a plugin.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Serving {
+    /// The policy's own version.
+    pub version: String,
+    /// SHA-256 of the component.
+    pub digest: String,
+    /// Whether its manifest enables it.
+    pub enabled: bool,
+    /// The generation it started serving in.
+    pub since_generation: u64,
+    /// When it started serving.
+    pub since: DateTime<Utc>,
+    /// Compiled or from the cache.
+    #[serde(flatten)]
+    pub compile: CompileOrigin,
+}
+
+/// A reload that did not take effect.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReloadFailure {
+    /// The file at fault.
+    pub file: String,
+    /// What is wrong.
+    pub reason: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+/// What one reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadOutcome {
+    /// The new generation, when the live set changed.
+    pub generation: Option<u64>,
+    /// Plugins loaded, swapped or unloaded.
+    pub changed: Vec<String>,
+    /// Plugins whose new version was refused.
+    pub rejected: Vec<String>,
+    /// Plugins whose content had not changed.
+    pub unchanged: Vec<String>,
+}
+
+/// A change staged during a reload, published with the new generation.
+enum Staged {
+    Load {
+        plugin: Arc<Plugin>,
+        previous: Option<String>,
+        load_ms: f64,
+    },
+    Unload {
+        digest: String,
+    },
+}
+
+impl LivePolicies {
+    /// Loads every unit of `dir` as the first generation. Plugins that fail
+    /// are reported through `sink` and in their status, like any reload.
+    pub fn open(
+        runtime: Runtime,
+        dir: &Path,
+        sink: Arc<dyn LifecycleSink>,
+    ) -> Result<Arc<LivePolicies>, DirError> {
+        let live = Arc::new(LivePolicies {
+            runtime,
+            dir: dir.to_path_buf(),
+            current: ArcSwap::from_pointee(PolicySet::assemble(0, Vec::new(), Vec::new())),
+            registry: Mutex::new(Registry {
+                generation: 0,
+                units: BTreeMap::new(),
+            }),
+            sink,
+        });
+        live.reload_all()?;
+        Ok(live)
+    }
+
+    /// The directory being served.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The runtime plugins are compiled with.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// The set serving now. Holding it keeps that generation alive, so a
+    /// caller evaluating with it finishes on it even if a reload happens.
+    pub fn current(&self) -> Arc<PolicySet> {
+        self.current.load_full()
+    }
+
+    /// The set serving now, without taking a reference count: what an
+    /// evaluator checks before every item.
+    pub(crate) fn load_current(&self) -> Guard<Arc<PolicySet>> {
+        self.current.load()
+    }
+
+    /// The generation serving now.
+    pub fn generation(&self) -> u64 {
+        self.current.load().generation()
+    }
+
+    /// Every plugin the host has seen, serving or not, by name.
+    pub fn status(&self) -> Vec<PluginStatus> {
+        self.registry()
+            .units
+            .values()
+            .map(|unit| unit.status.clone())
+            .collect()
+    }
+
+    /// Reloads every unit in the directory, and unloads any that vanished.
+    pub fn reload_all(&self) -> Result<ReloadOutcome, DirError> {
+        let mut names = policy_dir::unit_names(&self.dir)?;
+        let mut registry = self.registry();
+        names.extend(registry.units.keys().cloned());
+        Ok(self.reload_locked(&mut registry, names))
+    }
+
+    /// Reloads the named units: each is read, validated and, if it passes,
+    /// swapped in; one new generation covers every change.
+    pub fn reload<I, S>(&self, names: I) -> ReloadOutcome
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let names = names.into_iter().map(Into::into).collect();
+        let mut registry = self.registry();
+        self.reload_locked(&mut registry, names)
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // A panic while reloading cannot leave the registry half-updated in
+        // a way that matters: the live set is only ever replaced whole.
+        self.registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn reload_locked(&self, registry: &mut Registry, names: BTreeSet<String>) -> ReloadOutcome {
+        let current = self.current.load_full();
+        let mut outcome = ReloadOutcome::default();
+        let mut staged: Vec<(String, Staged)> = Vec::new();
+        let mut events = Vec::new();
+        for name in names {
+            let mut forget = false;
+            let unit = registry.units.entry(name.clone()).or_default();
+            unit.status.plugin.clone_from(&name);
+            let serving = current.get(&name).map(|p| p.digest.clone());
+            match policy_dir::read_unit(&self.dir, &name) {
+                Unit::Present(source) => {
+                    let content = content_digest(&source);
+                    if unit.served == Some(content) || unit.failed == Some(content) {
+                        outcome.unchanged.push(name);
+                        continue;
+                    }
+                    let started = Instant::now();
+                    match loader::load(&self.runtime, &source) {
+                        Ok(plugin) => {
+                            if let CompileOrigin::Recompiled { reason } = &plugin.compiled {
+                                events.push(LifecycleEvent::CacheRecompiled {
+                                    plugin: name.clone(),
+                                    digest: plugin.digest.clone(),
+                                    reason: reason.clone(),
+                                });
+                            }
+                            unit.served = Some(content);
+                            unit.failed = None;
+                            staged.push((
+                                name,
+                                Staged::Load {
+                                    plugin: Arc::new(plugin),
+                                    previous: serving,
+                                    load_ms: started.elapsed().as_secs_f64() * 1e3,
+                                },
+                            ));
+                        }
+                        Err(rejection) => {
+                            unit.failed = Some(content);
+                            let digest = Some(digest_of(&source.wasm));
+                            events.push(reject(unit, rejection, digest, serving));
+                            outcome.rejected.push(name);
+                        }
+                    }
+                }
+                Unit::Unreadable(rejection) => {
+                    unit.failed = None;
+                    events.push(reject(unit, rejection, None, serving));
+                    outcome.rejected.push(name);
+                }
+                missing @ (Unit::Absent | Unit::ManifestOnly) => {
+                    unit.served = None;
+                    unit.failed = None;
+                    if let Some(digest) = serving {
+                        staged.push((name.clone(), Staged::Unload { digest }));
+                    }
+                    if matches!(missing, Unit::ManifestOnly) {
+                        let rejection = policy_dir::orphan_manifest(&name);
+                        events.push(reject(unit, rejection, None, None));
+                    } else {
+                        // Nothing serves and nothing failed: nothing to report.
+                        forget = unit.status.serving.is_none() && unit.status.last_error.is_none();
+                    }
+                    if forget {
+                        registry.units.remove(&name);
+                    }
+                }
+            }
+        }
+
+        if !staged.is_empty() {
+            registry.generation += 1;
+            let generation = registry.generation;
+            let mut plugins: BTreeMap<String, Arc<Plugin>> = current
+                .loaded()
+                .map(|p| (p.name.to_string(), p.clone()))
+                .collect();
+            let now = Utc::now();
+            for (name, change) in staged {
+                let unit = registry.units.entry(name.clone()).or_default();
+                match change {
+                    Staged::Load {
+                        plugin,
+                        previous,
+                        load_ms,
+                    } => {
+                        unit.status.serving = Some(Serving {
+                            version: plugin.info.version.clone(),
+                            digest: plugin.digest.clone(),
+                            enabled: plugin.manifest.enabled,
+                            since_generation: generation,
+                            since: now,
+                            compile: plugin.compiled.clone(),
+                        });
+                        events.push(loaded_event(&plugin, previous, generation, load_ms));
+                        plugins.insert(name.clone(), plugin);
+                    }
+                    Staged::Unload { digest } => {
+                        unit.status.serving = None;
+                        plugins.remove(&name);
+                        events.push(LifecycleEvent::Unloaded {
+                            plugin: name.clone(),
+                            digest,
+                            generation,
+                        });
+                    }
+                }
+                outcome.changed.push(name);
+            }
+            let rejected = registry
+                .units
+                .values()
+                .filter(|unit| unit.failed.is_some())
+                .filter_map(|unit| unit.status.last_error.as_ref())
+                .map(|failure| Rejection {
+                    file: failure.file.clone(),
+                    reason: failure.reason.clone(),
+                })
+                .collect();
+            let set = PolicySet::assemble(generation, plugins.into_values().collect(), rejected);
+            self.current.store(Arc::new(set));
+            outcome.generation = Some(generation);
+        }
+
+        for event in &events {
+            match event {
+                LifecycleEvent::Rejected { .. } => tracing::warn!(%event, "policy reload"),
+                _ => tracing::info!(%event, "policy reload"),
+            }
+            self.sink.record(event);
+        }
+        outcome
+    }
+}
+
+/// Records a refused version in the unit's status and describes it.
+fn reject(
+    unit: &mut UnitState,
+    rejection: Rejection,
+    digest: Option<String>,
+    still_serving: Option<String>,
+) -> LifecycleEvent {
+    unit.status.last_error = Some(ReloadFailure {
+        file: rejection.file.clone(),
+        reason: rejection.reason.clone(),
+        at: Utc::now(),
+    });
+    LifecycleEvent::Rejected {
+        plugin: unit.status.plugin.clone(),
+        file: rejection.file,
+        reason: rejection.reason,
+        digest,
+        still_serving,
+    }
+}
+
+fn loaded_event(
+    plugin: &Plugin,
+    previous: Option<String>,
+    generation: u64,
+    load_ms: f64,
+) -> LifecycleEvent {
+    let plugin_name = plugin.name.to_string();
+    let version = plugin.info.version.clone();
+    let digest = plugin.digest.clone();
+    let compile = plugin.compiled.clone();
+    match previous {
+        Some(previous_digest) => LifecycleEvent::Swapped {
+            plugin: plugin_name,
+            version,
+            digest,
+            previous_digest,
+            generation,
+            compile,
+            load_ms,
+        },
+        None => LifecycleEvent::Loaded {
+            plugin: plugin_name,
+            version,
+            digest,
+            generation,
+            compile,
+            load_ms,
+        },
+    }
+}
+
+/// Identifies a unit's content: the component and its manifest together,
+/// since changing either changes the plugin.
+fn content_digest(source: &PluginSource) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    hasher.update(Sha256::digest(&source.wasm));
+    match &source.manifest {
+        Some(text) => {
+            hasher.update([1]);
+            hasher.update(text.as_bytes());
+        }
+        None => hasher.update([0]),
+    }
+    hasher.finalize().into()
+}

@@ -1,0 +1,28 @@
+//! What loading starts from and what it reports: a plugin's files before
+//! they are loaded, and a file that did not become a plugin.
+
+/// A component and its manifest, before loading.
+#[derive(Debug, Clone)]
+pub struct PluginSource {
+    /// The plugin's name: the component's file name without `.wasm`.
+    pub name: String,
+    /// The component bytes.
+    pub wasm: Vec<u8>,
+    /// The manifest text, when there is one.
+    pub manifest: Option<String>,
+}
+
+/// A file that did not become a plugin, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Rejection {
+    /// The file at fault, as the operator named it.
+    pub file: String,
+    /// What is wrong, in words that say what to fix.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.file, self.reason)
+    }
+}

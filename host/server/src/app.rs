@@ -1,0 +1,73 @@
+//! What every request handler shares: the running host's pipeline,
+//! policies, audit log and dispatcher, and the server's own metrics, tokens
+//! and limits.
+
+use std::sync::Arc;
+
+use handoff_audit::AuditLog;
+use handoff_dispatch::{Dispatcher, SqliteStore};
+use handoff_pipeline::{Host, Pipeline};
+use handoff_policy::reload::LivePolicies;
+use tokio::sync::Notify;
+
+use super::auth::Tokens;
+use super::config::ServerConfig;
+use super::metrics::Metrics;
+
+/// The running server's state.
+pub struct App {
+    /// Where work items go: decide, audit, dispatch.
+    pub pipeline: Arc<Pipeline>,
+    /// The policies serving now, hot-reloaded from their directory.
+    pub live: Arc<LivePolicies>,
+    /// The tamper-evident record of every decision and policy change.
+    pub audit: Arc<AuditLog>,
+    /// Tier dispatch on the durable store.
+    pub dispatcher: Arc<Dispatcher<SqliteStore>>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<Metrics>,
+    /// Who may call what.
+    pub tokens: Arc<Tokens>,
+    /// Limits on requests.
+    pub config: ServerConfig,
+    /// Woken whenever this server resolves a handoff, so that long polls
+    /// answer at once instead of at their next check.
+    pub resolved: Notify,
+}
+
+/// A host missing a part the server needs.
+#[derive(Debug, thiserror::Error)]
+#[error("the server needs a host with {0}")]
+pub struct IncompleteHost(&'static str);
+
+impl App {
+    /// The state for serving `host`, which must watch a policy directory,
+    /// keep an audit trail and dispatch.
+    pub fn new(
+        host: &Host,
+        metrics: Arc<Metrics>,
+        tokens: Tokens,
+        config: ServerConfig,
+    ) -> Result<App, IncompleteHost> {
+        Ok(App {
+            pipeline: host.pipeline().clone(),
+            live: host
+                .policies()
+                .live()
+                .ok_or(IncompleteHost("a watched policy directory"))?
+                .clone(),
+            audit: host
+                .audit()
+                .ok_or(IncompleteHost("an audit trail"))?
+                .clone(),
+            dispatcher: host
+                .dispatcher()
+                .ok_or(IncompleteHost("a handoff store"))?
+                .clone(),
+            metrics,
+            tokens: Arc::new(tokens),
+            config,
+            resolved: Notify::new(),
+        })
+    }
+}

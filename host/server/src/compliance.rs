@@ -1,0 +1,335 @@
+//! What compliance and operations read: the serving policies with their
+//! limits and capabilities, the audit trail (verified or queried), the
+//! feedback report, and a replay of recent decisions against a candidate
+//! policy that is never activated.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::app::App;
+use super::error::ApiError;
+use handoff_audit::{AuditLog, Body, Entry, Filter, VerifyError, query, verify};
+use handoff_dispatch::{FeedbackReport, HandoffStore, ListFilter, ReportOptions, feedback_report};
+use handoff_model::{CompileOrigin, FailureMode, Tier};
+use handoff_pipeline::replay::{ReplayReport, replay};
+use handoff_policy::limits::Limits;
+use handoff_policy::manifest::InstanceReuse;
+use handoff_policy::reload::PluginStatus;
+use handoff_policy::{
+    Evaluator, Import, Plugin, PluginSource, PolicySet, TriggerInfo, read_sources,
+};
+
+/// The policy set as compliance reviews it.
+#[derive(Debug, Serialize)]
+pub struct PoliciesView {
+    /// The generation serving now.
+    pub generation: u64,
+    /// The directory the server watches.
+    pub dir: String,
+    /// Every loaded plugin, enabled or not, in evaluation order.
+    pub plugins: Vec<PluginView>,
+    /// Per plugin: what serves, and the last reload that failed.
+    pub status: Vec<PluginStatus>,
+}
+
+/// One loaded plugin: what it is, what it may consume and what it can touch.
+#[derive(Debug, Serialize)]
+pub struct PluginView {
+    /// Name in the set.
+    pub name: String,
+    /// The policy's own version.
+    pub version: String,
+    /// What it is for.
+    pub description: String,
+    /// SHA-256 of the component.
+    pub digest: String,
+    /// Whether it evaluates.
+    pub enabled: bool,
+    /// Its place in evaluation order.
+    pub order: i32,
+    /// What a fault turns into.
+    pub failure_mode: FailureMode,
+    /// Fuel, deadline, memory, tables, instances.
+    pub limits: Limits,
+    /// Warm or fresh instances.
+    pub instance_reuse: InstanceReuse,
+    /// The triggers it implements.
+    pub triggers: Vec<TriggerInfo>,
+    /// Every import and the sandbox's answer to it.
+    pub capabilities: Vec<Import>,
+    /// Compiled or from the cache.
+    #[serde(flatten)]
+    pub compile: CompileOrigin,
+    /// Time to load, validate and self-test it.
+    pub load_ms: f64,
+}
+
+impl PluginView {
+    fn of(plugin: &Plugin) -> PluginView {
+        PluginView {
+            name: plugin.name.to_string(),
+            version: plugin.info.version.clone(),
+            description: plugin.info.description.clone(),
+            digest: plugin.digest.clone(),
+            enabled: plugin.manifest.enabled,
+            order: plugin.manifest.order,
+            failure_mode: plugin.manifest.failure_mode,
+            limits: plugin.manifest.limits,
+            instance_reuse: plugin.manifest.instance_reuse,
+            triggers: plugin.info.triggers.clone(),
+            capabilities: plugin.imports.clone(),
+            compile: plugin.compiled.clone(),
+            load_ms: plugin.load_ms,
+        }
+    }
+}
+
+/// `GET /v1/policies`.
+pub async fn policies(State(app): State<Arc<App>>) -> Json<PoliciesView> {
+    let set = app.live.current();
+    let plugins = set
+        .plugins()
+        .iter()
+        .chain(set.disabled())
+        .map(|p| PluginView::of(p))
+        .collect();
+    Json(PoliciesView {
+        generation: set.generation(),
+        dir: app.live.dir().display().to_string(),
+        plugins,
+        status: app.live.status(),
+    })
+}
+
+/// `GET /v1/audit/verify`: whether the chain is intact, and where it breaks
+/// if not. A broken chain is a finding, so it is a 200 with `intact: false`.
+pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    let audit = app.audit.clone();
+    let outcome = tokio::task::spawn_blocking(move || log_files(&audit).map(|f| verify(&f)))
+        .await
+        .map_err(|e| ApiError::internal("verification did not finish", e))??;
+    Ok(Json(match outcome {
+        Ok(verified) => json!({
+            "intact": true,
+            "records": verified.records,
+            "files": verified.files,
+            "first_seq": verified.first_seq,
+            "last_seq": verified.last_seq,
+        }),
+        Err(VerifyError::Broken(at)) => json!({
+            "intact": false,
+            "error": at.to_string(),
+            "seq": at.seq,
+            "kind": at.kind,
+            "file": at.file,
+            "line": at.line,
+        }),
+        Err(error) => json!({"intact": false, "error": error.to_string()}),
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    tier: Option<Tier>,
+    plugin: Option<String>,
+    reason_code: Option<String>,
+    item: Option<String>,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    /// The most recent this many matches (default 100, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// `GET /v1/audit`: matching records, oldest first, as stored.
+pub async fn audit_query(
+    State(app): State<Arc<App>>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100).min(10_000);
+    let filter = Filter {
+        tier: query.tier,
+        plugin: query.plugin,
+        reason_code: query.reason_code,
+        since: query.since,
+        until: query.until,
+        item: query.item,
+    };
+    let audit = app.audit.clone();
+    let entries = tokio::task::spawn_blocking(move || read_log(&audit))
+        .await
+        .map_err(|e| ApiError::internal("the audit query did not finish", e))??;
+    let matching: Vec<&Entry> = entries
+        .iter()
+        .filter(|entry| filter.matches(&entry.record))
+        .collect();
+    // Only the records answered are turned back into JSON values.
+    let skip = matching.len().saturating_sub(limit);
+    Ok(Json(
+        matching[skip..]
+            .iter()
+            .map(|entry| serde_json::from_str(&entry.line).unwrap_or(Value::Null))
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReportQuery {
+    cost_per_human_minute: Option<f64>,
+    cost_per_autonomous_item: Option<f64>,
+    default_human_minutes: Option<f64>,
+    target_error: Option<f64>,
+    delta: Option<f64>,
+}
+
+/// `GET /v1/report`: the feedback report, as `handoff report --json`.
+pub async fn feedback(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ReportQuery>, QueryRejection>,
+) -> Result<Json<FeedbackReport>, ApiError> {
+    let Query(query) = query?;
+    let defaults = ReportOptions::default();
+    let options = ReportOptions {
+        cost_per_human_minute: query
+            .cost_per_human_minute
+            .unwrap_or(defaults.cost_per_human_minute),
+        cost_per_autonomous_item: query
+            .cost_per_autonomous_item
+            .unwrap_or(defaults.cost_per_autonomous_item),
+        default_human_minutes: query
+            .default_human_minutes
+            .unwrap_or(defaults.default_human_minutes),
+        target_error: query.target_error.unwrap_or(defaults.target_error),
+        delta: query.delta.unwrap_or(defaults.delta),
+    };
+    for (field, value) in [
+        ("target-error", options.target_error),
+        ("delta", options.delta),
+    ] {
+        if !(value > 0.0 && value < 1.0) {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("`{field}` must be strictly between 0 and 1"),
+            ));
+        }
+    }
+    let decisions = app.dispatcher.store().decisions().await?;
+    let handoffs = app.dispatcher.list(&ListFilter::default()).await?;
+    Ok(Json(feedback_report(&decisions, &handoffs, &options)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayQuery {
+    /// The plugin the candidate replaces (or joins the set as).
+    plugin: String,
+    /// How many of the most recent decisions to replay (default 1,000).
+    recent: Option<usize>,
+}
+
+/// What a replay answers.
+#[derive(Debug, Serialize)]
+pub struct ReplayView {
+    /// The candidate, as it would serve.
+    pub candidate: PluginView,
+    /// What it would have changed.
+    pub report: ReplayReport,
+}
+
+/// `POST /v1/replay?plugin=NAME`: the body is a candidate component. It is
+/// loaded and validated like a reload (with the serving manifest), then the
+/// most recent decisions are decided again by the serving set with the
+/// candidate in place. Nothing is activated and nothing is written.
+pub async fn candidate_replay(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ReplayQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ReplayView>, ApiError> {
+    let Query(query) = query?;
+    let wasm = body?.to_vec();
+    let recent = query.recent.unwrap_or(1000);
+    let name = query.plugin;
+    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+        return Err(ApiError::invalid_field(
+            "plugin",
+            "`plugin` must be a plugin name, not a path",
+        ));
+    }
+    // A replay instantiates the candidate set: it runs where evaluations
+    // run, under one of their slots.
+    let worker = app.clone();
+    let view = app
+        .pipeline
+        .offload(move || replay_candidate(&worker, &name, wasm, recent))
+        .await??;
+    Ok(Json(view))
+}
+
+fn replay_candidate(
+    app: &App,
+    name: &str,
+    wasm: Vec<u8>,
+    recent: usize,
+) -> Result<ReplayView, ApiError> {
+    let (mut sources, _) = read_sources(app.live.dir())
+        .map_err(|e| ApiError::internal("cannot read the policy directory", e))?;
+    match sources.iter_mut().find(|s| s.name == name) {
+        Some(source) => source.wasm = wasm,
+        None => sources.push(PluginSource {
+            name: name.to_string(),
+            wasm,
+            manifest: None,
+        }),
+    }
+    let set = PolicySet::load(app.live.runtime(), sources, 0);
+    let Some(candidate) = set
+        .plugins()
+        .iter()
+        .chain(set.disabled())
+        .find(|p| &*p.name == name)
+        .map(|p| PluginView::of(p))
+    else {
+        let reason = set
+            .rejected()
+            .iter()
+            .find(|r| r.file.starts_with(name))
+            .map_or("it did not load".to_string(), |r| r.reason.clone());
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "candidate-rejected",
+            format!("the candidate `{name}` would be rejected: {reason}"),
+        ));
+    };
+    let decisions: Vec<_> = read_log(&app.audit)?
+        .into_iter()
+        .filter(|e| matches!(e.record.body, Body::Decision(_)))
+        .collect();
+    let skip = decisions.len().saturating_sub(recent);
+    let mut evaluator = Evaluator::new(Arc::new(set));
+    let report = replay(&decisions[skip..], &mut evaluator);
+    Ok(ReplayView { candidate, report })
+}
+
+/// The audit log's files, with every record appended so far written out.
+fn log_files(audit: &AuditLog) -> Result<Vec<PathBuf>, ApiError> {
+    audit
+        .flush()
+        .and_then(|()| audit.files())
+        .map_err(|e| ApiError::internal("cannot read the audit log", e))
+}
+
+/// Every record of the audit log.
+fn read_log(audit: &AuditLog) -> Result<Vec<Entry>, ApiError> {
+    query::read(&log_files(audit)?).map_err(|e| ApiError::internal("cannot read the audit log", e))
+}

@@ -1,0 +1,117 @@
+//! `POST /v1/evaluate`: agents send one item or a batch and get each
+//! decision, with what dispatch did about it and the handoff id to poll.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use handoff_dispatch::Dispatched;
+use handoff_model::{Decision, InputError, WorkItem};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::app::App;
+use super::body;
+use super::error::ApiError;
+
+/// One item's answer, as JSON.
+#[derive(Debug, Serialize)]
+pub struct EvaluateAnswer {
+    /// The decision, field for field as `handoff eval` prints it.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// What was done: proceed, retry with guidance, or handed off.
+    pub dispatch: Option<Dispatched>,
+    /// The handoff to poll at `GET /v1/handoffs/{id}`, when one was made.
+    pub handoff_id: Option<String>,
+}
+
+/// A batch's answers, in request order.
+#[derive(Debug, Serialize)]
+pub struct BatchAnswer {
+    /// One per item.
+    pub results: Vec<EvaluateAnswer>,
+}
+
+/// Decides, audits and dispatches through the host's pipeline: a decision
+/// is only answered once its audit record is written.
+pub async fn evaluate(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body?;
+    let (items, batch) = parse_items(&body, app.config.max_batch)?;
+    let answers = app.pipeline.submit(items).await?;
+    let mut results: Vec<EvaluateAnswer> = answers
+        .into_iter()
+        .map(|answer| {
+            app.metrics.observe_decision(&answer.decision);
+            EvaluateAnswer {
+                handoff_id: answer.handoff_id().map(str::to_string),
+                decision: answer.decision,
+                dispatch: answer.dispatched,
+            }
+        })
+        .collect();
+    let json = if batch {
+        serde_json::to_value(BatchAnswer { results })
+    } else {
+        match results.pop() {
+            Some(answer) => serde_json::to_value(answer),
+            None => return Err(ApiError::bad_request("no item to evaluate")),
+        }
+    };
+    json.map(Json)
+        .map_err(|e| ApiError::internal("cannot encode the decision", e))
+}
+
+/// One item (an object) or a batch (an array of them), every item valid.
+fn parse_items(bytes: &[u8], max_batch: usize) -> Result<(Vec<WorkItem>, bool), ApiError> {
+    let value: Value = body::parse(bytes)?;
+    let (items, batch) = match value {
+        Value::Array(values) => {
+            if values.is_empty() {
+                return Err(ApiError::bad_request("the batch is empty"));
+            }
+            if values.len() > max_batch {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "batch-too-large",
+                    format!(
+                        "a batch may hold {max_batch} items; this one holds {}",
+                        values.len()
+                    ),
+                ));
+            }
+            let items = values
+                .into_iter()
+                .enumerate()
+                .map(|(index, value)| body::from_value::<WorkItem>(value, &format!("[{index}]")))
+                .collect::<Result<Vec<_>, _>>()?;
+            (items, true)
+        }
+        value @ Value::Object(_) => (vec![body::from_value::<WorkItem>(value, "")?], false),
+        _ => {
+            return Err(ApiError::bad_request(
+                "the body must be a work item (a JSON object) or a batch (an array of them)",
+            ));
+        }
+    };
+    for (index, item) in items.iter().enumerate() {
+        if let Err(InputError::Invalid { field, reason }) = item.validate() {
+            let field = if batch {
+                format!("[{index}].{field}")
+            } else {
+                field.to_string()
+            };
+            return Err(ApiError::invalid_field(
+                field.clone(),
+                format!("`{field}` {reason}"),
+            ));
+        }
+    }
+    Ok((items, batch))
+}

@@ -1,0 +1,188 @@
+//! Handoffs over HTTP: agents fetch outcomes (optionally long-polling),
+//! operators list, claim, acknowledge, resolve and release.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use super::app::App;
+use super::body;
+use super::error::ApiError;
+use handoff_dispatch::{
+    Handoff, HandoffState, HandoffStore, ListFilter, Outcome, OutcomeError, Resolution,
+};
+
+/// How often a long poll looks at the store for a resolution made by
+/// another process (`handoff queue resolve`); this server's own resolutions
+/// wake it at once.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Seconds to wait for a resolution before answering with the current
+    /// state.
+    wait: Option<u64>,
+}
+
+/// `GET /v1/handoffs/{id}`: the handoff, at once or when it is resolved
+/// (with `?wait=SECS`).
+pub async fn get(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    query: Result<Query<WaitQuery>, QueryRejection>,
+) -> Result<Json<Handoff>, ApiError> {
+    let Query(query) = query?;
+    let wait = Duration::from_secs(query.wait.unwrap_or(0).min(app.config.max_wait_secs));
+    let deadline = Instant::now() + wait;
+    loop {
+        // Registered before the read, so a resolution between the read and
+        // the wait still wakes it.
+        let resolved = app.resolved.notified();
+        let handoff = app.dispatcher.store().get(&id).await?;
+        let now = Instant::now();
+        if handoff.state == HandoffState::Resolved || now >= deadline {
+            return Ok(Json(handoff));
+        }
+        let pause = POLL_INTERVAL.min(deadline - now);
+        tokio::select! {
+            () = resolved => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    role: Option<String>,
+    state: Option<HandoffState>,
+    item: Option<String>,
+}
+
+/// `GET /v1/queue`: handoffs, earliest deadline first.
+pub async fn list(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Vec<Handoff>>, ApiError> {
+    let Query(query) = query?;
+    let filter = ListFilter {
+        role: query.role,
+        state: query.state,
+        item_id: query.item,
+    };
+    Ok(Json(app.dispatcher.list(&filter).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    role: String,
+    worker: String,
+}
+
+/// What a claim got.
+#[derive(Debug, Serialize)]
+pub struct Claimed {
+    /// The handoff now leased to the worker; null when the queue is empty.
+    pub handoff: Option<Handoff>,
+}
+
+/// `POST /v1/queue/claim`: the most urgent handoff for a role.
+pub async fn claim(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Claimed>, ApiError> {
+    let request: ClaimBody = body::parse(&body?)?;
+    let handoff = app
+        .dispatcher
+        .claim(&request.role, nonempty("worker", &request.worker)?)
+        .await?;
+    Ok(Json(Claimed { handoff }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkerBody {
+    worker: String,
+}
+
+/// `POST /v1/handoffs/{id}/ack`.
+pub async fn acknowledge(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Handoff>, ApiError> {
+    let worker = worker_of(body)?;
+    Ok(Json(app.dispatcher.acknowledge(&id, &worker).await?))
+}
+
+/// `POST /v1/handoffs/{id}/release`.
+pub async fn release(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Handoff>, ApiError> {
+    let worker = worker_of(body)?;
+    Ok(Json(app.dispatcher.release(&id, &worker).await?))
+}
+
+/// The acting worker, from a `{"worker": ...}` body.
+fn worker_of(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    let request: WorkerBody = body::parse(&body?)?;
+    Ok(nonempty("worker", &request.worker)?.to_string())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolveBody {
+    worker: String,
+    outcome: String,
+    correction: Option<String>,
+    #[serde(default)]
+    note: String,
+    warranted: bool,
+}
+
+/// `POST /v1/handoffs/{id}/resolve`: the human's outcome, the feedback
+/// that calibrates thresholds.
+pub async fn resolve(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Handoff>, ApiError> {
+    let request: ResolveBody = body::parse(&body?)?;
+    let worker = nonempty("worker", &request.worker)?;
+    let outcome = Outcome::from_parts(&request.outcome, request.correction).map_err(|e| {
+        let field = match e {
+            OutcomeError::Unknown(_) => "outcome",
+            OutcomeError::MissingCorrection | OutcomeError::StrayCorrection(_) => "correction",
+        };
+        ApiError::invalid_field(field, format!("`{field}`: {e}"))
+    })?;
+    let resolution = Resolution {
+        outcome,
+        note: request.note,
+        warranted: request.warranted,
+    };
+    let handoff = app.dispatcher.resolve(&id, worker, &resolution).await?;
+    app.resolved.notify_waiters();
+    Ok(Json(handoff))
+}
+
+fn nonempty<'a>(field: &'static str, value: &'a str) -> Result<&'a str, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("`{field}` must not be empty"),
+        ));
+    }
+    Ok(value)
+}

@@ -1,0 +1,117 @@
+//! Helpers shared by the integration tests.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, OnceLock};
+
+use handoff_model::{Decision, WorkItem};
+use handoff_pipeline::reference;
+use handoff_policy::{Evaluator, PluginSource, PolicySet, Runtime};
+use serde_json::{Value, json};
+
+/// One runtime per test binary: compiling components is the slow part.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| Runtime::new().expect("the runtime starts"))
+}
+
+/// The embedded source of reference policy `name`.
+pub fn reference(name: &str) -> PluginSource {
+    reference::sources()
+        .into_iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no reference policy {name}"))
+}
+
+/// `source` with its manifest edited by replacing `from` with `to`.
+pub fn with_manifest_edit(mut source: PluginSource, from: &str, to: &str) -> PluginSource {
+    let manifest = source
+        .manifest
+        .take()
+        .expect("reference policies ship a manifest");
+    assert!(
+        manifest.contains(from),
+        "manifest of {} has no {from:?}",
+        source.name
+    );
+    source.manifest = Some(manifest.replacen(from, to, 1));
+    source
+}
+
+/// A policy set of exactly these sources; every one must load.
+pub fn set_of(sources: Vec<PluginSource>) -> Arc<PolicySet> {
+    let set = PolicySet::load(runtime(), sources, 1);
+    assert!(
+        set.rejected().is_empty(),
+        "unexpected rejections: {:?}",
+        set.rejected()
+    );
+    Arc::new(set)
+}
+
+/// An evaluator over exactly these sources.
+pub fn evaluator(sources: Vec<PluginSource>) -> Evaluator {
+    Evaluator::new(set_of(sources))
+}
+
+/// A work item from the fields that matter to a test, with defaults for the rest.
+pub fn item(fields: Value) -> WorkItem {
+    let mut base = json!({
+        "id": "t-1",
+        "kind": "reply",
+        "agent": "test-agent",
+        "text": "A routine answer.",
+        "confidence": 0.9,
+    });
+    let (Value::Object(base_map), Value::Object(extra)) = (&mut base, fields) else {
+        panic!("item fields must be a JSON object");
+    };
+    base_map.extend(extra);
+    WorkItem::from_json(&base.to_string()).expect("test items are valid")
+}
+
+/// A refund of `minor` units of `currency` at confidence 0.9.
+pub fn refund(minor: i64, currency: &str) -> WorkItem {
+    item(json!({"kind": "refund", "amount": {"minor": minor, "currency": currency}}))
+}
+
+/// Evaluates `item`, failing the test on an evaluation error.
+pub fn decide(evaluator: &mut Evaluator, item: &WorkItem) -> Decision {
+    evaluator.evaluate(item).expect("evaluation succeeds")
+}
+
+/// Writes the reference policies into `dir`.
+pub fn write_reference_policies(dir: &Path) {
+    reference::write_to(dir).expect("policies are written");
+}
+
+/// Runs the real `handoff` binary with `args`, feeding `stdin`.
+pub fn handoff(args: &[&str], stdin: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("handoff starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    pipe.write_all(stdin.as_bytes()).expect("stdin is written");
+    drop(pipe);
+    child.wait_with_output().expect("handoff finishes")
+}
+
+/// The sample workload's items, from `examples/sample.jsonl`.
+pub fn sample_items() -> Vec<WorkItem> {
+    std::fs::read_to_string(examples_dir().join("sample.jsonl"))
+        .expect("the sample is readable")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| WorkItem::from_json(l).expect("the sample is valid"))
+        .collect()
+}
+
+/// The repository's `examples/` directory.
+pub fn examples_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}

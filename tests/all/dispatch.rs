@@ -1,0 +1,775 @@
+//! Tier dispatch: real evaluations, a real SQLite store on disk, a manual
+//! clock for the SLA deadlines.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::common::*;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use handoff_dispatch::report::suggest_threshold;
+use handoff_dispatch::{
+    Breach, DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, HandoffState, HandoffStore,
+    ListFilter, ManualClock, Outcome, Resolution, SlaEvent, SqliteStore, StoreError,
+    feedback_report,
+};
+use handoff_model::{Tier, WorkItem};
+use handoff_policy::Evaluator;
+use serde_json::json;
+
+type Host = Dispatcher<SqliteStore>;
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap()
+}
+
+struct Setup {
+    clock: Arc<ManualClock>,
+    host: Host,
+    evaluator: Evaluator,
+}
+
+async fn setup(dir: &Path) -> Setup {
+    setup_with(dir, DispatchConfig::default()).await
+}
+
+async fn setup_with(dir: &Path, config: DispatchConfig) -> Setup {
+    let clock = Arc::new(ManualClock::new(start()));
+    let store = SqliteStore::open(dir).await.unwrap();
+    Setup {
+        host: Dispatcher::new(store, clock.clone(), config),
+        clock,
+        evaluator: Evaluator::new(set_of(handoff_pipeline::reference::sources())),
+    }
+}
+
+async fn reopen(dir: &Path, clock: &Arc<ManualClock>) -> Host {
+    let store = SqliteStore::open(dir).await.unwrap();
+    Dispatcher::new(store, clock.clone(), DispatchConfig::default())
+}
+
+impl Setup {
+    async fn submit(&mut self, item: &WorkItem) -> Dispatched {
+        let decision = decide(&mut self.evaluator, item);
+        self.host.dispatch(item, &decision).await.unwrap()
+    }
+
+    /// Submits `item` and returns the handoff id it must produce.
+    async fn handoff(&mut self, item: &WorkItem) -> String {
+        match self.submit(item).await {
+            Dispatched::Handoff { id, .. } => id,
+            other => panic!("{} was not handed off: {other:?}", item.id),
+        }
+    }
+
+    fn advance(&self, seconds: i64) {
+        self.clock.advance(Duration::seconds(seconds));
+    }
+}
+
+fn reply(id: &str, confidence: f64) -> WorkItem {
+    item(json!({"id": id, "confidence": confidence}))
+}
+
+/// A refund over the operator limit: an operator handoff for `finance-operator`.
+fn big_refund(id: &str) -> WorkItem {
+    item(json!({"id": id, "kind": "refund", "confidence": 0.8,
+        "amount": {"minor": 60_000, "currency": "USD"}}))
+}
+
+/// A refund over the executive limit.
+fn huge_refund(id: &str) -> WorkItem {
+    item(json!({"id": id, "kind": "refund", "confidence": 0.8,
+        "amount": {"minor": 750_000, "currency": "USD"}}))
+}
+
+fn approved(warranted: bool) -> Resolution {
+    Resolution {
+        outcome: Outcome::Approved,
+        note: "checked".into(),
+        warranted,
+    }
+}
+
+async fn event_kinds(host: &Host, id: &str) -> Vec<String> {
+    host.store()
+        .events(Some(id))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect()
+}
+
+#[tokio::test]
+async fn none_proceeds_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    assert_eq!(s.submit(&reply("ok-1", 0.95)).await, Dispatched::Proceed);
+    let decisions = s.host.store().decisions().await.unwrap();
+    assert_eq!(decisions.len(), 1);
+    assert_eq!(decisions[0].tier, Tier::None);
+    assert!(
+        s.host
+            .list(&ListFilter::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn self_correction_retries_then_hands_to_an_operator() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let item = reply("sc-1", 0.70);
+    for attempt in 1..=3 {
+        match s.submit(&item).await {
+            Dispatched::Retry {
+                guidance,
+                attempt: got,
+                max,
+            } => {
+                assert_eq!((got, max), (attempt, 3));
+                assert!(guidance.is_some_and(|g| !g.is_empty()));
+            }
+            other => panic!("attempt {attempt}: {other:?}"),
+        }
+    }
+    // A different item has its own count.
+    assert!(matches!(
+        s.submit(&reply("sc-2", 0.70)).await,
+        Dispatched::Retry { attempt: 1, .. }
+    ));
+    let Dispatched::Handoff { id, tier, role } = s.submit(&item).await else {
+        panic!("the fourth self-correction must go to a human")
+    };
+    assert_eq!((tier, role.as_str()), (Tier::Operator, "operator"));
+    let handoff = s.host.store().get(&id).await.unwrap();
+    assert_eq!(handoff.reason_code, EXHAUSTED);
+    assert_eq!(handoff.payload.attempts, 4);
+    assert_eq!(handoff.payload.decision.tier(), Tier::SelfCorrect);
+    assert!(handoff.payload.driving_reason.reason.contains("limit 3"));
+}
+
+#[tokio::test]
+async fn an_operator_handoff_lives_its_whole_life_with_context() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let item = big_refund("op-1");
+    let Dispatched::Handoff { id, tier, role } = s.submit(&item).await else {
+        panic!("not handed off")
+    };
+    assert_eq!((tier, role.as_str()), (Tier::Operator, "finance-operator"));
+
+    let queued = s.host.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(queued.len(), 1);
+    let handoff = &queued[0];
+    assert_eq!(handoff.state, HandoffState::Queued);
+    // The verdict's SLA, or the operator defaults: 15 minutes and 4 hours.
+    let ack = handoff.payload.decision.verdict.ack_sla_secs.unwrap_or(900);
+    assert_eq!(
+        handoff.ack_deadline,
+        start() + Duration::seconds(ack.into())
+    );
+    // The transfer payload: the item, every plugin's three stages, the reason.
+    assert_eq!(handoff.payload.item, item);
+    assert_eq!(handoff.payload.decision.verdicts.len(), 2);
+    for verdict in &handoff.payload.decision.verdicts {
+        assert!(verdict.classification.is_some() && verdict.assessment.is_some());
+        assert!(verdict.verdict.is_some());
+    }
+    assert_eq!(
+        handoff.payload.driving_reason.reason_code,
+        "auth-limit.exceeded"
+    );
+    assert!(handoff.payload.prior_handoffs.is_empty());
+
+    assert!(
+        s.host.claim("legal", "carol").await.unwrap().is_none(),
+        "wrong role"
+    );
+    s.advance(60);
+    let claimed = s.host.claim(&role, "alice").await.unwrap().unwrap();
+    assert_eq!(claimed.id, id);
+    assert_eq!(claimed.state, HandoffState::Claimed);
+    assert_eq!(claimed.lease_owner.as_deref(), Some("alice"));
+    assert!(s.host.claim(&role, "bob").await.unwrap().is_none(), "held");
+    let not_hers = s.host.acknowledge(&id, "bob").await.unwrap_err();
+    assert!(
+        matches!(not_hers, StoreError::NotClaimant { .. }),
+        "{not_hers}"
+    );
+    assert!(
+        not_hers.to_string().contains("held by `alice`"),
+        "{not_hers}"
+    );
+
+    s.advance(60);
+    let acked = s.host.acknowledge(&id, "alice").await.unwrap();
+    assert_eq!(acked.state, HandoffState::Acknowledged);
+    assert_eq!(acked.acked_at, Some(start() + Duration::seconds(120)));
+    s.advance(300);
+    let resolution = Resolution {
+        outcome: Outcome::Corrected {
+            correction: "refund 400.00 USD, the rest as store credit".into(),
+        },
+        note: "customer agreed".into(),
+        warranted: true,
+    };
+    let done = s.host.resolve(&id, "alice", &resolution).await.unwrap();
+    assert_eq!(done.state, HandoffState::Resolved);
+    assert_eq!(done.resolution.as_ref(), Some(&resolution));
+    assert!(!done.breached);
+    assert!(matches!(
+        s.host.resolve(&id, "alice", &resolution).await,
+        Err(StoreError::Resolved(_))
+    ));
+    assert_eq!(
+        event_kinds(&s.host, &id).await,
+        ["enqueued", "claimed", "acknowledged", "resolved"]
+    );
+
+    // The same item again: the new handoff knows about the first.
+    let second = s.handoff(&item).await;
+    let again = s.host.store().get(&second).await.unwrap();
+    assert_eq!(again.payload.prior_handoffs.len(), 1);
+    assert_eq!(again.payload.prior_handoffs[0].id, id);
+    assert_eq!(again.payload.prior_handoffs[0].resolution, Some(resolution));
+}
+
+#[tokio::test]
+async fn an_executive_handoff_alerts_once_when_its_deadline_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let Dispatched::Handoff { id, tier, role } = s.submit(&huge_refund("ex-1")).await else {
+        panic!("not handed off")
+    };
+    assert_eq!(tier, Tier::Executive);
+    let handoff = s.host.store().get(&id).await.unwrap();
+    s.clock
+        .advance(handoff.ack_deadline - start() - Duration::seconds(1));
+    assert!(s.host.enforce_sla().await.unwrap().is_empty(), "not yet");
+    s.advance(2);
+    assert_eq!(
+        s.host.enforce_sla().await.unwrap(),
+        [SlaEvent::Alert {
+            id: id.clone(),
+            breach: Breach::Acknowledge
+        }]
+    );
+    assert!(s.host.enforce_sla().await.unwrap().is_empty(), "once");
+    let claimed = s.host.claim(&role, "erin").await.unwrap().unwrap();
+    assert_eq!(claimed.tier, Tier::Executive, "no tier above executive");
+    s.host.acknowledge(&id, "erin").await.unwrap();
+    let done = s.host.resolve(&id, "erin", &approved(true)).await.unwrap();
+    assert!(done.breached);
+    assert_eq!(
+        event_kinds(&s.host, &id).await,
+        ["enqueued", "alert", "claimed", "acknowledged", "resolved"]
+    );
+}
+
+#[tokio::test]
+async fn an_expired_lease_returns_the_handoff_to_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let id = s.handoff(&big_refund("lease-1")).await;
+    let lease = i64::from(s.host.config().lease_secs);
+    s.host
+        .claim("finance-operator", "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    s.advance(lease - 1);
+    assert!(
+        s.host
+            .claim("finance-operator", "bob")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let listed = s.host.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(listed[0].state, HandoffState::Claimed);
+
+    s.advance(1);
+    let listed = s.host.list(&ListFilter::default()).await.unwrap();
+    assert_eq!(listed[0].state, HandoffState::Queued, "lists as queued");
+    let taken = s
+        .host
+        .claim("finance-operator", "bob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((taken.id.as_str(), taken.claims), (id.as_str(), 2));
+    let late = s.host.acknowledge(&id, "alice").await.unwrap_err();
+    assert!(late.to_string().contains("held by `bob`"), "{late}");
+    s.advance(100);
+    let acked = s.host.acknowledge(&id, "bob").await.unwrap();
+    assert_eq!(
+        acked.lease_expires,
+        Some(s.clock_now() + Duration::seconds(lease)),
+        "acknowledging renews the lease"
+    );
+
+    // Releasing hands it back at once.
+    s.host.release(&id, "bob").await.unwrap();
+    let back = s
+        .host
+        .claim("finance-operator", "carol")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(back.state, HandoffState::Acknowledged, "the ack stands");
+    assert_eq!(
+        event_kinds(&s.host, &id).await,
+        [
+            "enqueued",
+            "claimed",
+            "lease-expired",
+            "claimed",
+            "acknowledged",
+            "released",
+            "claimed"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_missed_operator_deadline_escalates_to_executive() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    s.handoff(&big_refund("sla-1")).await;
+    s.handoff(&big_refund("sla-2")).await;
+    let id = s
+        .host
+        .claim("finance-operator", "alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let before = s.host.store().get(&id).await.unwrap();
+    s.clock
+        .advance(before.ack_deadline - start() + Duration::seconds(1));
+
+    let events = s.host.enforce_sla().await.unwrap();
+    assert_eq!(
+        events.len(),
+        2,
+        "both missed their acknowledgement: {events:?}"
+    );
+    assert!(events.contains(&SlaEvent::Escalated {
+        id: id.clone(),
+        breach: Breach::Acknowledge,
+        from: Tier::Operator,
+        to: Tier::Executive
+    }));
+    let now = s.clock_now();
+    let risen = s.host.store().get(&id).await.unwrap();
+    let exec = &s.host.config().executive;
+    assert_eq!(risen.tier, Tier::Executive);
+    assert_eq!(risen.role, exec.role);
+    assert_eq!(risen.state, HandoffState::Queued);
+    assert_eq!(risen.lease_owner, None, "the operator's claim is void");
+    assert_eq!(risen.escalations, 1);
+    assert!(risen.breached);
+    assert_eq!(
+        risen.ack_deadline,
+        now + Duration::seconds(exec.ack_secs.into())
+    );
+    assert!(matches!(
+        s.host.acknowledge(&id, "alice").await,
+        Err(StoreError::NotClaimant { .. })
+    ));
+
+    // Acknowledged in time at the new tier, but never resolved: an alert.
+    s.host.claim(&exec.role, "erin").await.unwrap();
+    s.host.acknowledge(&id, "erin").await.unwrap();
+    s.advance(i64::from(exec.resolve_secs) + 1);
+    let events = s.host.enforce_sla().await.unwrap();
+    assert!(events.contains(&SlaEvent::Alert {
+        id: id.clone(),
+        breach: Breach::Resolve
+    }));
+}
+
+impl Setup {
+    fn clock_now(&self) -> DateTime<Utc> {
+        use handoff_dispatch::Clock;
+        self.clock.now()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_sla_clock_escalates_without_waiting_for_real_deadlines() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let id = s.handoff(&big_refund("tick-1")).await;
+    let host = Arc::new(s.host);
+    let (sender, mut events) = tokio::sync::broadcast::channel(16);
+    let clock_task = handoff_dispatch::spawn_sla_clock(
+        host.clone(),
+        std::time::Duration::from_millis(20),
+        sender,
+    );
+    // Fifteen minutes pass on the manual clock; the task notices at its
+    // next tick.
+    s.clock.advance(Duration::minutes(16));
+    let event = tokio::time::timeout(std::time::Duration::from_secs(30), events.recv())
+        .await
+        .expect("the SLA clock acted")
+        .unwrap();
+    assert_eq!(
+        event,
+        SlaEvent::Escalated {
+            id: id.clone(),
+            breach: Breach::Acknowledge,
+            from: Tier::Operator,
+            to: Tier::Executive
+        }
+    );
+    clock_task.abort();
+    assert_eq!(host.store().get(&id).await.unwrap().tier, Tier::Executive);
+}
+
+#[tokio::test]
+async fn a_restart_mid_lifecycle_loses_nothing_and_the_clocks_still_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let held = s.handoff(&big_refund("rs-1")).await;
+    let waiting = s.handoff(&huge_refund("rs-2")).await;
+    s.host.claim("finance-operator", "alice").await.unwrap();
+    s.host.acknowledge(&held, "alice").await.unwrap();
+    s.host.store().close().await;
+    drop(s.host);
+
+    // The host was down for two hours.
+    s.clock.advance(Duration::hours(2));
+    let host = reopen(dir.path(), &s.clock).await;
+    let resumed = host.store().get(&held).await.unwrap();
+    assert_eq!(resumed.state, HandoffState::Acknowledged);
+    // alice's lease ran out while the host was down, so it is back in the
+    // queue with its acknowledgement; she claims it again and finishes.
+    let again = host
+        .claim("finance-operator", "alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, held);
+    host.resolve(&held, "alice", &approved(true)).await.unwrap();
+
+    // The executive deadlines missed while down are caught at once.
+    let events = host.enforce_sla().await.unwrap();
+    assert!(
+        events.contains(&SlaEvent::Alert {
+            id: waiting.clone(),
+            breach: Breach::Acknowledge
+        }),
+        "{events:?}"
+    );
+    assert_eq!(host.store().decisions().await.unwrap().len(), 2);
+    assert_eq!(
+        event_kinds(&host, &held).await,
+        [
+            "enqueued",
+            "claimed",
+            "acknowledged",
+            "lease-expired",
+            "claimed",
+            "resolved"
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claimers_never_claim_a_handoff_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let mut all = BTreeSet::new();
+    for i in 0..60 {
+        all.insert(s.handoff(&big_refund(&format!("cc-{i}"))).await);
+    }
+    // Two stores on one file: two processes sharing a queue.
+    let second = Arc::new(reopen(dir.path(), &s.clock).await);
+    let first = Arc::new(s.host);
+    let claimers: Vec<_> = (0..16)
+        .map(|n| {
+            let host = if n % 2 == 0 {
+                first.clone()
+            } else {
+                second.clone()
+            };
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while let Some(h) = host
+                    .claim("finance-operator", &format!("worker-{n}"))
+                    .await
+                    .unwrap()
+                {
+                    mine.push(h.id);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for claimer in claimers {
+        claimed.extend(claimer.await.unwrap());
+    }
+    let unique: BTreeSet<String> = claimed.iter().cloned().collect();
+    assert_eq!(claimed.len(), 60, "every handoff claimed exactly once");
+    assert_eq!(unique, all);
+}
+
+#[tokio::test]
+async fn the_report_matches_a_constructed_history() {
+    let dir = tempfile::tempdir().unwrap();
+    // Day-long leases: these humans take hours and never lose their claim.
+    let config = DispatchConfig {
+        lease_secs: 24 * 3600,
+        ..DispatchConfig::default()
+    };
+    let mut s = setup_with(dir.path(), config).await;
+    for i in 0..6 {
+        assert_eq!(
+            s.submit(&reply(&format!("auto-{i}"), 0.95)).await,
+            Dispatched::Proceed
+        );
+    }
+    let ids: Vec<String> = {
+        let mut ids = Vec::new();
+        for i in 0..4 {
+            ids.push(s.handoff(&big_refund(&format!("h-{i}"))).await);
+        }
+        ids
+    };
+    assert_eq!(ids.len(), 4);
+    let role = "finance-operator";
+    // Equal deadlines: whichever comes first plays each part.
+    // First: acknowledged after 2 min, resolved after 10: approved, warranted.
+    s.advance(120);
+    let first = s.host.claim(role, "alice").await.unwrap().unwrap().id;
+    s.host.acknowledge(&first, "alice").await.unwrap();
+    s.advance(480);
+    s.host
+        .resolve(&first, "alice", &approved(true))
+        .await
+        .unwrap();
+    // Second: acknowledged at 10 min, resolved after 5 h (past the 4 h
+    // SLA): corrected, not warranted.
+    let second = s.host.claim(role, "bob").await.unwrap().unwrap().id;
+    s.host.acknowledge(&second, "bob").await.unwrap();
+    s.advance(5 * 3600 - 600);
+    let corrected = Resolution {
+        outcome: Outcome::Corrected {
+            correction: "partial refund".into(),
+        },
+        note: "over-refund".into(),
+        warranted: false,
+    };
+    s.host.resolve(&second, "bob", &corrected).await.unwrap();
+    // Third: released once, then claimed again and resolved at 5 h 10 min.
+    let third = s.host.claim(role, "carol").await.unwrap().unwrap().id;
+    s.host.release(&third, "carol").await.unwrap();
+    assert_eq!(s.host.claim(role, "dave").await.unwrap().unwrap().id, third);
+    s.advance(600);
+    s.host
+        .resolve(&third, "dave", &approved(true))
+        .await
+        .unwrap();
+    // h-3 stays open.
+
+    let store = s.host.store();
+    let decisions = store.decisions().await.unwrap();
+    let handoffs = s.host.list(&ListFilter::default()).await.unwrap();
+    let options = handoff_dispatch::ReportOptions {
+        cost_per_human_minute: 2.0,
+        cost_per_autonomous_item: 0.5,
+        ..Default::default()
+    };
+    let r = feedback_report(&decisions, &handoffs, &options);
+    let o = &r.overall;
+    assert_eq!((o.decisions, o.escalations, o.resolved), (10, 4, 3));
+    assert_eq!(o.escalation_rate, Some(0.4));
+    assert_eq!(o.warranted_share, Some(2.0 / 3.0));
+    assert_eq!(
+        o.first_contact_resolution,
+        Some(2.0 / 3.0),
+        "the third was released"
+    );
+    // The second was resolved late; the third was only acknowledged, by
+    // resolving it, hours after its acknowledge deadline.
+    assert_eq!(o.sla_compliance, Some(1.0 / 3.0));
+    // Acknowledged: 120 s, 600 s, and the third at resolution (18,600 s).
+    let ack = o.time_to_acknowledge.unwrap();
+    assert_eq!((ack.median, ack.p95), (600.0, 18_600.0));
+    // Resolved: 600 s, 18,000 s, 18,600 s.
+    let resolve = o.time_to_resolve.unwrap();
+    assert_eq!((resolve.median, resolve.p95), (18_000.0, 18_600.0));
+    // Per reason code and per policy.
+    let limits = &r.by_reason_code["auth-limit.exceeded"];
+    assert_eq!((limits.decisions, limits.escalations), (4, 4));
+    assert_eq!(r.by_reason_code["proceed"].escalation_rate, Some(0.0));
+    let driver = handoffs[0].driver.clone().unwrap();
+    assert_eq!(r.by_policy[&driver].escalations, 4);
+    assert_eq!(r.by_policy["-"].decisions, 6);
+    // Cost: 6 autonomous items × (mean referral minutes × 2.0 − 0.5).
+    let minutes = (600.0 + 18_000.0 + 18_600.0) / 3.0 / 60.0;
+    assert_eq!(r.autonomous_items, 6);
+    assert!((r.human_minutes_per_item - minutes).abs() < 1e-9);
+    assert!((r.estimated_cost_avoided - 6.0 * (minutes * 2.0 - 0.5)).abs() < 1e-9);
+    // Three resolved items cannot calibrate anything at α = 1%.
+    assert_eq!(r.threshold.threshold, None);
+    assert_eq!(r.threshold.more_needed, Some(299 - 3));
+}
+
+#[test]
+fn the_threshold_suggestion_stops_at_the_first_failing_bound() {
+    let mut resolved = Vec::new();
+    resolved.extend(std::iter::repeat_n((0.95, false), 300));
+    resolved.extend(std::iter::repeat_n((0.85, false), 100));
+    resolved.extend(std::iter::repeat_n((0.75, false), 80));
+    resolved.extend(std::iter::repeat_n((0.75, true), 20));
+    // Would pass again lower down: fixed-sequence testing never looks.
+    resolved.extend(std::iter::repeat_n((0.60, false), 5000));
+    let s = suggest_threshold(&resolved, 0.01, 0.05);
+    assert_eq!(s.threshold, Some(0.85));
+    assert_eq!((s.n, s.errors), (400, 0));
+    let bound = 1.0 - 0.05f64.powf(1.0 / 400.0);
+    assert!((s.upper_bound.unwrap() - bound).abs() < 1e-12);
+    assert_eq!(s.steps.len(), 3);
+    assert!(s.steps[2].upper_bound > 0.01);
+    assert_eq!(s.more_needed, None);
+
+    // Too little data: say how much more.
+    let few = vec![(0.9, false); 50];
+    let s = suggest_threshold(&few, 0.01, 0.05);
+    assert_eq!(s.threshold, None);
+    // With no errors the bound is 1 - δ^(1/n): under 1% from n = 299.
+    assert_eq!(s.more_needed, Some(249));
+    assert_eq!(
+        suggest_threshold(&vec![(0.9, false); 298], 0.01, 0.05).threshold,
+        None
+    );
+    assert_eq!(
+        suggest_threshold(&vec![(0.9, false); 299], 0.01, 0.05).threshold,
+        Some(0.9)
+    );
+}
+
+#[test]
+fn operators_work_the_queue_from_the_command_line() {
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().to_str().unwrap();
+    let sample = std::fs::read_to_string(examples_dir().join("sample.jsonl")).unwrap();
+    let out = handoff(&["eval", "--dispatch", data], &sample);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let handed: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|d| d["dispatch"]["action"] == "handoff")
+        .collect();
+    let humans = lines
+        .iter()
+        .filter(|d| d["tier"] == "operator" || d["tier"] == "executive")
+        .count();
+    assert_eq!(handed.len(), humans, "every human tier is handed off");
+    assert!(lines.iter().any(|d| d["dispatch"]["action"] == "proceed"));
+    assert!(lines.iter().any(|d| d["dispatch"]["action"] == "retry"));
+
+    let run = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--data", data]);
+        handoff(&all, "")
+    };
+    let listed = run(&["queue", "list", "--json"]);
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        humans
+    );
+
+    let claimed = run(&[
+        "queue",
+        "claim",
+        "--role",
+        "finance-operator",
+        "--worker",
+        "alice",
+    ]);
+    assert!(
+        claimed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&claimed.stderr)
+    );
+    let handoff_json: serde_json::Value = serde_json::from_slice(&claimed.stdout).unwrap();
+    let id = handoff_json["id"].as_str().unwrap().to_string();
+    assert_eq!(handoff_json["lease_owner"], "alice");
+    assert!(handoff_json["payload"]["decision"]["verdicts"].is_array());
+    assert!(run(&["queue", "ack", &id, "--worker", "bob"]).status.code() != Some(0));
+    assert!(
+        run(&["queue", "ack", &id, "--worker", "alice"])
+            .status
+            .success()
+    );
+    let missing = run(&[
+        "queue",
+        "resolve",
+        &id,
+        "--worker",
+        "alice",
+        "--outcome",
+        "corrected",
+        "--warranted",
+        "true",
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--correction"));
+    let resolved = run(&[
+        "queue",
+        "resolve",
+        &id,
+        "--worker",
+        "alice",
+        "--outcome",
+        "corrected",
+        "--correction",
+        "refund 400.00 USD",
+        "--note",
+        "agreed with the customer",
+        "--warranted",
+        "true",
+    ]);
+    assert!(
+        resolved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resolved.stderr)
+    );
+    let shown: serde_json::Value =
+        serde_json::from_slice(&run(&["queue", "show", &id]).stdout).unwrap();
+    let kinds: Vec<&str> = shown["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["enqueued", "claimed", "acknowledged", "resolved"]);
+
+    let report: serde_json::Value =
+        serde_json::from_slice(&run(&["report", "--json"]).stdout).unwrap();
+    assert_eq!(report["overall"]["decisions"], lines.len());
+    assert_eq!(report["overall"]["escalations"], humans);
+    assert_eq!(report["overall"]["resolved"], 1);
+    assert_eq!(report["overall"]["warranted_share"], 1.0);
+    let text = String::from_utf8(run(&["report"]).stdout).unwrap();
+    assert!(text.contains("more resolved items are needed"), "{text}");
+    let none = run(&["queue", "claim", "--role", "nobody", "--worker", "alice"]);
+    assert_eq!(none.status.code(), Some(1));
+}
