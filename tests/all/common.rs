@@ -38,6 +38,29 @@ pub fn with_manifest_edit(mut source: PluginSource, from: &str, to: &str) -> Plu
     source
 }
 
+/// The hostile test plugin as `name`, misbehaving in `mode`, with extra
+/// top-level manifest lines.
+pub fn hostile(name: &str, mode: &str, manifest: &str) -> PluginSource {
+    PluginSource {
+        name: name.into(),
+        wasm: handoff_test_fixtures::HOSTILE.to_vec(),
+        manifest: Some(format!("{manifest}\n[config]\nmode = \"{mode}\"\n")),
+    }
+}
+
+/// Runs `work` on a thread of its own and returns its result, failing the
+/// test if it has not finished after `secs` seconds: a guard against a hang,
+/// never a measure of speed (the limit is far above what the work takes).
+pub fn within<T: Send + 'static>(secs: u64, work: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = done.send(work());
+    });
+    result
+        .recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("still running after {secs} s: the host is hanging"))
+}
+
 /// A policy set of exactly these sources; every one must load.
 pub fn set_of(sources: Vec<PluginSource>) -> Arc<PolicySet> {
     let set = PolicySet::load(runtime(), sources, 1);

@@ -7,6 +7,7 @@ mod audit;
 mod common;
 mod dispatch;
 mod eval_cli;
+mod hardening;
 mod hot_reload;
 mod policy_loading;
 mod reference_policies;

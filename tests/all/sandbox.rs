@@ -5,17 +5,8 @@
 use crate::common::*;
 use handoff_model::{Decision, FailureMode, FaultKind, Tier};
 use handoff_policy::{Evaluator, PluginSource, PolicySet};
-use handoff_test_fixtures::{FORBIDDEN_IMPORT, HOSTILE};
+use handoff_test_fixtures::FORBIDDEN_IMPORT;
 use serde_json::json;
-
-/// The hostile plugin in `mode`, with extra top-level manifest lines.
-fn hostile(name: &str, mode: &str, manifest: &str) -> PluginSource {
-    PluginSource {
-        name: name.into(),
-        wasm: HOSTILE.to_vec(),
-        manifest: Some(format!("{manifest}\n[config]\nmode = \"{mode}\"\n")),
-    }
-}
 
 /// An item every healthy reference policy lets through.
 fn routine() -> handoff_model::WorkItem {
@@ -136,13 +127,13 @@ fn unbounded_recursion_traps() {
 }
 
 #[test]
-fn panic_is_recognised_with_its_message() {
+fn panic_is_recognised_from_the_trap_not_from_what_it_printed() {
     let d = check_mode("panic", "", FaultKind::Panic, "evaluate");
     let detail = &d.verdicts[0].fault.as_ref().unwrap().detail;
-    assert!(
-        detail.contains("hostile plugin panicked on item routine"),
-        "{detail}"
-    );
+    assert!(detail.contains("panicked"), "{detail}");
+    // The guest's own words stay in the debug log: nothing it prints
+    // reaches the reason people read.
+    assert!(!detail.contains("hostile plugin"), "{detail}");
 }
 
 #[test]

@@ -15,12 +15,12 @@ use handoff_model::Named;
 use handoff_server::{OPENAPI, ROUTES, Role};
 use serde_json::{Value, json};
 
-const AGENT: &str = "agent-token-1f0c";
-const OPERATOR: &str = "operator-token-77ab";
-const COMPLIANCE: &str = "compliance-token-c3d2";
+pub(crate) const AGENT: &str = "agent-token-1f0c";
+pub(crate) const OPERATOR: &str = "operator-token-77ab";
+pub(crate) const COMPLIANCE: &str = "compliance-token-c3d2";
 
 /// A running `handoff serve`, stopped (killed if need be) when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     stderr: Arc<Mutex<Vec<String>>>,
@@ -30,7 +30,7 @@ struct Server {
 impl Server {
     /// Starts a server on a free loopback port over `data`, with `extra`
     /// arguments, and waits until it listens.
-    fn start(data: &Path, extra: &[&str]) -> Server {
+    pub(crate) fn start(data: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
             .args(["serve", "--listen", "127.0.0.1:0", "--debounce-ms", "30"])
             .arg("--data")
@@ -81,7 +81,7 @@ impl Server {
 
     /// Sends a request; answers the status and the body as JSON (or as a
     /// JSON string when it is not JSON).
-    fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,
@@ -112,20 +112,20 @@ impl Server {
         (status, value)
     }
 
-    fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+    pub(crate) fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         self.call("GET", path, token, None)
     }
 
-    fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    pub(crate) fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
         self.call("POST", path, token, Some(body.to_string().as_bytes()))
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().join("\n")
     }
 
     /// Waits for a line of stderr containing `needle`.
-    fn wait_stderr(&self, needle: &str) {
+    pub(crate) fn wait_stderr(&self, needle: &str) {
         let deadline = Instant::now() + Duration::from_secs(120);
         while !self.stderr().contains(needle) {
             assert!(
@@ -138,7 +138,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status.
-    fn stop(mut self) -> (ExitStatus, String) {
+    pub(crate) fn stop(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(sent.success());
@@ -162,7 +162,7 @@ impl Drop for Server {
     }
 }
 
-fn item(id: &str, kind: &str, confidence: f64, amount_minor: Option<i64>) -> Value {
+pub(crate) fn item(id: &str, kind: &str, confidence: f64, amount_minor: Option<i64>) -> Value {
     let mut item = json!({
         "id": id, "kind": kind, "agent": "support-bot",
         "text": "Customer asks about order 4411", "confidence": confidence,
@@ -173,7 +173,7 @@ fn item(id: &str, kind: &str, confidence: f64, amount_minor: Option<i64>) -> Val
     item
 }
 
-fn config_with_tokens(dir: &Path, extra: &str) -> PathBuf {
+pub(crate) fn config_with_tokens(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("serve.toml");
     std::fs::write(
         &path,

@@ -13,6 +13,8 @@ use handoff_audit::{
 use handoff_model::Tier;
 use handoff_pipeline::AuditSetup;
 
+use super::output::terminal;
+
 #[derive(Debug, clap::Args)]
 pub struct AuditArgs {
     #[command(subcommand)]
@@ -249,6 +251,12 @@ fn table_row(entry: &Entry) -> String {
     };
     format!(
         "{:>6}  {:<24}  {:<10}  {:<12}  {:<20}  {:<28}  {}",
-        record.seq, time, kind, tier, item, code, detail
+        record.seq,
+        time,
+        kind,
+        tier,
+        terminal(&item),
+        terminal(&code),
+        terminal(&detail)
     )
 }

@@ -16,7 +16,7 @@ use strum::VariantArray;
 
 use super::PolicyArgs;
 use super::audit::AuditLogArgs;
-use super::output::write_answer;
+use super::output::{terminal, write_answer};
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
@@ -105,7 +105,7 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             Err(PipelineError::Undecided(error)) => {
-                eprintln!("handoff: line {number}: {error}");
+                eprintln!("handoff: line {number}: {}", terminal(&error.to_string()));
                 failed += 1;
             }
             Err(error) => {

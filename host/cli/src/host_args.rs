@@ -13,6 +13,7 @@ use handoff_pipeline::{Host, HostConfig, Observers, Placement, PolicySetup, poli
 use handoff_policy::Runtime;
 
 use super::audit::AuditLogArgs;
+use super::output::terminal;
 
 /// Where a long-running host keeps things, as `watch` and `serve` take it.
 #[derive(Debug, clap::Args)]
@@ -103,7 +104,7 @@ fn printing(observers: Observers) -> Observers {
     let sla = observers.sla;
     Observers {
         lifecycle: Some(Arc::new(move |event: &LifecycleEvent| {
-            eprintln!("handoff: {event}");
+            eprintln!("handoff: {}", terminal(&event.to_string()));
             if let Some(observe) = &lifecycle {
                 observe(event);
             }

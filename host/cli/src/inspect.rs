@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use handoff_policy::Runtime;
 use handoff_policy::inspect::inspect;
+use handoff_policy::{Runtime, read_regular};
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
@@ -18,7 +18,7 @@ pub struct InspectArgs {
 }
 
 pub fn run(runtime: &Runtime, args: InspectArgs) -> anyhow::Result<ExitCode> {
-    let bytes = std::fs::read(&args.file)
+    let bytes = read_regular(&args.file, runtime.limits().max_component_bytes)
         .with_context(|| format!("cannot read {}", args.file.display()))?;
     let report = inspect(runtime, &bytes).with_context(|| format!("{}", args.file.display()))?;
     if args.json {

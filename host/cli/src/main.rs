@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use handoff_pipeline::reference;
-use handoff_policy::{PolicySet, Runtime};
+use handoff_policy::{Compiler, LoadLimits, PolicySet, Runtime, compile_request, parse_meters};
 
 /// Handoff runs sandboxed WebAssembly routing policies that decide, for every
 /// unit of AI-agent work, whether the agent proceeds (`none`), retries with
@@ -36,6 +36,42 @@ use handoff_policy::{PolicySet, Runtime};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    load: LoadArgs,
+}
+
+/// What loading a policy may cost, for every command that loads one.
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// The largest policy component read or accepted, in bytes.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = LoadLimits::default().max_component_bytes)]
+    max_component_bytes: usize,
+    /// The largest policy manifest read, in bytes.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = LoadLimits::default().max_manifest_bytes)]
+    max_manifest_bytes: usize,
+    /// The longest one component may take to compile, in seconds. Compiles
+    /// run in a child process, stopped at this budget.
+    #[arg(long, global = true, value_name = "SECS", default_value_t = LoadLimits::default().compile_timeout.as_secs())]
+    compile_timeout_secs: u64,
+    /// The most memory a compile may use, in MiB.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = LoadLimits::default().compile_memory_bytes >> 20)]
+    compile_memory_mib: u64,
+    /// The most the artifact cache may hold, in MiB; the least recently used
+    /// compiled policies are evicted past it.
+    #[arg(long, global = true, value_name = "MIB", default_value_t = LoadLimits::default().cache_quota_bytes >> 20)]
+    cache_quota_mib: u64,
+}
+
+impl LoadArgs {
+    fn limits(&self) -> LoadLimits {
+        LoadLimits {
+            max_component_bytes: self.max_component_bytes,
+            max_manifest_bytes: self.max_manifest_bytes,
+            compile_timeout: std::time::Duration::from_secs(self.compile_timeout_secs),
+            compile_memory_bytes: self.compile_memory_mib << 20,
+            cache_quota_bytes: self.cache_quota_mib << 20,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +119,15 @@ enum Command {
     /// first-contact resolution, time to acknowledge and resolve, SLA
     /// compliance, cost avoided, and a suggested confidence threshold.
     Report(queue::ReportArgs),
+    /// Compile one component read from stdin and write its artifact to
+    /// stdout: the child process a host compiles in, under its compile
+    /// budget. Not for people.
+    #[command(name = "__compile", hide = true)]
+    Compile {
+        /// The meters the host's engine has compiled in.
+        #[arg(allow_hyphen_values = true)]
+        meters: String,
+    },
 }
 
 /// Where the policies come from, shared by every command that evaluates.
@@ -104,7 +149,10 @@ impl PolicyArgs {
             None => reference::set(runtime),
         };
         for rejection in set.rejected() {
-            eprintln!("handoff: rejected {rejection}");
+            eprintln!(
+                "handoff: rejected {}",
+                output::terminal(&rejection.to_string())
+            );
         }
         if set.plugins().is_empty() {
             let source = self
@@ -127,7 +175,10 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("handoff: error: {error:#}");
+            eprintln!(
+                "handoff: error: {}",
+                output::terminal(&format!("{error:#}"))
+            );
             ExitCode::from(2)
         }
     }
@@ -147,10 +198,18 @@ fn init_tracing() {
 /// Runs the parsed command. Only commands that evaluate start the
 /// WebAssembly runtime; reading the audit trail or the queue needs none.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let runtime = || {
-        Runtime::new()
+    let limits = cli.load.limits();
+    let runtime = || -> anyhow::Result<Runtime> {
+        let program =
+            std::env::current_exe().context("cannot find this program to compile policies with")?;
+        Ok(Runtime::new()
             .map_err(anyhow::Error::from)
-            .context("cannot start the WebAssembly runtime")
+            .context("cannot start the WebAssembly runtime")?
+            .with_limits(limits)
+            .with_compiler(Compiler::Subprocess {
+                program,
+                args: vec!["__compile".into()],
+            }))
     };
     match cli.command {
         Command::Eval(args) => eval::run(&runtime()?, args),
@@ -161,5 +220,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Queue(args) => queue::run_queue(args),
         Command::Report(args) => queue::run_report(args),
+        Command::Compile { meters } => {
+            let meters =
+                parse_meters(&meters).with_context(|| format!("unknown meters {meters:?}"))?;
+            match compile_request(meters, limits.max_component_bytes) {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(message) => {
+                    eprintln!("{message}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
     }
 }

@@ -32,3 +32,34 @@ pub fn write_answer(out: &mut impl Write, answer: &Answer) -> anyhow::Result<()>
     .context("cannot write a decision")?;
     out.write_all(b"\n").context("cannot write a decision")
 }
+
+/// `text` made safe for a terminal: control characters (escape sequences,
+/// newlines that would split a table row, NUL) are written escaped, as
+/// `\u{1b}`, `\n`, `\0`. Anything an agent, a plugin or a policy file
+/// supplied goes through here before it is printed.
+pub fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(terminal("plain · text"), "plain · text");
+        assert_eq!(terminal("a\u{1b}[2Jb\nc\0"), "a\\u{1b}[2Jb\\nc\\u{0}");
+    }
+}

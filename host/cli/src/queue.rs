@@ -12,6 +12,8 @@ use handoff_dispatch::{
 };
 use handoff_model::Named;
 
+use super::output::terminal;
+
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
     /// The data directory whose `handoffs.db` holds the queue.
@@ -176,7 +178,7 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
         QueueCommand::Claim { role, worker, .. } => match host.claim(&role, &worker).await? {
             Some(handoff) => println!("{}", serde_json::to_string_pretty(&handoff)?),
             None => {
-                eprintln!("handoff: nothing to claim for role `{role}`");
+                eprintln!("handoff: nothing to claim for role `{}`", terminal(&role));
                 return Ok(ExitCode::from(1));
             }
         },
@@ -184,7 +186,9 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
             let handoff = host.acknowledge(&id, &worker).await?;
             println!(
                 "acknowledged {} ({} {})",
-                handoff.id, handoff.tier, handoff.item_id
+                handoff.id,
+                handoff.tier,
+                terminal(&handoff.item_id)
             );
         }
         QueueCommand::Resolve {
@@ -216,7 +220,11 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
         }
         QueueCommand::Release { id, worker } => {
             let handoff = host.release(&id, &worker).await?;
-            println!("released {} to the {} queue", handoff.id, handoff.role);
+            println!(
+                "released {} to the {} queue",
+                handoff.id,
+                terminal(&handoff.role)
+            );
         }
         QueueCommand::Show { id } => {
             let handoff = host.store().get(&id).await?;
@@ -243,13 +251,13 @@ fn print_table(handoffs: &[Handoff]) {
         println!(
             "{:<18}  {:<12}  {:<10}  {:<18}  {:<13}  {:<20}  {:<24}  {:<12}",
             h.id,
-            h.item_id,
+            terminal(&h.item_id),
             h.tier.as_str(),
-            h.role,
+            terminal(&h.role),
             h.state.as_str(),
             deadline,
-            h.reason_code,
-            h.lease_owner.as_deref().unwrap_or("-")
+            terminal(&h.reason_code),
+            terminal(h.lease_owner.as_deref().unwrap_or("-"))
         );
     }
 }

@@ -14,6 +14,7 @@ use strum::VariantArray;
 
 use super::PolicyArgs;
 use super::audit::expand;
+use super::output::terminal;
 
 #[derive(Debug, clap::Args)]
 pub struct ReplayArgs {
@@ -41,7 +42,9 @@ pub fn run(runtime: &Runtime, args: ReplayArgs) -> anyhow::Result<ExitCode> {
     }
     let entries = query::read(&files)?;
     let set = Arc::new(args.policies.load(runtime)?);
-    let mut candidate = Evaluator::new(set);
+    // A fresh instance per item: a plugin that depends on what it decided
+    // before shows up as a change instead of reproducing its drift.
+    let mut candidate = Evaluator::fresh(set);
     let report = replay(&entries, &mut candidate);
     if args.json {
         let json = serde_json::to_string_pretty(&report).context("cannot write the report")?;
@@ -84,18 +87,18 @@ fn render(report: &ReplayReport) -> String {
             out.push_str(&format!(
                 "  seq {} item {}: {} -> {}\n    was {}: {}\n    now {}: {}\n",
                 change.seq,
-                change.id,
+                terminal(&change.id),
                 change.old_tier,
                 change.new_tier,
-                change.old_reason_code,
-                change.old_reason,
-                change.new_reason_code,
-                change.new_reason
+                terminal(&change.old_reason_code),
+                terminal(&change.old_reason),
+                terminal(&change.new_reason_code),
+                terminal(&change.new_reason)
             ));
         }
     }
     for (seq, reason) in &report.failed {
-        out.push_str(&format!("failed: seq {seq}: {reason}\n"));
+        out.push_str(&format!("failed: seq {seq}: {}\n", terminal(reason)));
     }
     out
 }

@@ -5,6 +5,8 @@ use std::fmt::Write;
 use handoff_dispatch::FeedbackReport;
 use handoff_dispatch::report::{Figures, Percentiles};
 
+use super::output::terminal;
+
 fn pct(value: Option<f64>) -> String {
     value.map_or("-".into(), |v| format!("{:.1}%", v * 100.0))
 }
@@ -17,7 +19,7 @@ fn row(out: &mut String, name: &str, f: &Figures) {
     let _ = writeln!(
         out,
         "{:<30} {:>9} {:>9} {:>8} {:>9} {:>10} {:>8} {:>19} {:>19} {:>8}",
-        name,
+        terminal(name),
         f.decisions,
         f.escalations,
         pct(f.escalation_rate),

@@ -15,7 +15,7 @@ use handoff_policy::Runtime;
 use tokio::runtime::Runtime as Tokio;
 
 use super::host_args::HostArgs;
-use super::output::write_answer;
+use super::output::{terminal, write_answer};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -112,7 +112,7 @@ fn evaluate_line(
     let item = match WorkItem::from_json(text) {
         Ok(item) => item,
         Err(error) => {
-            eprintln!("handoff: line {number}: {error}");
+            eprintln!("handoff: line {number}: {}", terminal(&error.to_string()));
             return Ok(());
         }
     };
@@ -126,7 +126,7 @@ fn evaluate_line(
             out.flush().context("cannot write a decision")
         }
         Err(PipelineError::Undecided(error)) => {
-            eprintln!("handoff: line {number}: {error}");
+            eprintln!("handoff: line {number}: {}", terminal(&error.to_string()));
             Ok(())
         }
         Err(error) => Err(error).with_context(|| format!("line {number}: stopping")),

@@ -28,6 +28,9 @@ crate::named_enum! {
         /// A returned value breaks the contract (a score outside [0, 1], NaN, an
         /// SLA of zero, ...).
         InvalidVerdict,
+        /// The same item got another answer on a fresh instance than on the
+        /// warm one: the plugin depends on what it decided before.
+        Nondeterministic,
     }
 }
 

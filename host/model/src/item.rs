@@ -79,6 +79,25 @@ impl WorkItem {
         if self.id.trim().is_empty() {
             return invalid("id", "must not be empty");
         }
+        // Names people see in queues, tables and logs: one line, no escape
+        // sequences. The text and attribute values may hold anything.
+        for (field, value) in [
+            ("id", Some(&self.id)),
+            ("kind", Some(&self.kind)),
+            ("agent", Some(&self.agent)),
+            ("segment", self.segment.as_ref()),
+        ] {
+            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+                return invalid(field, "must not contain control characters");
+            }
+        }
+        if self
+            .attributes
+            .keys()
+            .any(|k| k.chars().any(char::is_control))
+        {
+            return invalid("attributes", "keys must not contain control characters");
+        }
         if self.kind.trim().is_empty() {
             return invalid("kind", "must not be empty");
         }
@@ -126,6 +145,8 @@ mod tests {
         assert!(unknown.unwrap_err().to_string().contains("txt"));
         let range = WorkItem::from_json(&GOOD.replace("0.8", "1.5")).unwrap_err();
         assert!(range.to_string().contains("`confidence`"), "{range}");
+        let escape = WorkItem::from_json(&GOOD.replace("r-1", "r-1\\u001b[2J")).unwrap_err();
+        assert!(escape.to_string().contains("`id`"), "{escape}");
         let currency = WorkItem::from_json(&GOOD.replace("USD", "usd")).unwrap_err();
         assert!(
             currency.to_string().contains("`amount.currency`"),

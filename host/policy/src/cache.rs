@@ -9,6 +9,10 @@
 //! that changes compiled code (fuel and epoch metering among them), so an
 //! artifact is only ever loaded into an engine that could have produced it.
 //!
+//! Only versions that passed validation are stored, and the cache keeps to
+//! a quota: past it, the least recently used entries (by modification time,
+//! which a hit refreshes) are evicted.
+//!
 //! Entries are never trusted blindly. Each file carries a SHA-256 of its
 //! payload, checked before wasmtime sees a byte, and wasmtime checks its own
 //! header; an entry failing either is deleted and recompiled. Writers go
@@ -20,6 +24,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+use crate::files::{FileError, read_regular};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
@@ -32,6 +38,7 @@ const HEADER_LEN: usize = MAGIC.len() + 32;
 pub struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    quota: u64,
 }
 
 /// Why the cache directory cannot be used.
@@ -56,8 +63,9 @@ pub enum Lookup {
 }
 
 impl ArtifactCache {
-    /// Opens (creating if needed) the cache in `dir` for artifacts of `engine`.
-    pub fn open(dir: &Path, engine: &Engine) -> Result<Self, CacheError> {
+    /// Opens (creating if needed) the cache in `dir` for artifacts of
+    /// `engine`, holding at most `quota` bytes.
+    pub fn open(dir: &Path, engine: &Engine, quota: u64) -> Result<Self, CacheError> {
         std::fs::create_dir_all(dir).map_err(|source| CacheError {
             dir: dir.display().to_string(),
             source,
@@ -65,6 +73,7 @@ impl ArtifactCache {
         Ok(ArtifactCache {
             dir: dir.to_path_buf(),
             engine_key: engine_key(engine),
+            quota,
         })
     }
 
@@ -85,10 +94,11 @@ impl ArtifactCache {
     /// Loads the artifact for `wasm_sha256`, verifying it first.
     pub fn lookup(&self, engine: &Engine, wasm_sha256: &[u8; 32]) -> Lookup {
         let path = self.entry_path(wasm_sha256);
-        let bytes = match std::fs::read(&path) {
+        let cap = usize::try_from(self.quota).unwrap_or(usize::MAX);
+        let bytes = match read_regular(&path, cap) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Lookup::Miss,
-            Err(e) => return self.discard(&path, format!("cannot read: {e}")),
+            Err(FileError::NotFound) => return Lookup::Miss,
+            Err(e) => return self.discard(&path, e.to_string()),
         };
         let payload = match verify(&bytes) {
             Ok(payload) => payload,
@@ -101,21 +111,77 @@ impl ArtifactCache {
         // as trusted as the binary itself. The bytes are copied into fresh
         // executable memory, so later changes to the file cannot affect them.
         match unsafe { Component::deserialize(engine, payload) } {
-            Ok(component) => Lookup::Hit(component),
+            Ok(component) => {
+                // Recently used: the last to be evicted.
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                Lookup::Hit(component)
+            }
             Err(e) => self.discard(&path, format!("wasmtime refused the artifact: {e}")),
         }
     }
 
-    /// Writes the artifact of `component` for `wasm_sha256`. Failing to
-    /// cache is never fatal: the caller has the compiled component.
+    /// Writes the artifact of `component` for `wasm_sha256`, then evicts
+    /// the least recently used entries past the quota. Failing to cache is
+    /// never fatal: the caller has the compiled component.
     pub fn store(&self, wasm_sha256: &[u8; 32], component: &Component) {
         if let Err(error) = self.try_store(wasm_sha256, component) {
             tracing::warn!(dir = %self.dir.display(), %error, "cannot write to the artifact cache");
         }
+        if let Err(error) = self.evict() {
+            tracing::warn!(dir = %self.dir.display(), %error, "cannot evict from the artifact cache");
+        }
+    }
+
+    /// The entries and their total size, in bytes.
+    pub fn usage(&self) -> std::io::Result<u64> {
+        Ok(self.entries()?.iter().map(|(_, size, _)| size).sum())
+    }
+
+    fn entries(&self) -> std::io::Result<Vec<(PathBuf, u64, std::time::SystemTime)>> {
+        let mut entries = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "cwasm") {
+                continue;
+            }
+            let metadata = entry.metadata()?;
+            if metadata.is_file() {
+                let used = metadata.modified().unwrap_or(std::time::UNIX_EPOCH);
+                entries.push((path, metadata.len(), used));
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Removes the least recently used entries until the cache fits its
+    /// quota.
+    fn evict(&self) -> std::io::Result<()> {
+        let mut entries = self.entries()?;
+        let mut total: u64 = entries.iter().map(|(_, size, _)| size).sum();
+        entries.sort_by_key(|(_, _, used)| *used);
+        for (path, size, _) in entries {
+            if total <= self.quota {
+                break;
+            }
+            tracing::info!(entry = %path.display(), size, "evicting from the artifact cache");
+            std::fs::remove_file(&path)?;
+            total -= size;
+        }
+        Ok(())
     }
 
     fn try_store(&self, wasm_sha256: &[u8; 32], component: &Component) -> anyhow::Result<()> {
         let payload = component.serialize()?;
+        if payload.len() as u64 + HEADER_LEN as u64 > self.quota {
+            anyhow::bail!(
+                "the artifact alone ({} bytes) is over the cache quota",
+                payload.len()
+            );
+        }
         let mut file = tempfile::Builder::new()
             .prefix(".tmp-")
             .tempfile_in(&self.dir)?;

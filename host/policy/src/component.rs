@@ -2,11 +2,15 @@
 //! digest), whether its bytes are a component at all, and every import with
 //! the sandbox's answer to it. Loading and `inspect` both start here.
 
+use std::collections::BTreeSet;
+
 use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
+use crate::bindings::since_v0_1_0::{PACKAGE, VERSION};
+use crate::compile::CompileError;
 use crate::sandbox::{Grant, grant_for};
 
 /// Why bytes are not a component the host can compile.
@@ -21,9 +25,9 @@ pub enum ComponentError {
          `cargo build --target wasm32-wasip2` (or wrap it with `wasm-tools component new`)"
     )]
     CoreModule,
-    /// The component failed to compile.
-    #[error("the component does not compile: {0:#}")]
-    Compile(wasmtime::Error),
+    /// The component failed to compile, or its compile went over budget.
+    #[error(transparent)]
+    Compile(#[from] CompileError),
 }
 
 /// One import and how the sandbox answers it.
@@ -78,6 +82,33 @@ pub(crate) fn imports_of(component: &Component, engine: &Engine) -> Vec<Import> 
             grant: grant_for(name),
         })
         .collect()
+}
+
+/// Checks that the component was built for exactly the contract version
+/// this host implements, from the `handoff:policy` interfaces it imports
+/// (every component of the world imports at least `types`). A component of
+/// another version is refused however closely its exports match: the
+/// meaning of its verdicts may differ.
+pub(crate) fn check_contract(imports: &[Import]) -> Result<(), String> {
+    let prefix = format!("{PACKAGE}/");
+    let versions: BTreeSet<&str> = imports
+        .iter()
+        .filter_map(|i| i.name.strip_prefix(&prefix))
+        .map(|rest| rest.split_once('@').map_or("(none)", |(_, v)| v))
+        .collect();
+    if versions.is_empty() {
+        return Err(format!(
+            "it imports nothing of {PACKAGE}, so it was not built for this contract;              this host implements {PACKAGE}@{VERSION}"
+        ));
+    }
+    if versions.len() > 1 || !versions.contains(VERSION) {
+        let found: Vec<String> = versions.iter().map(|v| format!("{PACKAGE}@{v}")).collect();
+        return Err(format!(
+            "it was built for {}; this host implements {PACKAGE}@{VERSION}",
+            found.join(" and ")
+        ));
+    }
+    Ok(())
 }
 
 /// The imports in `imports` that the sandbox refuses, by name.

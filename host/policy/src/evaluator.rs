@@ -14,7 +14,7 @@ use handoff_model::{Decision, InputError, Metering, WorkItem};
 
 use crate::plugin::{Instance, Plugin};
 use crate::policy_set::PolicySet;
-use crate::run::{ContractItem, micros, run_plugin};
+use crate::run::{ContractItem, Reuse, micros, run_plugin};
 
 /// Why an item got no decision. Plugin faults are not here: they are part of
 /// the decision.
@@ -32,6 +32,7 @@ pub enum EvalError {
 pub struct Evaluator {
     set: Arc<PolicySet>,
     warm: Vec<Option<Instance>>,
+    reuse: Reuse,
 }
 
 impl Evaluator {
@@ -41,7 +42,22 @@ impl Evaluator {
         // Pays the thread-local setup now, not inside the first evaluation.
         wasmtime::Engine::tls_eager_initialize();
         let warm = set.plugins().iter().map(|_| None).collect();
-        Evaluator { set, warm }
+        Evaluator {
+            set,
+            warm,
+            reuse: Reuse::AsManifest { sample: true },
+        }
+    }
+
+    /// An evaluator that gives every plugin a fresh instance for every
+    /// item, whatever the manifests say: what a replay uses, so that a
+    /// plugin whose answer depends on the items before it shows up as a
+    /// change instead of reproducing its drift.
+    pub fn fresh(set: Arc<PolicySet>) -> Self {
+        Evaluator {
+            reuse: Reuse::Never,
+            ..Evaluator::new(set)
+        }
     }
 
     /// The policy set this evaluator runs.
@@ -84,7 +100,7 @@ impl Evaluator {
         let mut verdicts = Vec::with_capacity(count);
         let mut metering = Vec::with_capacity(count);
         for (plugin, slot) in self.set.plugins().iter().zip(self.warm.iter_mut()) {
-            let (verdict, cost) = run_plugin(plugin, slot, &contract_item);
+            let (verdict, cost) = run_plugin(plugin, slot, &contract_item, self.reuse);
             verdicts.push(verdict);
             metering.push(cost);
         }

@@ -5,12 +5,17 @@
 //! plugin's real limits and configuration, so a case that passes here is a
 //! case the plugin decides the same way live. A fault is a failure, never a
 //! pass, even under the `ignore` failure mode.
+//!
+//! The cases run twice: in order on one instance, then in reverse order on
+//! another. A plugin whose answer to a case depends on the cases before it
+//! (state kept in a warm instance) is refused: live, the same item must get
+//! the same verdict whatever came before it.
 
-use handoff_model::Tier;
+use handoff_model::{FaultKind, PluginVerdict, Tier};
 
 use crate::manifest::Fixture;
 use crate::plugin::{Instance, Plugin};
-use crate::run::{ContractItem, run_plugin};
+use crate::run::{ContractItem, Reuse, run_plugin};
 
 /// The first fixture case that did not get its expected verdict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -22,43 +27,70 @@ pub struct FixtureFailure {
     pub expected: String,
     /// What the plugin returned instead, or the fault it hit.
     pub got: String,
+    /// The fault, when the case faulted.
+    pub fault: Option<FaultKind>,
 }
 
-/// Runs every fixture of `plugin`'s manifest, stopping at the first failure.
+/// Runs every fixture of `plugin`'s manifest, in order and then in reverse
+/// order on another instance, stopping at the first failure.
 pub(crate) fn check(plugin: &Plugin) -> Result<(), FixtureFailure> {
-    if plugin.manifest.fixtures.is_empty() {
+    let fixtures = &plugin.manifest.fixtures;
+    if fixtures.is_empty() {
         return Ok(());
     }
     let mut instance = None;
-    for fixture in &plugin.manifest.fixtures {
-        check_one(plugin, &mut instance, fixture)?;
+    let mut first = Vec::with_capacity(fixtures.len());
+    for fixture in fixtures {
+        first.push(check_one(plugin, &mut instance, fixture)?);
+    }
+    let mut instance = None;
+    for (fixture, earlier) in fixtures.iter().zip(&first).rev() {
+        let again = run_case(plugin, &mut instance, fixture);
+        let same = again.classification == earlier.classification
+            && again.assessment == earlier.assessment
+            && again.verdict == earlier.verdict;
+        if !same {
+            return Err(FixtureFailure {
+                name: fixture.name.clone(),
+                expected: "the same answer whatever ran before it".into(),
+                got: "another answer when the fixtures ran in reverse order on a fresh \
+                      instance: the plugin depends on what it decided before"
+                    .into(),
+                fault: Some(FaultKind::Nondeterministic),
+            });
+        }
     }
     Ok(())
 }
 
+/// Runs one case and checks its verdict; returns what the plugin answered.
 fn check_one(
     plugin: &Plugin,
     instance: &mut Option<Instance>,
     fixture: &Fixture,
-) -> Result<(), FixtureFailure> {
+) -> Result<PluginVerdict, FixtureFailure> {
     let expected = describe(fixture.expect, fixture.expect_reason_code.as_deref());
     let fail = |got: String| FixtureFailure {
         name: fixture.name.clone(),
         expected: expected.clone(),
         got,
+        fault: None,
     };
     fixture
         .item
         .validate()
         .map_err(|e| fail(format!("an invalid item: {e}")))?;
-    let (record, _) = run_plugin(plugin, instance, &ContractItem::new(&fixture.item));
+    let record = run_case(plugin, instance, fixture);
     if let Some(fault) = &record.fault {
-        return Err(fail(format!(
-            "a {} fault in {}: {}",
-            fault.kind, fault.stage, fault.detail
-        )));
+        return Err(FixtureFailure {
+            fault: Some(fault.kind),
+            ..fail(format!(
+                "a {} fault in {}: {}",
+                fault.kind, fault.stage, fault.detail
+            ))
+        });
     }
-    let Some(verdict) = record.verdict else {
+    let Some(verdict) = &record.verdict else {
         return Err(fail("no verdict".into()));
     };
     let reason_matches = fixture
@@ -72,7 +104,13 @@ fn check_one(
             verdict.reason
         )));
     }
-    Ok(())
+    Ok(record)
+}
+
+/// Runs one case on `instance` (or a new one), as live evaluation would.
+fn run_case(plugin: &Plugin, instance: &mut Option<Instance>, fixture: &Fixture) -> PluginVerdict {
+    let reuse = Reuse::AsManifest { sample: false };
+    run_plugin(plugin, instance, &ContractItem::new(&fixture.item), reuse).0
 }
 
 fn describe(tier: Tier, reason_code: Option<&str>) -> String {

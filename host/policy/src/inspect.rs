@@ -4,11 +4,10 @@
 
 use std::fmt;
 
-use wasmtime::component::Component;
-
-use crate::bindings::PolicyPre;
+use crate::bindings::since_v0_1_0::PolicyPre;
 use crate::component::{
-    ComponentError, Import, check_header, digest_of, imports_of, kind_of, refused,
+    ComponentError, Import, check_contract, check_header, digest_of, imports_of, kind_of, refused,
+    sha256,
 };
 use crate::runtime::Runtime;
 use crate::sandbox::Grant;
@@ -39,7 +38,7 @@ impl ComponentReport {
 /// Inspects `bytes` without running any of it.
 pub fn inspect(runtime: &Runtime, bytes: &[u8]) -> Result<ComponentReport, ComponentError> {
     check_header(bytes)?;
-    let component = Component::new(runtime.engine(), bytes).map_err(ComponentError::Compile)?;
+    let (component, _) = runtime.compile(bytes, &sha256(bytes))?;
     let engine = runtime.engine();
     let imports = imports_of(&component, engine);
     let ty = component.component_type();
@@ -47,12 +46,14 @@ pub fn inspect(runtime: &Runtime, bytes: &[u8]) -> Result<ComponentReport, Compo
         .exports(engine)
         .map(|(name, item)| (name.to_string(), kind_of(&item.ty)))
         .collect();
-    let world = runtime
-        .linker()
-        .instantiate_pre(&component)
-        .and_then(PolicyPre::new)
-        .map(|_| ())
-        .map_err(|e| format!("{e:#}"));
+    let world = check_contract(&imports).and_then(|()| {
+        runtime
+            .linker()
+            .instantiate_pre(&component)
+            .and_then(PolicyPre::new)
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    });
     Ok(ComponentReport {
         digest: digest_of(bytes),
         size: bytes.len(),

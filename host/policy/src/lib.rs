@@ -20,10 +20,12 @@
 
 mod bindings;
 pub mod cache;
+mod compile;
 mod component;
 pub mod engine;
 mod evaluator;
 mod evaluators;
+mod files;
 mod fixtures;
 pub mod inspect;
 pub mod limits;
@@ -42,10 +44,12 @@ mod source;
 mod stats;
 mod trap;
 
+pub use compile::{CompileError, Compiler, LoadLimits, compile_request, parse_meters};
 pub use component::{ComponentError, Import, digest_of, sha256};
 pub use engine::Meters;
 pub use evaluator::{EvalError, Evaluator};
 pub use evaluators::{EvaluatorPool, LiveEvaluator, Policies};
+pub use files::{FileError, read_regular};
 pub use fixtures::FixtureFailure;
 pub use loader::LoadError;
 pub use plugin::{Plugin, PluginError, PolicyInfo, StartFailure, TriggerInfo};

@@ -83,26 +83,3 @@ impl Limits {
         usize::try_from(self.memory_mib * 1024 * 1024).unwrap_or(usize::MAX)
     }
 }
-
-/// Caps on what a plugin returns, applied by the host to every stage's
-/// output. Fixed by the host rather than the manifest: they protect the
-/// decision log, the handoff queue and the humans reading them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct OutputCaps {
-    /// Bytes in a reason, a guidance text or a signal detail.
-    pub(crate) text_bytes: usize,
-    /// Bytes in a reason code, label, role or signal name.
-    pub(crate) name_bytes: usize,
-    /// Labels or rules per classification.
-    pub(crate) labels: usize,
-    /// Signals per assessment.
-    pub(crate) signals: usize,
-}
-
-/// The host's caps.
-pub(crate) const OUTPUT_CAPS: OutputCaps = OutputCaps {
-    text_bytes: 4096,
-    name_bytes: 128,
-    labels: 64,
-    signals: 64,
-};

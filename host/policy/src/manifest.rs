@@ -33,6 +33,9 @@ pub struct Manifest {
     /// With warm reuse, how many evaluations an instance serves before it
     /// is replaced, bounding what a slow leak inside a plugin can build up.
     pub recycle_after: u64,
+    /// With warm reuse, the share of evaluations also run on a fresh
+    /// instance: a different answer is a `nondeterministic` fault.
+    pub fresh_sample: f64,
     /// Self-tests run at every load: a version whose cases fail never serves.
     pub fixtures: Vec<Fixture>,
 }
@@ -70,6 +73,9 @@ pub enum InstanceReuse {
 /// Default for `recycle-after`.
 pub const DEFAULT_RECYCLE_AFTER: u64 = 10_000;
 
+/// Default for `fresh-sample`: one warm evaluation in a thousand.
+pub const DEFAULT_FRESH_SAMPLE: f64 = 0.001;
+
 impl Default for Manifest {
     /// A plugin without a manifest: enabled, order 0, no configuration.
     fn default() -> Self {
@@ -81,6 +87,7 @@ impl Default for Manifest {
             limits: Limits::default(),
             instance_reuse: InstanceReuse::default(),
             recycle_after: DEFAULT_RECYCLE_AFTER,
+            fresh_sample: DEFAULT_FRESH_SAMPLE,
             fixtures: Vec::new(),
         }
     }
@@ -119,6 +126,8 @@ struct RawManifest {
     instance_reuse: InstanceReuse,
     #[serde(default = "default_recycle_after")]
     recycle_after: u64,
+    #[serde(default = "default_fresh_sample")]
+    fresh_sample: f64,
     #[serde(default)]
     fixture: Vec<RawFixture>,
 }
@@ -162,6 +171,10 @@ fn default_recycle_after() -> u64 {
     DEFAULT_RECYCLE_AFTER
 }
 
+fn default_fresh_sample() -> f64 {
+    DEFAULT_FRESH_SAMPLE
+}
+
 fn default_enabled() -> bool {
     true
 }
@@ -179,6 +192,12 @@ impl Manifest {
             return Err(ManifestError::Config {
                 key: "recycle-after".into(),
                 reason: "must be at least 1".into(),
+            });
+        }
+        if !(0.0..=1.0).contains(&raw.fresh_sample) {
+            return Err(ManifestError::Config {
+                key: "fresh-sample".into(),
+                reason: format!("must be between 0 and 1, got {}", raw.fresh_sample),
             });
         }
         let mut names = std::collections::BTreeSet::new();
@@ -200,6 +219,7 @@ impl Manifest {
             limits: raw.limits,
             instance_reuse: raw.instance_reuse,
             recycle_after: raw.recycle_after,
+            fresh_sample: raw.fresh_sample,
             fixtures,
         })
     }

@@ -1,38 +1,61 @@
 //! Checks what a plugin returns before anything else sees it.
 //!
-//! Two kinds of violation: too large (over [`OUTPUT_CAPS`]) and invalid
-//! (breaking the contract). Both are faults, never decisions. The checks
-//! read the model's types, so every contract version is held to the same
-//! rules.
+//! Lengths were already held to the host's caps while the output was copied
+//! out of the plugin (`bindings::capped`); what remains is the contract:
+//! scores in range, codes and roles of the documented form, SLAs within
+//! the host's maximum, guidance only where it belongs, and no control
+//! characters in any text a person or a terminal will see. A violation is
+//! an `invalid-verdict` fault, never a decision. The checks read the
+//! model's types, so every contract version is held to the same rules.
 
 use handoff_model::{Assessment, Classification, FaultKind, Tier, Verdict};
 
-use crate::limits::{OUTPUT_CAPS, OutputCaps};
+use crate::plugin::PolicyInfo;
+
+/// The longest SLA a verdict may ask for, in seconds (30 days): a deadline
+/// further out is no deadline.
+pub const MAX_SLA_SECS: u32 = 30 * 24 * 3600;
 
 /// A violation: its fault kind and a precise description.
 pub(crate) type Violation = (FaultKind, String);
-
-fn too_large(what: &str, len: usize, cap: usize) -> Violation {
-    (
-        FaultKind::OutputTooLarge,
-        format!("{what} is {len} long, over the cap of {cap}"),
-    )
-}
 
 fn invalid(detail: String) -> Violation {
     (FaultKind::InvalidVerdict, detail)
 }
 
-fn name(what: &str, value: &str, caps: &OutputCaps) -> Result<(), Violation> {
-    if value.len() > caps.name_bytes {
-        return Err(too_large(what, value.len(), caps.name_bytes));
-    }
-    Ok(())
+/// Whether `c` must not appear in text shown to people: control characters
+/// (newlines and escape sequences rewrite terminals and split log lines) and
+/// the bidirectional overrides that make text read other than it is stored.
+fn forbidden(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-fn text(what: &str, value: &str, caps: &OutputCaps) -> Result<(), Violation> {
-    if value.len() > caps.text_bytes {
-        return Err(too_large(what, value.len(), caps.text_bytes));
+/// Text a person reads: a reason, guidance, a detail, a description.
+fn text(what: &str, value: &str) -> Result<(), Violation> {
+    match value.chars().find(|c| forbidden(*c)) {
+        Some(c) => Err(invalid(format!(
+            "{what} contains the control character {:?}; plain text only",
+            c
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A code: a reason code, a role, a trigger code, a policy name. Lower-case
+/// letters, digits, `-`, `_` and `.`, starting with a letter or digit.
+fn code(what: &str, value: &str) -> Result<(), Violation> {
+    let well_formed = value
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
+    if !well_formed {
+        return Err(invalid(format!(
+            "{what} must be lower-case letters, digits, `-`, `_` and `.`, starting with a \
+             letter or digit, got {value:?}"
+        )));
     }
     Ok(())
 }
@@ -46,31 +69,24 @@ fn unit(what: &str, value: f64) -> Result<(), Violation> {
 
 /// Checks a `classify` result.
 pub(crate) fn classification(c: &Classification) -> Result<(), Violation> {
-    let caps = &OUTPUT_CAPS;
-    for (what, list) in [("labels", &c.labels), ("rules-fired", &c.rules_fired)] {
-        if list.len() > caps.labels {
-            return Err(too_large(what, list.len(), caps.labels));
-        }
-        for entry in list {
-            name(what, entry, caps)?;
-        }
+    for label in &c.labels {
+        text("a label", label)?;
+    }
+    for rule in &c.rules_fired {
+        text("a rule fired", rule)?;
     }
     Ok(())
 }
 
 /// Checks a `score` result.
 pub(crate) fn assessment(a: &Assessment) -> Result<(), Violation> {
-    let caps = &OUTPUT_CAPS;
-    if a.signals.len() > caps.signals {
-        return Err(too_large("signals", a.signals.len(), caps.signals));
-    }
     unit("risk", a.risk)?;
     unit("confidence", a.confidence)?;
     for signal in &a.signals {
-        name("signal name", &signal.name, caps)?;
-        text("signal detail", &signal.detail, caps)?;
+        text("a signal name", &signal.name)?;
+        text("a signal detail", &signal.detail)?;
         unit(
-            &format!("weight of signal `{}`", signal.name),
+            &format!("weight of signal `{}`", signal.name.escape_debug()),
             signal.weight,
         )?;
     }
@@ -79,36 +95,28 @@ pub(crate) fn assessment(a: &Assessment) -> Result<(), Violation> {
 
 /// Checks an `escalate` result.
 pub(crate) fn verdict(v: &Verdict) -> Result<(), Violation> {
-    let caps = &OUTPUT_CAPS;
-    name("reason-code", &v.reason_code, caps)?;
-    text("reason", &v.reason, caps)?;
-    if let Some(role) = &v.role {
-        name("role", role, caps)?;
-    }
-    if let Some(guidance) = &v.guidance {
-        text("guidance", guidance, caps)?;
-    }
-    let code_ok = !v.reason_code.is_empty()
-        && v.reason_code
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.".contains(&b));
-    if !code_ok {
-        return Err(invalid(format!(
-            "reason-code must be non-empty lower-case letters, digits, `-`, `_` and `.`, got {:?}",
-            v.reason_code
-        )));
-    }
+    code("reason-code", &v.reason_code)?;
     if v.reason_code.starts_with("plugin-fault.") {
         return Err(invalid(
             "reason-code `plugin-fault.*` is reserved for the host".into(),
         ));
     }
+    text("reason", &v.reason)?;
+    if let Some(role) = &v.role {
+        code("role", role)?;
+    }
     for (what, sla) in [
         ("ack-sla-secs", v.ack_sla_secs),
         ("resolve-sla-secs", v.resolve_sla_secs),
     ] {
-        if sla == Some(0) {
-            return Err(invalid(format!("{what} must be at least 1 second")));
+        match sla {
+            Some(0) => return Err(invalid(format!("{what} must be at least 1 second"))),
+            Some(secs) if secs > MAX_SLA_SECS => {
+                return Err(invalid(format!(
+                    "{what} is {secs}, over the host's maximum of {MAX_SLA_SECS} (30 days)"
+                )));
+            }
+            _ => {}
         }
     }
     if let (Some(ack), Some(resolve)) = (v.ack_sla_secs, v.resolve_sla_secs)
@@ -118,12 +126,34 @@ pub(crate) fn verdict(v: &Verdict) -> Result<(), Violation> {
             "resolve-sla-secs ({resolve}) is shorter than ack-sla-secs ({ack})"
         )));
     }
-    if v.tier == Tier::SelfCorrect && v.guidance.as_deref().is_none_or(str::is_empty) {
-        return Err(invalid(
+    match (&v.guidance, v.tier) {
+        (Some(guidance), Tier::SelfCorrect) if !guidance.is_empty() => text("guidance", guidance),
+        (_, Tier::SelfCorrect) => Err(invalid(
             "a self-correct verdict must carry guidance for the agent".into(),
-        ));
+        )),
+        (Some(_), tier) => Err(invalid(format!(
+            "guidance is for the agent's self-correction; a `{tier}` verdict must not carry it"
+        ))),
+        (None, _) => Ok(()),
     }
-    Ok(())
+}
+
+/// Checks what a policy says about itself, at load.
+pub(crate) fn policy_info(info: &PolicyInfo) -> Result<(), String> {
+    let checked = (|| {
+        code("the policy name", &info.name)?;
+        if info.version.is_empty() {
+            return Err(invalid("the policy version is empty".into()));
+        }
+        text("the policy version", &info.version)?;
+        text("the description", &info.description)?;
+        for trigger in &info.triggers {
+            code("a trigger code", &trigger.code)?;
+            text("a trigger description", &trigger.description)?;
+        }
+        Ok(())
+    })();
+    checked.map_err(|(_, detail)| detail)
 }
 
 #[cfg(test)]
@@ -135,7 +165,7 @@ mod tests {
             tier: Tier::Operator,
             reason_code: "auth-limit.exceeded".into(),
             reason: "over".into(),
-            role: None,
+            role: Some("finance-operator".into()),
             ack_sla_secs: Some(60),
             resolve_sla_secs: Some(600),
             guidance: None,
@@ -148,31 +178,22 @@ mod tests {
     #[test]
     fn accepts_a_good_verdict_and_names_each_violation() {
         assert_eq!(verdict_with(|_| {}), Ok(()));
-        let kind = |r: Result<(), Violation>| r.unwrap_err().0;
-        assert_eq!(
-            kind(verdict_with(|v| v.reason = "x".repeat(5000))),
-            FaultKind::OutputTooLarge
-        );
-        assert_eq!(
-            kind(verdict_with(|v| v.ack_sla_secs = Some(0))),
-            FaultKind::InvalidVerdict
-        );
-        assert_eq!(
-            kind(verdict_with(|v| v.reason_code = "Bad Code".into())),
-            FaultKind::InvalidVerdict
-        );
-        assert_eq!(
-            kind(verdict_with(|v| v.reason_code = "plugin-fault.trap".into())),
-            FaultKind::InvalidVerdict
-        );
-        assert_eq!(
-            kind(verdict_with(|v| v.resolve_sla_secs = Some(5))),
-            FaultKind::InvalidVerdict
-        );
-        assert_eq!(
-            kind(verdict_with(|v| v.tier = Tier::SelfCorrect)),
-            FaultKind::InvalidVerdict
-        );
+        let refused = |f: fn(&mut Verdict)| {
+            let (kind, detail) = verdict_with(f).unwrap_err();
+            assert_eq!(kind, FaultKind::InvalidVerdict, "{detail}");
+            detail
+        };
+        refused(|v| v.ack_sla_secs = Some(0));
+        refused(|v| v.reason_code = "Bad Code".into());
+        refused(|v| v.reason_code = "plugin-fault.trap".into());
+        refused(|v| v.resolve_sla_secs = Some(5));
+        refused(|v| v.tier = Tier::SelfCorrect);
+        assert!(refused(|v| v.resolve_sla_secs = Some(u32::MAX)).contains("30 days"));
+        assert!(refused(|v| v.role = Some("ops\nadmin".into())).contains("role"));
+        assert!(refused(|v| v.role = Some(String::new())).contains("role"));
+        assert!(refused(|v| v.reason = "ok\u{1b}[2J".into()).contains("control"));
+        assert!(refused(|v| v.reason = "evil\u{202E}txt".into()).contains("control"));
+        assert!(refused(|v| v.guidance = Some("retry".into())).contains("must not carry"));
     }
 
     #[test]
@@ -183,17 +204,24 @@ mod tests {
             signals: vec![],
         };
         assert!(assessment(&a(0.0, 1.0)).is_ok());
-        assert_eq!(
-            assessment(&a(1.5, 1.0)).unwrap_err().0,
-            FaultKind::InvalidVerdict
-        );
-        assert_eq!(
-            assessment(&a(0.5, f64::NAN)).unwrap_err().0,
-            FaultKind::InvalidVerdict
-        );
-        assert_eq!(
-            assessment(&a(-0.1, 0.5)).unwrap_err().0,
-            FaultKind::InvalidVerdict
-        );
+        for (risk, confidence) in [(1.5, 1.0), (0.5, f64::NAN), (-0.1, 0.5)] {
+            assert_eq!(
+                assessment(&a(risk, confidence)).unwrap_err().0,
+                FaultKind::InvalidVerdict
+            );
+        }
+    }
+
+    #[test]
+    fn metadata_is_plain_text_with_codes_of_the_documented_form() {
+        let info = |version: &str| PolicyInfo {
+            name: "a-policy".into(),
+            version: version.into(),
+            description: "Fine.".into(),
+            triggers: vec![],
+        };
+        assert!(policy_info(&info("1.0.0")).is_ok());
+        assert!(policy_info(&info("1.0\r\nforged log line")).is_err());
+        assert!(policy_info(&info("")).is_err());
     }
 }

@@ -4,16 +4,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use handoff_model::{CompileOrigin, FaultKind, TriggerKind};
 use wasmtime::Store;
 
-use crate::bindings::{Policy, PolicyPre};
+use crate::bindings::since_v0_1_0::{Calls, Exports};
 use crate::component::{
-    ComponentError, Import, check_header, digest_text, imports_of, refused, sha256,
+    ComponentError, Import, check_contract, check_header, digest_text, imports_of, refused, sha256,
 };
 use crate::engine::{EPOCH_TICK, Meters};
 use crate::manifest::Manifest;
+use crate::output_check;
 use crate::runtime::Runtime;
 use crate::sandbox::PluginState;
 use crate::stats::{PluginStats, StatsSnapshot};
@@ -49,6 +51,9 @@ pub enum PluginError {
     /// Not a component, or one that does not compile.
     #[error(transparent)]
     Component(#[from] ComponentError),
+    /// Built for another version of the contract.
+    #[error("the component's contract version is wrong: {0}")]
+    Version(String),
     /// Imports the capability policy refuses, each named.
     #[error("the component imports what the sandbox refuses: {0}")]
     Forbidden(String),
@@ -56,11 +61,19 @@ pub enum PluginError {
     #[error("the component does not fit the handoff:policy@0.1.0 world: {0:#}")]
     World(wasmtime::Error),
     /// Instantiating, reading metadata or configuring failed.
-    #[error("the plugin failed its trial run: {0}")]
-    Trial(String),
+    #[error("the plugin failed its trial run: {kind}{detail}")]
+    Trial {
+        /// The fault, as it would be recorded live.
+        kind: FaultKind,
+        /// Where and what (starting with `: ` or ` in metadata: `).
+        detail: String,
+    },
     /// The plugin refused its configuration.
     #[error("the plugin refused its configuration: {0}")]
     Config(String),
+    /// What the plugin says about itself breaks the contract.
+    #[error("the plugin's metadata is invalid: {0}")]
+    Metadata(String),
 }
 
 /// A plugin ready to evaluate.
@@ -81,10 +94,17 @@ pub struct Plugin {
     /// Every import and what the sandbox grants it: the capability report
     /// compliance reviews for the serving version.
     pub imports: Vec<Import>,
+    /// SHA-256 of the component bytes.
+    sha: [u8; 32],
     config: Arc<BTreeMap<String, String>>,
-    pre: PolicyPre<PluginState>,
+    exports: Exports,
     meters: Meters,
     stats: PluginStats,
+    /// Whether an instance's exports were checked against the capped
+    /// result types; every call after that skips the check.
+    types_checked: AtomicBool,
+    /// Warm evaluations so far, for picking the `fresh-sample` share.
+    warm_runs: AtomicU64,
 }
 
 /// Why a new instance could not be made ready.
@@ -103,7 +123,10 @@ impl From<StartFailure> for PluginError {
         if failure.config_refused {
             PluginError::Config(failure.detail)
         } else {
-            PluginError::Trial(format!("{}: {}", failure.kind, failure.detail))
+            PluginError::Trial {
+                kind: failure.kind,
+                detail: format!(": {}", failure.detail),
+            }
         }
     }
 }
@@ -112,17 +135,15 @@ impl From<StartFailure> for PluginError {
 pub(crate) struct Instance {
     /// The store. Discarded, never reused, after any trap.
     pub(crate) store: Store<PluginState>,
-    /// Typed access to the exports.
-    pub(crate) policy: Policy,
+    /// The exports the host calls.
+    pub(crate) calls: Calls,
     /// Evaluations this instance has served.
-    pub(crate) calls: u64,
+    pub(crate) served: u64,
 }
 
 impl Plugin {
     /// Compiles (or loads from the cache), checks and links `bytes` as
-    /// plugin `name`, then trial-runs it: an instance reads its metadata and
-    /// accepts its configuration. A component that cannot do that is
-    /// refused here, at load, rather than failing on live work.
+    /// plugin `name`. Its metadata is read by [`Plugin::trial`].
     pub(crate) fn compile(
         runtime: &Runtime,
         name: &str,
@@ -131,10 +152,9 @@ impl Plugin {
     ) -> Result<Plugin, PluginError> {
         check_header(bytes)?;
         let sha = sha256(bytes);
-        let (component, compiled) = runtime
-            .compile(bytes, &sha)
-            .map_err(ComponentError::Compile)?;
+        let (component, compiled) = runtime.compile(bytes, &sha).map_err(ComponentError::from)?;
         let imports = imports_of(&component, runtime.engine());
+        check_contract(&imports).map_err(PluginError::Version)?;
         let forbidden: Vec<&str> = refused(&imports).map(|i| i.name.as_str()).collect();
         if !forbidden.is_empty() {
             return Err(PluginError::Forbidden(forbidden.join(", ")));
@@ -143,10 +163,11 @@ impl Plugin {
             .linker()
             .instantiate_pre(&component)
             .map_err(PluginError::World)?;
-        let pre = PolicyPre::new(instance_pre).map_err(PluginError::World)?;
-        let mut plugin = Plugin {
+        let exports = Exports::new(instance_pre).map_err(PluginError::World)?;
+        let plugin = Plugin {
             name: Arc::from(name),
             digest: digest_text(&sha),
+            sha,
             config: Arc::new(manifest.config.clone()),
             compiled,
             load_ms: 0.0,
@@ -158,22 +179,41 @@ impl Plugin {
                 description: String::new(),
                 triggers: Vec::new(),
             },
-            pre,
+            exports,
             meters: runtime.meters(),
             stats: PluginStats::default(),
-        };
-        let mut trial = plugin.instantiate()?;
-        plugin.arm(&mut trial.store);
-        plugin.info = match trial.policy.call_metadata(&mut trial.store) {
-            Ok(info) => info.into(),
-            Err(error) => {
-                let state = trial.store.data();
-                let output = state.capture().take();
-                let (kind, detail) = classify(&error, state.limit_refused(), &output.text);
-                return Err(PluginError::Trial(format!("{kind} in metadata: {detail}")));
-            }
+            types_checked: AtomicBool::new(false),
+            warm_runs: AtomicU64::new(0),
         };
         Ok(plugin)
+    }
+
+    /// Trial-runs the plugin: an instance accepts its configuration and
+    /// reads its metadata, under the plugin's limits. A component that
+    /// cannot do that is refused at load rather than failing on live work.
+    pub(crate) fn trial(&mut self) -> Result<(), PluginError> {
+        let mut trial = self.instantiate()?;
+        self.arm(&mut trial.store);
+        self.info = match trial.calls.metadata(&mut trial.store) {
+            Ok(info) => {
+                let info = info.into_info().map_err(|over| PluginError::Trial {
+                    kind: FaultKind::OutputTooLarge,
+                    detail: format!(" in metadata: {over}"),
+                })?;
+                output_check::policy_info(&info).map_err(PluginError::Metadata)?;
+                info
+            }
+            Err(error) => {
+                let state = trial.store.data();
+                log_trial_output(&self.name, &state.capture().take().text);
+                let (kind, detail) = classify(&error, state.limit_refused());
+                return Err(PluginError::Trial {
+                    kind,
+                    detail: format!(" in metadata: {detail}"),
+                });
+            }
+        };
+        Ok(())
     }
 
     /// A fresh, configured instance in a store of its own. Instantiation and
@@ -181,28 +221,38 @@ impl Plugin {
     pub(crate) fn instantiate(&self) -> Result<Instance, StartFailure> {
         self.stats.record_instance();
         let state = PluginState::new(self.config.clone(), self.manifest.limits);
-        let mut store = Store::new(self.pre.engine(), state);
+        let mut store = Store::new(self.exports.engine(), state);
         store.limiter(|state| state);
         self.arm(&mut store);
         let failed = |store: &Store<PluginState>, error: wasmtime::Error| {
             let state = store.data();
-            let output = state.capture().take();
-            let (kind, detail) = classify(&error, state.limit_refused(), &output.text);
+            log_trial_output(&self.name, &state.capture().take().text);
+            let (kind, detail) = classify(&error, state.limit_refused());
             StartFailure {
                 kind,
                 detail,
                 config_refused: false,
             }
         };
-        let policy = match self.pre.instantiate(&mut store) {
-            Ok(policy) => policy,
+        let calls = match self.exports.instantiate(&mut store) {
+            Ok(calls) => calls,
             Err(error) => return Err(failed(&store, error)),
         };
-        match policy.call_configure(&mut store) {
+        if !self.types_checked.load(Ordering::Relaxed) {
+            if let Err(error) = calls.check_types(&store) {
+                return Err(StartFailure {
+                    kind: FaultKind::InvalidVerdict,
+                    detail: format!("the exports do not have the contract's types: {error:#}"),
+                    config_refused: false,
+                });
+            }
+            self.types_checked.store(true, Ordering::Relaxed);
+        }
+        match calls.configure(&mut store) {
             Ok(Ok(())) => Ok(Instance {
                 store,
-                policy,
-                calls: 0,
+                calls,
+                served: 0,
             }),
             Ok(Err(refusal)) => Err(StartFailure {
                 kind: FaultKind::Trap,
@@ -236,6 +286,23 @@ impl Plugin {
         self.manifest.limits.fuel.saturating_sub(left)
     }
 
+    /// Keeps this plugin's compiled code in the runtime's artifact cache:
+    /// for a version that passed validation.
+    pub(crate) fn remember(&self, runtime: &Runtime) {
+        runtime.remember(&self.sha, self.exports.component());
+    }
+
+    /// Whether this warm evaluation is one of the manifest's `fresh-sample`
+    /// share, to be checked on a fresh instance: every n-th, n = 1 / share.
+    pub(crate) fn sample_fresh(&self) -> bool {
+        let share = self.manifest.fresh_sample;
+        if share <= 0.0 {
+            return false;
+        }
+        let every = (1.0 / share).round().max(1.0) as u64;
+        (self.warm_runs.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(every)
+    }
+
     /// The live counters.
     pub(crate) fn stats(&self) -> &PluginStats {
         &self.stats
@@ -249,5 +316,13 @@ impl Plugin {
     /// A copy of the totals.
     pub fn stats_snapshot(&self) -> StatsSnapshot {
         self.stats.snapshot(&self.name)
+    }
+}
+
+/// What a plugin wrote before it failed to start, for the person debugging
+/// it: to the host's debug log, escaped, never into a decision.
+fn log_trial_output(plugin: &str, output: &str) {
+    if !output.is_empty() {
+        tracing::debug!(plugin, output = ?output, "plugin output before it failed to start");
     }
 }

@@ -3,11 +3,16 @@
 //!
 //! Hidden files (a leading `.`) and other extensions are never units:
 //! editors and atomic writers stage their temporaries under such names, and
-//! a half-written temporary must never be mistaken for a policy.
+//! a half-written temporary must never be mistaken for a policy. Unit files
+//! are read only if they are regular files within the load limits
+//! ([`LoadLimits`]): a symlink to a device, a FIFO or an oversized file is
+//! rejected after reading at most the limit.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::compile::LoadLimits;
+use crate::files::{FileError, read_regular};
 use crate::source::{PluginSource, Rejection};
 
 /// Why a policy directory could not be read at all.
@@ -16,8 +21,8 @@ use crate::source::{PluginSource, Rejection};
 pub struct DirError {
     /// The directory.
     pub dir: String,
-    /// The I/O error.
-    #[source]
+    /// The I/O error (in the message, not a separate cause, so that it is
+    /// printed once).
     pub source: std::io::Error,
 }
 
@@ -58,32 +63,40 @@ pub(crate) fn unit_names(dir: &Path) -> Result<BTreeSet<String>, DirError> {
     Ok(names)
 }
 
-/// Reads unit `name` of `dir`.
-pub(crate) fn read_unit(dir: &Path, name: &str) -> Unit {
-    let wasm_path = dir.join(format!("{name}.wasm"));
-    let manifest_path = dir.join(format!("{name}.toml"));
-    let unreadable = |file: String, e: std::io::Error| {
+/// Reads unit `name` of `dir`, within `limits`.
+pub(crate) fn read_unit(dir: &Path, name: &str, limits: &LoadLimits) -> Unit {
+    let unreadable = |file: String, e: FileError| {
         Unit::Unreadable(Rejection {
             file,
-            reason: format!("cannot read: {e}"),
+            reason: e.to_string(),
         })
     };
-    let manifest = match std::fs::read_to_string(&manifest_path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return unreadable(format!("{name}.toml"), e),
+    let manifest_file = format!("{name}.toml");
+    let manifest = match read_regular(&dir.join(&manifest_file), limits.max_manifest_bytes) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                return Unit::Unreadable(Rejection {
+                    file: manifest_file,
+                    reason: "not UTF-8 text".into(),
+                });
+            }
+        },
+        Err(FileError::NotFound) => None,
+        Err(e) => return unreadable(manifest_file, e),
     };
-    match std::fs::read(&wasm_path) {
+    let wasm_file = format!("{name}.wasm");
+    match read_regular(&dir.join(&wasm_file), limits.max_component_bytes) {
         Ok(wasm) => Unit::Present(PluginSource {
             name: name.to_string(),
             wasm,
             manifest,
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match manifest {
+        Err(FileError::NotFound) => match manifest {
             Some(_) => Unit::ManifestOnly,
             None => Unit::Absent,
         },
-        Err(e) => unreadable(format!("{name}.wasm"), e),
+        Err(e) => unreadable(wasm_file, e),
     }
 }
 
@@ -97,11 +110,14 @@ pub(crate) fn orphan_manifest(name: &str) -> Rejection {
 
 /// Reads every unit of `dir`. Manifests without a component come back as
 /// rejections: an operator who dropped one in expects it to do something.
-pub fn read_sources(dir: &Path) -> Result<(Vec<PluginSource>, Vec<Rejection>), DirError> {
+pub fn read_sources(
+    dir: &Path,
+    limits: &LoadLimits,
+) -> Result<(Vec<PluginSource>, Vec<Rejection>), DirError> {
     let mut sources = Vec::new();
     let mut rejected = Vec::new();
     for name in unit_names(dir)? {
-        match read_unit(dir, &name) {
+        match read_unit(dir, &name, limits) {
             Unit::Present(source) => sources.push(source),
             Unit::Unreadable(rejection) => rejected.push(rejection),
             Unit::ManifestOnly => rejected.push(orphan_manifest(&name)),

@@ -70,7 +70,7 @@ impl PolicySet {
 
     /// Loads `dir`: every `NAME.wasm`, each with its optional `NAME.toml`.
     pub fn load_dir(runtime: &Runtime, dir: &Path, generation: u64) -> Result<PolicySet, DirError> {
-        let (sources, mut orphans) = policy_dir::read_sources(dir)?;
+        let (sources, mut orphans) = policy_dir::read_sources(dir, runtime.limits())?;
         let mut set = PolicySet::load(runtime, sources, generation);
         set.rejected.append(&mut orphans);
         Ok(set)

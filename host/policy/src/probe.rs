@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use handoff_model::WorkItem;
 
-use crate::bindings::{since_v0_1_0, wit};
+use crate::bindings::since_v0_1_0::{self, Policy, wit};
 use crate::plugin::{Instance, Plugin, StartFailure};
 
 /// A warm instance of a plugin with an item already in the contract's form,
@@ -14,6 +14,7 @@ use crate::plugin::{Instance, Plugin, StartFailure};
 pub struct StageProbe<'a> {
     plugin: &'a Plugin,
     instance: Instance,
+    policy: Policy,
     item: wit::WorkItem,
     classification: wit::Classification,
     assessment: wit::Assessment,
@@ -32,17 +33,17 @@ impl Plugin {
             config_refused: false,
         };
         self.arm(&mut instance.store);
-        let classification = instance
-            .policy
+        let policy = Policy::new(&mut instance.store, instance.calls.instance()).map_err(failed)?;
+        let classification = policy
             .call_classify(&mut instance.store, &item)
             .map_err(failed)?;
-        let assessment = instance
-            .policy
+        let assessment = policy
             .call_score(&mut instance.store, &item, &classification)
             .map_err(failed)?;
         Ok(StageProbe {
             plugin: self,
             instance,
+            policy,
             item,
             classification,
             assessment,
@@ -53,25 +54,28 @@ impl Plugin {
 impl StageProbe<'_> {
     /// One `classify` call, with a full budget.
     pub fn classify(&mut self) -> wasmtime::Result<()> {
-        let Instance { store, policy, .. } = &mut self.instance;
+        let store = &mut self.instance.store;
         self.plugin.arm(store);
-        black_box(policy.call_classify(store, &self.item)?);
+        black_box(self.policy.call_classify(store, &self.item)?);
         Ok(())
     }
 
     /// One `score` call, with a full budget.
     pub fn score(&mut self) -> wasmtime::Result<()> {
-        let Instance { store, policy, .. } = &mut self.instance;
+        let store = &mut self.instance.store;
         self.plugin.arm(store);
-        black_box(policy.call_score(store, &self.item, &self.classification)?);
+        black_box(
+            self.policy
+                .call_score(store, &self.item, &self.classification)?,
+        );
         Ok(())
     }
 
     /// One `escalate` call, with a full budget.
     pub fn escalate(&mut self) -> wasmtime::Result<()> {
-        let Instance { store, policy, .. } = &mut self.instance;
+        let store = &mut self.instance.store;
         self.plugin.arm(store);
-        black_box(policy.call_escalate(
+        black_box(self.policy.call_escalate(
             store,
             &self.item,
             &self.classification,

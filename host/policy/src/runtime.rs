@@ -1,9 +1,10 @@
 //! The process-wide runtime: one engine, one sandbox linker, and the way
-//! components get compiled (through the artifact cache when there is one).
+//! components get compiled: through the artifact cache when there is one,
+//! within the load limits, one compile at a time.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
@@ -11,6 +12,7 @@ use wasmtime::component::{Component, Linker};
 use handoff_model::CompileOrigin;
 
 use crate::cache::{ArtifactCache, CacheError, Lookup};
+use crate::compile::{CompileError, Compiler, LoadLimits, compile};
 use crate::engine::{Meters, new_engine};
 use crate::sandbox::{PluginState, new_linker};
 
@@ -21,6 +23,10 @@ pub struct Runtime {
     meters: Meters,
     linker: Arc<Linker<PluginState>>,
     cache: Option<ArtifactCache>,
+    compiler: Compiler,
+    limits: LoadLimits,
+    /// Held for the length of a compile: one at a time.
+    lane: Arc<Mutex<()>>,
     compilations: Arc<AtomicU64>,
 }
 
@@ -41,13 +47,37 @@ impl Runtime {
             meters,
             linker,
             cache: None,
+            compiler: Compiler::default(),
+            limits: LoadLimits::default(),
+            lane: Arc::new(Mutex::new(())),
             compilations: Arc::new(AtomicU64::new(0)),
         })
     }
 
+    /// This runtime, compiling with `compiler`.
+    pub fn with_compiler(mut self, compiler: Compiler) -> Self {
+        self.compiler = compiler;
+        self
+    }
+
+    /// This runtime, loading within `limits`.
+    pub fn with_limits(mut self, limits: LoadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// What loading a component may cost.
+    pub fn limits(&self) -> &LoadLimits {
+        &self.limits
+    }
+
     /// This runtime, keeping compiled components in `dir`.
     pub fn with_cache(mut self, dir: &Path) -> Result<Self, CacheError> {
-        self.cache = Some(ArtifactCache::open(dir, &self.engine)?);
+        self.cache = Some(ArtifactCache::open(
+            dir,
+            &self.engine,
+            self.limits.cache_quota_bytes,
+        )?);
         Ok(self)
     }
 
@@ -78,27 +108,44 @@ impl Runtime {
     }
 
     /// Compiles `bytes`, or loads the verified artifact from the cache.
-    /// `sha256` is the SHA-256 of `bytes`.
+    /// `sha256` is the SHA-256 of `bytes`. A compiled component is not
+    /// cached here: only a version that passes validation is
+    /// ([`Runtime::remember`]).
     pub fn compile(
         &self,
         bytes: &[u8],
         sha256: &[u8; 32],
-    ) -> wasmtime::Result<(Component, CompileOrigin)> {
-        let Some(cache) = &self.cache else {
-            return Ok((self.compile_now(bytes)?, CompileOrigin::Compiled));
+    ) -> Result<(Component, CompileOrigin), CompileError> {
+        let origin = match self.cache.as_ref().map(|c| c.lookup(&self.engine, sha256)) {
+            Some(Lookup::Hit(component)) => return Ok((component, CompileOrigin::Cached)),
+            Some(Lookup::Corrupt(reason)) => CompileOrigin::Recompiled { reason },
+            Some(Lookup::Miss) | None => CompileOrigin::Compiled,
         };
-        let origin = match cache.lookup(&self.engine, sha256) {
-            Lookup::Hit(component) => return Ok((component, CompileOrigin::Cached)),
-            Lookup::Miss => CompileOrigin::Compiled,
-            Lookup::Corrupt(reason) => CompileOrigin::Recompiled { reason },
-        };
-        let component = self.compile_now(bytes)?;
-        cache.store(sha256, &component);
+        if bytes.len() > self.limits.max_component_bytes {
+            return Err(CompileError::Invalid(format!(
+                "the component is {} bytes, over the limit of {}",
+                bytes.len(),
+                self.limits.max_component_bytes
+            )));
+        }
+        let _lane = self.lane.lock().unwrap_or_else(PoisonError::into_inner);
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        let component = compile(
+            &self.engine,
+            self.meters,
+            &self.compiler,
+            &self.limits,
+            bytes,
+        )?;
         Ok((component, origin))
     }
 
-    fn compile_now(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
-        self.compilations.fetch_add(1, Ordering::Relaxed);
-        Component::new(&self.engine, bytes)
+    /// Keeps the compiled `component` (of the bytes with SHA-256 `sha256`)
+    /// in the artifact cache, if there is one: for versions that passed
+    /// validation, so that a rejected component never takes cache space.
+    pub fn remember(&self, sha256: &[u8; 32], component: &Component) {
+        if let Some(cache) = &self.cache {
+            cache.store(sha256, component);
+        }
     }
 }

@@ -8,12 +8,14 @@ use handoff_model::FaultKind;
 const MAX_DETAIL: usize = 600;
 
 /// Classifies an error from a plugin call. `refused` is the limiter's note
-/// when a growth was refused; `output` is what the plugin wrote.
-pub(crate) fn classify(
-    error: &wasmtime::Error,
-    refused: Option<&str>,
-    output: &str,
-) -> (FaultKind, String) {
+/// when a growth was refused.
+///
+/// Only structured signals count: the trap code, the limiter's note, the
+/// host's own refusal of an oversized output, and the functions on the
+/// trap's backtrace. What the plugin wrote never decides the kind (a plugin
+/// could print anything) and never reaches the detail shown to people; it
+/// goes to the host's debug log.
+pub(crate) fn classify(error: &wasmtime::Error, refused: Option<&str>) -> (FaultKind, String) {
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => {
             return (
@@ -32,10 +34,6 @@ pub(crate) fn classify(
     if let Some(why) = refused {
         return (FaultKind::MemoryLimit, truncate(why));
     }
-    if let Some(at) = output.find("panicked at") {
-        let message: Vec<&str> = output[at..].lines().take(2).collect();
-        return (FaultKind::Panic, truncate(&message.join(" ")));
-    }
     // The trap itself ("call stack exhausted") says more than the wasm
     // backtrace wrapped around it, which goes to the debug log instead.
     tracing::debug!(error = format!("{error:?}"), "plugin trap");
@@ -43,7 +41,44 @@ pub(crate) fn classify(
         Some(trap) => trap.to_string(),
         None => error.root_cause().to_string(),
     };
-    (FaultKind::Trap, truncate(&message))
+    if let Some(function) = panicking_function(error) {
+        return (
+            FaultKind::Panic,
+            truncate(&format!("the plugin panicked ({message}, in {function})")),
+        );
+    }
+    (FaultKind::Trap, truncate(&escape(&message)))
+}
+
+/// A Rust guest that panics aborts with `unreachable` from inside the
+/// standard library's panic machinery: when the trap's backtrace passes
+/// through it, the fault is a panic. Names come from the component's name
+/// section; a guest without one reports a plain trap.
+fn panicking_function(error: &wasmtime::Error) -> Option<String> {
+    if error.downcast_ref::<wasmtime::Trap>() != Some(&wasmtime::Trap::UnreachableCodeReached) {
+        return None;
+    }
+    let backtrace = error.downcast_ref::<wasmtime::WasmBacktrace>()?;
+    backtrace
+        .frames()
+        .iter()
+        .filter_map(|frame| frame.func_name())
+        .find(|name| name.contains("rust_panic") || name.contains("panic_fmt"))
+        .map(|_| "the Rust panic handler".to_string())
+}
+
+/// `text` with control characters escaped, for a detail people read.
+fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
 }
 
 fn truncate(text: &str) -> String {

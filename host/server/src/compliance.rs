@@ -24,9 +24,7 @@ use handoff_pipeline::replay::{ReplayReport, replay};
 use handoff_policy::limits::Limits;
 use handoff_policy::manifest::InstanceReuse;
 use handoff_policy::reload::PluginStatus;
-use handoff_policy::{
-    Evaluator, Import, Plugin, PluginSource, PolicySet, TriggerInfo, read_sources,
-};
+use handoff_policy::{Evaluator, Import, Plugin, TriggerInfo};
 
 /// The policy set as compliance reviews it.
 #[derive(Debug, Serialize)]
@@ -266,59 +264,49 @@ pub async fn candidate_replay(
             "`plugin` must be a plugin name, not a path",
         ));
     }
-    // A replay instantiates the candidate set: it runs where evaluations
-    // run, under one of their slots.
-    let worker = app.clone();
-    let view = app
-        .pipeline
-        .offload(move || replay_candidate(&worker, &name, wasm, recent))
-        .await??;
-    Ok(Json(view))
-}
-
-fn replay_candidate(
-    app: &App,
-    name: &str,
-    wasm: Vec<u8>,
-    recent: usize,
-) -> Result<ReplayView, ApiError> {
-    let (mut sources, _) = read_sources(app.live.dir())
-        .map_err(|e| ApiError::internal("cannot read the policy directory", e))?;
-    match sources.iter_mut().find(|s| s.name == name) {
-        Some(source) => source.wasm = wasm,
-        None => sources.push(PluginSource {
-            name: name.to_string(),
-            wasm,
-            manifest: None,
-        }),
-    }
-    let set = PolicySet::load(app.live.runtime(), sources, 0);
-    let Some(candidate) = set
-        .plugins()
-        .iter()
-        .chain(set.disabled())
-        .find(|p| &*p.name == name)
-        .map(|p| PluginView::of(p))
-    else {
-        let reason = set
-            .rejected()
-            .iter()
-            .find(|r| r.file.starts_with(name))
-            .map_or("it did not load".to_string(), |r| r.reason.clone());
-        return Err(ApiError::new(
+    // Loading the candidate compiles it: off the request path and off the
+    // evaluators, one compile at a time (the runtime's compile lane).
+    let live = app.live.clone();
+    let (name, loaded) = tokio::task::spawn_blocking(move || {
+        let loaded = live.candidate(&name, wasm);
+        (name, loaded)
+    })
+    .await
+    .map_err(|e| ApiError::internal("the candidate did not load", e))?;
+    let (set, candidate) = loaded.map_err(|rejection| {
+        ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "candidate-rejected",
-            format!("the candidate `{name}` would be rejected: {reason}"),
-        ));
-    };
-    let decisions: Vec<_> = read_log(&app.audit)?
+            format!(
+                "the candidate `{name}` would be rejected: {}",
+                rejection.reason
+            ),
+        )
+    })?;
+    let candidate = PluginView::of(&candidate);
+    let audit = app.audit.clone();
+    let decisions = tokio::task::spawn_blocking(move || recent_decisions(&audit, recent))
+        .await
+        .map_err(|e| ApiError::internal("the audit log could not be read", e))??;
+    // Replaying evaluates: it runs where evaluations run, under one of
+    // their slots, on a fresh instance per item so that a plugin that
+    // depends on what it decided before shows up as a change.
+    let report = app
+        .pipeline
+        .offload(move || replay(&decisions, &mut Evaluator::fresh(Arc::new(set))))
+        .await?;
+    Ok(Json(ReplayView { candidate, report }))
+}
+
+/// The most recent `recent` decision records of the audit log.
+fn recent_decisions(audit: &AuditLog, recent: usize) -> Result<Vec<Entry>, ApiError> {
+    let mut decisions: Vec<Entry> = read_log(audit)?
         .into_iter()
         .filter(|e| matches!(e.record.body, Body::Decision(_)))
         .collect();
     let skip = decisions.len().saturating_sub(recent);
-    let mut evaluator = Evaluator::new(Arc::new(set));
-    let report = replay(&decisions[skip..], &mut evaluator);
-    Ok(ReplayView { candidate, report })
+    decisions.drain(..skip);
+    Ok(decisions)
 }
 
 /// The audit log's files, with every record appended so far written out.

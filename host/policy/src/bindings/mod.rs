@@ -8,6 +8,7 @@
 //! it was linked against (as Zed's extension host does with its
 //! `since_vX.Y.Z` snapshots).
 
+pub(crate) mod capped;
 pub(crate) mod since_v0_1_0;
 
-pub(crate) use since_v0_1_0::{Policy, PolicyPre, wit};
+pub(crate) use capped::OverCap;

@@ -27,6 +27,9 @@ pub struct LivePolicies {
     dir: PathBuf,
     current: ArcSwap<PolicySet>,
     registry: Mutex<Registry>,
+    /// Every plugin's status as of the last reload: published, not locked,
+    /// so that reading it never waits for a reload in progress.
+    published: ArcSwap<Vec<PluginStatus>>,
     sink: Arc<dyn LifecycleSink>,
 }
 
@@ -125,6 +128,7 @@ impl LivePolicies {
             runtime,
             dir: dir.to_path_buf(),
             current: ArcSwap::from_pointee(PolicySet::assemble(0, Vec::new(), Vec::new())),
+            published: ArcSwap::from_pointee(Vec::new()),
             registry: Mutex::new(Registry {
                 generation: 0,
                 units: BTreeMap::new(),
@@ -164,11 +168,43 @@ impl LivePolicies {
 
     /// Every plugin the host has seen, serving or not, by name.
     pub fn status(&self) -> Vec<PluginStatus> {
-        self.registry()
-            .units
-            .values()
-            .map(|unit| unit.status.clone())
-            .collect()
+        self.published.load().as_ref().clone()
+    }
+
+    /// The serving set with `wasm` loaded as plugin `name` (with the
+    /// manifest `name` has in the directory, if any), validated exactly as
+    /// a reload would validate it but never activated: what a replay of a
+    /// candidate runs. Every other plugin is the serving one, shared.
+    pub fn candidate(
+        &self,
+        name: &str,
+        wasm: Vec<u8>,
+    ) -> Result<(PolicySet, Arc<Plugin>), Rejection> {
+        let manifest = match policy_dir::read_unit(&self.dir, name, self.runtime.limits()) {
+            Unit::Present(source) => source.manifest,
+            Unit::Unreadable(rejection) => return Err(rejection),
+            Unit::ManifestOnly | Unit::Absent => {
+                let path = self.dir.join(format!("{name}.toml"));
+                match crate::files::read_regular(&path, self.runtime.limits().max_manifest_bytes) {
+                    Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                    Err(_) => None,
+                }
+            }
+        };
+        let source = PluginSource {
+            name: name.to_string(),
+            wasm,
+            manifest,
+        };
+        let candidate = Arc::new(loader::load(&self.runtime, &source)?);
+        let current = self.current();
+        let plugins = current
+            .loaded()
+            .filter(|p| &*p.name != name)
+            .cloned()
+            .chain([candidate.clone()])
+            .collect();
+        Ok((PolicySet::assemble(0, plugins, Vec::new()), candidate))
     }
 
     /// Reloads every unit in the directory, and unloads any that vanished.
@@ -209,7 +245,7 @@ impl LivePolicies {
             let unit = registry.units.entry(name.clone()).or_default();
             unit.status.plugin.clone_from(&name);
             let serving = current.get(&name).map(|p| p.digest.clone());
-            match policy_dir::read_unit(&self.dir, &name) {
+            match policy_dir::read_unit(&self.dir, &name, self.runtime.limits()) {
                 Unit::Present(source) => {
                     let content = content_digest(&source);
                     if unit.served == Some(content) || unit.failed == Some(content) {
@@ -324,6 +360,13 @@ impl LivePolicies {
             outcome.generation = Some(generation);
         }
 
+        self.published.store(Arc::new(
+            registry
+                .units
+                .values()
+                .map(|unit| unit.status.clone())
+                .collect(),
+        ));
         for event in &events {
             match event {
                 LifecycleEvent::Rejected { .. } => tracing::warn!(%event, "policy reload"),

@@ -12,8 +12,15 @@
 //!   much shorter settle interval: the file is already complete, and the
 //!   short wait only lets a component and its manifest renamed together
 //!   land in one generation.
+//!
+//! The directory itself may go away: deleted, renamed, or swapped for
+//! another with `mv`. Every [`IDENTITY_CHECK`] the watcher checks which
+//! directory the path names; while there is none the serving set keeps
+//! serving, and when one appears (or another replaces it) the watch moves
+//! to it and the whole directory is reloaded.
 
 use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
@@ -35,6 +42,10 @@ pub const DEFAULT_SETTLE: Duration = Duration::from_millis(10);
 /// A burst of events never delays a reload by more than this many debounce
 /// intervals, so a file rewritten continuously is still picked up.
 const MAX_DELAY_INTERVALS: u32 = 20;
+
+/// How often the watcher checks that the path still names the directory it
+/// watches.
+pub const IDENTITY_CHECK: Duration = Duration::from_millis(500);
 
 /// How the watcher behaves.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +99,6 @@ enum Message {
 /// A running watch. Dropping it stops watching and waits for a reload in
 /// progress to finish.
 pub struct Watcher {
-    watcher: Option<RecommendedWatcher>,
     stop: Sender<Message>,
     thread: Option<JoinHandle<()>>,
 }
@@ -111,12 +121,16 @@ impl Watcher {
         watcher
             .watch(&dir, RecursiveMode::NonRecursive)
             .map_err(notify_error)?;
+        let watched = Watched {
+            identity: identity(&dir),
+            dir,
+            watcher,
+        };
         let thread = std::thread::Builder::new()
             .name("handoff-reload".into())
-            .spawn(move || run(&live, &rx, options))
+            .spawn(move || run(&live, watched, &rx, options))
             .map_err(WatchError::Thread)?;
         Ok(Watcher {
-            watcher: Some(watcher),
             stop: tx,
             thread: Some(thread),
         })
@@ -125,7 +139,6 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.watcher.take();
         let _ = self.stop.send(Message::Stop);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -191,17 +204,86 @@ impl Pending {
     }
 }
 
-fn run(live: &LivePolicies, rx: &Receiver<Message>, options: WatchOptions) {
+/// The watch on the policy directory, and which directory it is on.
+struct Watched {
+    dir: PathBuf,
+    watcher: RecommendedWatcher,
+    /// The watched directory's device and inode; `None` while there is none.
+    identity: Option<(u64, u64)>,
+}
+
+impl Watched {
+    /// Moves the watch to whatever directory the path names now. Returns
+    /// whether that changed anything, in which case the caller reloads the
+    /// whole directory.
+    fn follow(&mut self) -> bool {
+        let now = identity(&self.dir);
+        if now == self.identity {
+            return false;
+        }
+        let _ = self.watcher.unwatch(&self.dir);
+        match now {
+            None => tracing::warn!(
+                dir = %self.dir.display(),
+                "the policy directory is gone; the serving policies keep serving"
+            ),
+            Some(_) => {
+                if let Err(error) = self.watcher.watch(&self.dir, RecursiveMode::NonRecursive) {
+                    tracing::error!(dir = %self.dir.display(), %error, "cannot watch the policy directory");
+                    return false;
+                }
+                tracing::info!(dir = %self.dir.display(), "watching the policy directory again");
+            }
+        }
+        self.identity = now;
+        now.is_some()
+    }
+}
+
+/// The device and inode of the directory at `path`, if there is one.
+#[cfg(unix)]
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    path.is_dir().then_some((0, 0))
+}
+
+fn run(live: &LivePolicies, mut watched: Watched, rx: &Receiver<Message>, options: WatchOptions) {
     let max_delay = options.debounce * MAX_DELAY_INTERVALS;
     let mut pending = Pending::default();
     let mut burst_started = Instant::now();
+    let mut checked = Instant::now();
     loop {
-        // Idle: wait for anything. In a burst: wait for quiet.
-        let message = if pending.is_empty() {
-            rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        // Idle: wait for anything, checking the directory now and then. In
+        // a burst: wait for quiet.
+        let wait = if pending.is_empty() {
+            IDENTITY_CHECK
         } else {
-            rx.recv_timeout(pending.quiet_interval(&options))
+            pending.quiet_interval(&options)
         };
+        let message = rx.recv_timeout(wait);
+        if matches!(
+            message,
+            Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected)
+        ) {
+            return;
+        }
+        if checked.elapsed() >= IDENTITY_CHECK {
+            checked = Instant::now();
+            if watched.follow() {
+                // Whatever the message was, the whole directory is read.
+                pending.rescan = true;
+                burst_started = Instant::now();
+                continue;
+            }
+        }
         match message {
             Ok(Message::Fs(event)) => {
                 if pending.is_empty() {
@@ -213,7 +295,13 @@ fn run(live: &LivePolicies, rx: &Receiver<Message>, options: WatchOptions) {
                 }
             }
             Ok(Message::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) if pending.is_empty() => continue,
             Err(RecvTimeoutError::Timeout) => {}
+        }
+        if watched.identity.is_none() {
+            // No directory: nothing to read; keep serving what serves.
+            pending = Pending::default();
+            continue;
         }
         let burst = std::mem::take(&mut pending);
         if burst.rescan {

@@ -25,6 +25,16 @@ struct Buffer {
     dropped: u64,
 }
 
+impl Buffer {
+    /// Keeps what of `data` fits under the cap and counts the rest.
+    fn keep(&mut self, data: &[u8]) {
+        let room = self.cap.saturating_sub(self.bytes.len());
+        let kept = room.min(data.len());
+        self.bytes.extend_from_slice(&data[..kept]);
+        self.dropped += (data.len() - kept) as u64;
+    }
+}
+
 /// What one evaluation wrote.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Captured {
@@ -56,11 +66,22 @@ impl Capture {
 
     /// Appends `data`, keeping what fits under the cap.
     pub(crate) fn append(&self, data: &[u8]) {
+        self.lock().keep(data);
+    }
+
+    /// Appends a log line `[level] text`, keeping what fits under the cap:
+    /// the text is never copied whole.
+    pub(crate) fn append_line(&self, level: &str, text: &str) {
         let mut buffer = self.lock();
-        let room = buffer.cap.saturating_sub(buffer.bytes.len());
-        let kept = room.min(data.len());
-        buffer.bytes.extend_from_slice(&data[..kept]);
-        buffer.dropped += (data.len() - kept) as u64;
+        for part in [
+            b"[".as_slice(),
+            level.as_bytes(),
+            b"] ",
+            text.as_bytes(),
+            b"\n",
+        ] {
+            buffer.keep(part);
+        }
     }
 
     /// Drains the buffer for the next evaluation.

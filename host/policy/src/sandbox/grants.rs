@@ -12,10 +12,9 @@ use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
-use wasmtime_wasi::random::WasiRandom;
 
 use super::PluginState;
-use crate::bindings;
+use crate::bindings::since_v0_1_0;
 
 /// How the sandbox answers one import of a component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -56,14 +55,13 @@ use Grant::{Granted, Stubbed};
 static TABLE: &[Row] = &[
     row(
         "handoff:policy/host",
-        Granted("log lines and this plugin's configuration"),
-        |l| bindings::Policy::add_to_linker::<PluginState, HasSelf<PluginState>>(l, |s| s),
+        Granted("log lines (bounded) and this plugin's configuration"),
+        since_v0_1_0::link,
     ),
-    // Linked with the host interface above: it defines only types.
     row(
         "handoff:policy/types",
         Granted("type definitions only"),
-        |_| Ok(()),
+        since_v0_1_0::link_types,
     ),
     row(
         "wasi:io/error",
@@ -72,7 +70,7 @@ static TABLE: &[Row] = &[
     ),
     row(
         "wasi:io/poll",
-        Granted("polling the streams below; nothing ever blocks"),
+        Granted("polling the streams and timers here, all ready at once: nothing ever blocks"),
         |l| sync::io::poll::add_to_linker::<_, HasSelf<ResourceTable>>(l, |s| &mut s.table),
     ),
     row(
@@ -125,22 +123,24 @@ static TABLE: &[Row] = &[
     ),
     row(
         "wasi:clocks/monotonic-clock",
-        Stubbed("frozen at zero"),
-        |l| clocks::monotonic_clock::add_to_linker::<_, WasiClocks>(l, PluginState::clocks),
+        Stubbed("frozen at zero; every timer is ready at once, so nothing waits"),
+        |l| clocks::monotonic_clock::add_to_linker::<_, HasSelf<PluginState>>(l, |s| s),
     ),
     row(
         "wasi:random/random",
-        Stubbed("a fixed, seeded sequence"),
-        |l| random::random::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random()),
+        Stubbed("a fixed sequence seeded from the item; at most 64 KiB per call"),
+        |l| random::random::add_to_linker::<_, HasSelf<PluginState>>(l, |s| s),
     ),
     row(
         "wasi:random/insecure",
-        Stubbed("a fixed, seeded sequence"),
-        |l| random::insecure::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random()),
+        Stubbed("a fixed sequence seeded from the item; at most 64 KiB per call"),
+        |l| random::insecure::add_to_linker::<_, HasSelf<PluginState>>(l, |s| s),
     ),
-    row("wasi:random/insecure-seed", Stubbed("a fixed seed"), |l| {
-        random::insecure_seed::add_to_linker::<_, WasiRandom>(l, |s| s.wasi.random())
-    }),
+    row(
+        "wasi:random/insecure-seed",
+        Stubbed("a seed drawn from the item's sequence"),
+        |l| random::insecure_seed::add_to_linker::<_, HasSelf<PluginState>>(l, |s| s),
+    ),
     row(
         "wasi:filesystem/preopens",
         Stubbed("no preopened directories"),
@@ -154,9 +154,15 @@ static TABLE: &[Row] = &[
 ];
 
 /// How the sandbox answers an import named `name` (`wasi:cli/stdout@0.2.6`).
-/// Versions do not matter: the linker serves any 0.2.x of an interface.
+/// WASI versions do not matter (the linker serves any 0.2.x of an
+/// interface); the contract's do: another version of `handoff:policy` is
+/// refused.
 pub(crate) fn grant_for(name: &str) -> Grant {
-    let unversioned = name.split('@').next().unwrap_or(name);
+    let (unversioned, version) = name.split_once('@').unwrap_or((name, ""));
+    // The contract's own interfaces are served at exactly one version.
+    if unversioned.starts_with(since_v0_1_0::PACKAGE) && version != since_v0_1_0::VERSION {
+        return Grant::Refused;
+    }
     TABLE
         .iter()
         .find(|row| row.interface == unversioned)
@@ -204,10 +210,6 @@ mod tests {
             let mut linker = Linker::new(&engine);
             (row.link)(&mut linker).unwrap();
             for other in TABLE {
-                // The types interface has no functions of its own to link.
-                if other.interface == "handoff:policy/types" {
-                    continue;
-                }
                 let defined = defines(&mut linker, other.interface);
                 assert_eq!(
                     defined,

@@ -9,10 +9,12 @@
 
 mod capture;
 mod grants;
+mod stubs;
 
 pub(crate) use capture::Captured;
 pub use grants::Grant;
 pub(crate) use grants::{grant_for, new_linker};
+pub(crate) use stubs::{Entropy, seed_for};
 
 use capture::Capture;
 
@@ -21,14 +23,9 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
-use wasmtime_wasi::{
-    Deterministic, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView,
-};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use crate::limits::Limits;
-
-/// The bytes every plugin's "random" source cycles through.
-const RANDOM_SEED: [u8; 16] = *b"handoff-replay-1";
 
 /// A clock stopped at the Unix epoch. Verdicts must not depend on time;
 /// a plugin that reads the clock anyway gets the same answer on replay.
@@ -40,15 +37,6 @@ impl HostWallClock for FrozenClock {
     }
     fn now(&self) -> std::time::Duration {
         std::time::Duration::ZERO
-    }
-}
-
-impl HostMonotonicClock for FrozenClock {
-    fn resolution(&self) -> u64 {
-        1
-    }
-    fn now(&self) -> u64 {
-        0
     }
 }
 
@@ -67,6 +55,8 @@ pub(crate) struct PluginState {
     /// Set when a growth past the limits was refused: the trap that follows
     /// is then a `memory-limit` fault.
     limit_refused: Option<String>,
+    /// What `wasi:random` draws from; reseeded from each item.
+    entropy: Entropy,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -76,8 +66,9 @@ impl PluginState {
     pub(crate) fn new(config: Arc<BTreeMap<String, String>>, limits: Limits) -> Self {
         let capture = Capture::new(limits.log_bytes);
         // The builder starts empty: no args, env or preopens, and stdin reads
-        // as closed. Clocks are frozen and randomness is a fixed sequence, so
-        // a plugin that reaches for either still decides deterministically.
+        // as closed. The wall clock is frozen; the monotonic clock and
+        // randomness are the sandbox's own (`stubs`), so a plugin that
+        // reaches for either still decides deterministically.
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
@@ -85,10 +76,6 @@ impl PluginState {
             .stdout(capture.clone())
             .stderr(capture.clone())
             .wall_clock(FrozenClock)
-            .monotonic_clock(FrozenClock)
-            .secure_random(Deterministic::new(RANDOM_SEED.to_vec()))
-            .insecure_random(Deterministic::new(RANDOM_SEED.to_vec()))
-            .insecure_random_seed(u128::from_le_bytes(RANDOM_SEED))
             .build();
         PluginState {
             config,
@@ -96,9 +83,15 @@ impl PluginState {
             capture,
             peak_memory: 0,
             limit_refused: None,
+            entropy: Entropy::seeded(0),
             wasi,
             table: ResourceTable::new(),
         }
+    }
+
+    /// Starts the random sequence for the item about to be decided.
+    pub(crate) fn reseed(&mut self, seed: u64) {
+        self.entropy = Entropy::seeded(seed);
     }
 
     /// Everything the plugin wrote, bounded.

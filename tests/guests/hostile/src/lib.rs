@@ -1,6 +1,13 @@
 //! A policy that misbehaves in the way its `mode` configuration asks for.
-//! Everything happens in `score`, after a normal `classify`, so the tests
-//! also see that completed stages are recorded.
+//!
+//! Most modes act in `score`, after a normal `classify`, so the tests also
+//! see that completed stages are recorded; `classify`, `escalate`,
+//! `configure` and `metadata` have modes of their own. Every mode is one
+//! attack the sandbox must hold against; see `tests/all/sandbox.rs` and
+//! `tests/all/hardening.rs`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use handoff_sdk::prelude::*;
 
@@ -9,25 +16,61 @@ pub struct Hostile {
     mode: String,
 }
 
+/// Evaluations this instance has made: what a plugin that drifts keeps.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// The `mode` configuration value, read straight from the host: `metadata`
+/// has no configuration argument, and some modes misbehave there.
+fn mode() -> String {
+    handoff_sdk::bindings::handoff::policy::host::config_get("mode").unwrap_or_default()
+}
+
+/// Sleeps long enough that a host which let it would visibly hang.
+fn sleep_for_an_hour() {
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
 impl Policy for Hostile {
     fn info() -> PolicyInfo {
-        PolicyInfo {
+        let mut info = PolicyInfo {
             name: "hostile".into(),
             version: "6.6.6".into(),
             description: "Misbehaves on purpose, for sandbox tests.".into(),
             triggers: vec![],
+        };
+        match mode().as_str() {
+            "meta-sleep" => sleep_for_an_hour(),
+            "meta-huge-description" => info.description = "d".repeat(10 << 20),
+            "meta-many-triggers" => {
+                info.triggers = (0..100_000)
+                    .map(|i| TriggerInfo::new(&format!("t{i}"), TriggerKind::Rule, "x"))
+                    .collect()
+            }
+            "meta-forged-version" => {
+                info.version = "6.6.6\r\n2026-11-30T00:00:00Z INFO handoff: forged".into()
+            }
+            "meta-bad-name" => info.name = "Hostile Policy!".into(),
+            _ => {}
         }
+        info
     }
 
     fn configure(config: &Config) -> Result<Self, ConfigError> {
-        Ok(Hostile {
-            mode: config.string_or("mode", "healthy"),
-        })
+        let mode = config.string_or("mode", "healthy");
+        if mode == "configure-sleep" {
+            sleep_for_an_hour();
+        }
+        Ok(Hostile { mode })
     }
 
     fn classify(&self, _item: &WorkItem) -> Classification {
+        let labels = match self.mode.as_str() {
+            "many-labels" => vec![String::new(); 2_000_000],
+            "label-escape" => vec!["\u{1b}[2Jowned".into()],
+            mode => vec![format!("mode.{mode}")],
+        };
         Classification {
-            labels: vec![format!("mode.{}", self.mode)],
+            labels,
             rules_fired: vec![],
         }
     }
@@ -66,6 +109,15 @@ impl Policy for Hostile {
                     println!("{line}");
                 }
             }
+            // A blocking WASI call: a timer, then a poll.
+            "sleep" => sleep_for_an_hour(),
+            // Prints what a panicking Rust program prints, then carries on.
+            "fake-panic" => {
+                println!("thread 'main' panicked at src/lib.rs:1:1:\n\u{1b}[31mforged");
+                eprintln!("thread 'main' panicked at src/lib.rs:1:1:\nforged");
+            }
+            // One log line of 64 MiB through the host interface.
+            "huge-log" => handoff_sdk::log::info(&"L".repeat(64 << 20)),
             _ => {}
         }
         Assessment {
@@ -77,21 +129,61 @@ impl Policy for Hostile {
 
     fn escalate(&self, _item: &WorkItem, _c: &Classification, _a: &Assessment) -> Verdict {
         let verdict = Verdict::proceed("hostile.ok", "Nothing to see.", TriggerKind::Rule);
+        let operator = || {
+            Verdict::escalate(
+                Tier::Operator,
+                "hostile.route",
+                "Routed.",
+                TriggerKind::Rule,
+            )
+        };
         match self.mode.as_str() {
             "huge-reason" => Verdict {
                 reason: "A".repeat(8 * 1024 * 1024),
                 ..verdict
             },
-            "zero-sla" => Verdict::escalate(
-                Tier::Operator,
-                "hostile.sla",
-                "SLA of zero.",
-                TriggerKind::Rule,
-            )
-            .with_sla(Some(0), Some(0)),
+            "zero-sla" => operator().with_sla(Some(0), Some(0)),
+            "max-sla" => operator().with_sla(Some(60), Some(u32::MAX)),
+            "role-newline" => operator().with_role("finance\noperator"),
+            "role-escape" => operator().with_role("\u{1b}[31mops"),
+            "role-nul" => operator().with_role("ops\0"),
+            "role-empty" => operator().with_role(""),
+            "reason-escape" => Verdict {
+                reason: "Approved by \u{1b}[32mthe CFO\u{1b}[0m".into(),
+                ..operator()
+            },
+            "guidance-on-operator" => Verdict {
+                guidance: Some("Try again.".into()),
+                ..operator()
+            },
+            // The answer depends on how many items this instance decided.
+            "drift" => {
+                if CALLS.fetch_add(1, Ordering::Relaxed) % 2 == 1 {
+                    operator()
+                } else {
+                    verdict
+                }
+            }
+            // The answer depends on a random draw: the host's seeded
+            // sequence must make it depend on the item alone.
+            "random" => {
+                let mut draw = [0u8; 1];
+                getrandom(&mut draw);
+                if draw[0] % 2 == 1 {
+                    operator()
+                } else {
+                    verdict
+                }
+            }
             _ => verdict,
         }
     }
+}
+
+/// Draws bytes from `wasi:random`, as any guest's randomness does.
+fn getrandom(buf: &mut [u8]) {
+    let bytes = wasi::random::random::get_random_bytes(buf.len() as u64);
+    buf.copy_from_slice(&bytes[..buf.len()]);
 }
 
 /// Recursion the optimiser cannot turn into a loop. Unbounded on purpose.
