@@ -23,19 +23,32 @@ fn invalid(detail: String) -> Violation {
     (FaultKind::InvalidVerdict, detail)
 }
 
-/// Whether `c` must not appear in text shown to people: control characters
-/// (newlines and escape sequences rewrite terminals and split log lines) and
-/// the bidirectional overrides that make text read other than it is stored.
-fn forbidden(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// The first character of `value` that must not appear in text shown to
+/// people: control characters (newlines and escape sequences rewrite
+/// terminals and split log lines) and the bidirectional overrides that make
+/// text read other than it is stored. Scans bytes, since this runs on every
+/// string of every verdict: in UTF-8 those characters are the bytes below
+/// 0x20 and 0x7F, C1 controls (0xC2 0x80–0x9F) and the overrides (0xE2 0x80
+/// 0xAA–0xAE, 0xE2 0x81 0xA6–0xA9).
+fn forbidden(value: &str) -> Option<char> {
+    let bytes = value.as_bytes();
+    let at = bytes.iter().enumerate().position(|(i, &b)| match b {
+        0x00..=0x1f | 0x7f => true,
+        0xc2 => matches!(bytes.get(i + 1), Some(0x80..=0x9f)),
+        0xe2 => matches!(
+            (bytes.get(i + 1), bytes.get(i + 2)),
+            (Some(0x80), Some(0xaa..=0xae)) | (Some(0x81), Some(0xa6..=0xa9))
+        ),
+        _ => false,
+    })?;
+    value[at..].chars().next()
 }
 
 /// Text a person reads: a reason, guidance, a detail, a description.
 fn text(what: &str, value: &str) -> Result<(), Violation> {
-    match value.chars().find(|c| forbidden(*c)) {
+    match forbidden(value) {
         Some(c) => Err(invalid(format!(
-            "{what} contains the control character {:?}; plain text only",
-            c
+            "{what} contains the control character {c:?}; plain text only"
         ))),
         None => Ok(()),
     }
@@ -85,10 +98,12 @@ pub(crate) fn assessment(a: &Assessment) -> Result<(), Violation> {
     for signal in &a.signals {
         text("a signal name", &signal.name)?;
         text("a signal detail", &signal.detail)?;
-        unit(
-            &format!("weight of signal `{}`", signal.name.escape_debug()),
-            signal.weight,
-        )?;
+        if !(0.0..=1.0).contains(&signal.weight) {
+            return Err(invalid(format!(
+                "the weight of signal `{}` must be in [0, 1], got {}",
+                signal.name, signal.weight
+            )));
+        }
     }
     Ok(())
 }
@@ -209,6 +224,16 @@ mod tests {
                 assessment(&a(risk, confidence)).unwrap_err().0,
                 FaultKind::InvalidVerdict
             );
+        }
+    }
+
+    #[test]
+    fn the_byte_scan_finds_every_forbidden_character_and_nothing_else() {
+        for c in (0..=0x10ffffu32).filter_map(char::from_u32) {
+            let expected = c.is_control()
+                || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+            let text = format!("ok {c} ok");
+            assert_eq!(forbidden(&text).is_some(), expected, "{:?}", c);
         }
     }
 

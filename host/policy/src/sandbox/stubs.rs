@@ -10,7 +10,6 @@
 //!   before every call, so the same item draws the same bytes whatever the
 //!   instance decided before; a request is capped at [`MAX_RANDOM_BYTES`].
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::Resource;
 use wasmtime_wasi::p2::bindings::clocks::monotonic_clock;
 use wasmtime_wasi::p2::bindings::random::{insecure, insecure_seed, random};
@@ -99,14 +98,14 @@ impl Entropy {
 
 /// The seed of an item's random sequence: from the item's id, so that the
 /// same item draws the same bytes on any instance, in any order, on replay.
+/// FNV-1a, a fixed and documented hash (cheap on the evaluation path), so a
+/// replay by a later version draws what the original drew.
 pub(crate) fn seed_for(item_id: &str) -> u64 {
-    let digest = Sha256::new()
-        .chain_update(b"handoff-entropy-1\0")
-        .chain_update(item_id.as_bytes())
-        .finalize();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
+    item_id
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |hash: u64, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 impl random::Host for PluginState {
