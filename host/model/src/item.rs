@@ -87,15 +87,11 @@ impl WorkItem {
             ("agent", Some(&self.agent)),
             ("segment", self.segment.as_ref()),
         ] {
-            if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            if value.is_some_and(|v| has_control(v)) {
                 return invalid(field, "must not contain control characters");
             }
         }
-        if self
-            .attributes
-            .keys()
-            .any(|k| k.chars().any(char::is_control))
-        {
+        if self.attributes.keys().any(|k| has_control(k)) {
             return invalid("attributes", "keys must not contain control characters");
         }
         if self.kind.trim().is_empty() {
@@ -121,6 +117,17 @@ impl WorkItem {
         }
         Ok(())
     }
+}
+
+/// Whether `text` holds a control character. Every item is checked before
+/// it is decided, so plain text is cleared in one pass over its bytes; only
+/// text with a byte that could start one (C0, DEL, or the 0xC2 that leads
+/// the C1 controls) is decoded.
+fn has_control(text: &str) -> bool {
+    let suspect = text.bytes().fold(false, |seen, b| {
+        seen | (b < 0x20) | (b == 0x7f) | (b == 0xc2)
+    });
+    suspect && text.chars().any(char::is_control)
 }
 
 #[cfg(test)]
