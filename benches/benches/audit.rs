@@ -66,7 +66,7 @@ fn audit(c: &mut Criterion) {
             b.iter(|| {
                 for item in &items {
                     let decision = evaluator.evaluate(item).expect("evaluates");
-                    log.record_decision(item, &decision).expect("records");
+                    log.record_decision(item, &decision, None).expect("records");
                 }
             })
         });
@@ -83,6 +83,7 @@ fn audit(c: &mut Criterion) {
                 let body = Body::Decision(Box::new(DecisionRecord {
                     generation: decision.generation,
                     digests: Default::default(),
+                    principal: None,
                     item: serde_json::to_value(item).expect("serializes"),
                     masked: Vec::new(),
                     replayable: true,
@@ -106,7 +107,7 @@ fn audit(c: &mut Criterion) {
                     scope.spawn(move || {
                         for item in half {
                             let decision = evaluator.evaluate(item).expect("evaluates");
-                            log.record_decision(item, &decision).expect("records");
+                            log.record_decision(item, &decision, None).expect("records");
                         }
                     });
                 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::common::*;
 use handoff_audit::{
     AuditError, AuditLog, AuditOptions, Body, BreakKind, Durability, Masking, Record, VerifyError,
-    log_files, query, verify,
+    log_files, query, verify, verify_segment,
 };
 use handoff_model::Tier;
 use handoff_pipeline::audit_sink;
@@ -36,7 +36,7 @@ fn write_log(dir: &Path, n: usize) -> PathBuf {
     let mut evaluator = Evaluator::new(set_of(embedded_sources()));
     for item in sample_items().into_iter().cycle().take(n) {
         let decision = decide(&mut evaluator, &item);
-        log.record_decision(&item, &decision).unwrap();
+        log.record_decision(&item, &decision, None).unwrap();
     }
     drop(log);
     let files = log_files(dir).unwrap();
@@ -221,7 +221,7 @@ fn rotation_continues_one_chain_across_files_and_restarts() {
         assert_eq!(log.next_seq(), 1 + round as u64 * 60);
         for item in items.iter().cycle().take(60) {
             let decision = decide(&mut evaluator, item);
-            log.record_decision(item, &decision).unwrap();
+            log.record_decision(item, &decision, None).unwrap();
         }
     }
     let files = log_files(dir.path()).unwrap();
@@ -232,10 +232,15 @@ fn rotation_continues_one_chain_across_files_and_restarts() {
     let verified = verify(&files).unwrap();
     assert_eq!((verified.records, verified.files), (120, files.len()));
 
-    // A later file on its own verifies from where it starts.
-    let tail = verify(&files[2..]).unwrap();
+    // A later file on its own verifies as a segment, from where it starts,
+    // but not as the whole log: its head is missing.
+    let tail = verify_segment(&files[2..]).unwrap();
     assert!(tail.first_seq.unwrap() > 1);
     assert_eq!(tail.last_seq, Some(120));
+    let Err(VerifyError::Broken(head)) = verify(&files[2..]) else {
+        panic!("a log without its first files must not verify")
+    };
+    assert_eq!(head.kind, BreakKind::Deleted, "{head}");
 
     // A missing middle file is a deletion at its first record.
     let first_of_second = query::read(&files[1..2]).unwrap()[0].record.seq;
@@ -271,7 +276,7 @@ fn every_durability_mode_writes_a_sound_chain_from_many_threads() {
                     for (i, mut item) in sample_items().into_iter().cycle().take(25).enumerate() {
                         item.id = format!("t{t}-{i}");
                         let decision = evaluator.evaluate(&item).unwrap();
-                        seqs.push(log.record_decision(&item, &decision).unwrap());
+                        seqs.push(log.record_decision(&item, &decision, None).unwrap());
                     }
                     seqs
                 })
@@ -320,7 +325,7 @@ fn masked_fields_are_keyed_hashes_and_the_record_is_not_replayable() {
         )
         .unwrap();
         let decision = decide(&mut evaluator, &item);
-        log.record_decision(&item, &decision).unwrap();
+        log.record_decision(&item, &decision, None).unwrap();
         item.id = "masked-2".into();
     }
     #[cfg(unix)]
@@ -561,7 +566,7 @@ fn every_lifecycle_event_reaches_the_log() {
     let item = item(json!({"id": "faulty-1"}));
     let decision = evaluator.evaluate(&item).unwrap();
     assert_eq!(decision.tier(), Tier::Operator, "a fault escalates");
-    log.record_decision(&item, &decision).unwrap(); // decision + fault
+    log.record_decision(&item, &decision, None).unwrap(); // decision + fault
     fs::remove_file(dir.join("hostile.wasm")).unwrap();
     fs::remove_file(dir.join("hostile.toml")).unwrap();
     live.reload(["hostile"]); // unloaded
@@ -588,6 +593,7 @@ fn every_lifecycle_event_reaches_the_log() {
             Body::Lifecycle { event } => format!("{} {}", event.name(), event.plugin()),
             Body::Decision(d) => format!("decision {}", d.decision.id),
             Body::Recovery { .. } => "recovery".into(),
+            Body::Outage { .. } => "outage".into(),
         })
         .collect();
     assert_eq!(

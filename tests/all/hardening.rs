@@ -514,7 +514,7 @@ fn replay_runs_each_record_fresh_so_a_drift_shows_as_a_change() {
     for n in 0..4 {
         let it = item(json!({"id": format!("drift-{n}")}));
         let decision = decide(&mut warm, &it);
-        log.record_decision(&it, &decision).unwrap();
+        log.record_decision(&it, &decision, None).unwrap();
     }
     log.flush().unwrap();
     let files = handoff_audit::log_files(audit.path()).unwrap();

@@ -14,6 +14,8 @@ mod reference_policies;
 mod sandbox;
 mod sandbox_memory;
 mod serve;
+mod serve_limits;
+mod serve_trust;
 
 /// Every file in this directory is a module above: a test file that is not
 /// declared would never compile or run, and nothing else would say so.

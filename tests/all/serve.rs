@@ -31,7 +31,18 @@ impl Server {
     /// Starts a server on a free loopback port over `data`, with `extra`
     /// arguments, and waits until it listens.
     pub(crate) fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        Server::start_with(data, extra, |_| {})
+    }
+
+    /// [`Server::start`], with the command adjusted first (limits, the
+    /// environment).
+    pub(crate) fn start_with(
+        data: &Path,
+        extra: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_handoff"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--debounce-ms", "30"])
             .arg("--data")
             .arg(data)
@@ -41,9 +52,9 @@ impl Server {
             .env_remove("HANDOFF_COMPLIANCE_TOKENS")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts");
+            .stderr(Stdio::piped());
+        adjust(&mut command);
+        let mut child = command.spawn().expect("the server starts");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         let (address_tx, address_rx) = mpsc::channel();
         let pipe = child.stderr.take().expect("stderr is piped");
@@ -114,6 +125,11 @@ impl Server {
 
     pub(crate) fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         self.call("GET", path, token, None)
+    }
+
+    /// The address it listens on, `127.0.0.1:PORT`.
+    pub(crate) fn address(&self) -> &str {
+        self.base.trim_start_matches("http://")
     }
 
     pub(crate) fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
@@ -207,7 +223,7 @@ fn audited_items(data: &Path) -> Vec<String> {
 
 /// `handoff audit verify` on the server's log: whether it passed, and what
 /// it said.
-fn audit_verify(data: &Path) -> (bool, String) {
+pub(crate) fn audit_verify(data: &Path) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_handoff"))
         .args(["audit", "verify"])
         .arg(data.join("audit"))

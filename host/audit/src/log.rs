@@ -1,17 +1,20 @@
 //! The audit log writer: appends hash-chained records to rotating JSON
-//! Lines files, with a chosen durability, and repairs a torn tail at open.
+//! Lines files with a chosen durability, stops (and later resumes, saying
+//! so in the chain) when the disk fails it, and signs checkpoints.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
+use super::checkpoint::{Checkpoint, CheckpointOptions, append_to_witness};
 use super::mask::Masking;
-use super::record::{Body, DecisionRecordRef, GENESIS, ItemRef, decode, encode};
+use super::record::{Body, DecisionRecordRef, ItemRef, encode};
+use super::segment::{file_name, io_error, log_files, open_for_append, read_tail, sync_dir};
 use handoff_model::{Decision, LifecycleEvent, WorkItem};
 
 handoff_model::named_enum! {
@@ -47,6 +50,10 @@ pub struct AuditOptions {
     pub batch_records: usize,
     /// Which item fields are masked, if any.
     pub masking: Option<Masking>,
+    /// Signed checkpoints of the head, if any.
+    pub checkpoints: Option<CheckpointOptions>,
+    /// After a write fails, how often the log tries to resume.
+    pub retry_interval: Duration,
 }
 
 impl Default for AuditOptions {
@@ -57,12 +64,15 @@ impl Default for AuditOptions {
             batch_interval: Duration::from_millis(5),
             batch_records: 256,
             masking: None,
+            checkpoints: None,
+            retry_interval: Duration::from_secs(1),
         }
     }
 }
 
 /// Why the audit log failed. The log fails closed: after a write error it
-/// refuses every further append rather than leave a gap in the chain.
+/// refuses every append until the fault clears, rather than leave a gap in
+/// the chain, and records the outage when it resumes.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// A file could not be read or written.
@@ -74,11 +84,11 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
-    /// A record before the end of the log is damaged: that is tampering or
-    /// disk corruption, not a torn write, and is not repaired silently.
+    /// A record is damaged: that is tampering or disk corruption, not a
+    /// torn write, and is not repaired silently.
     #[error(
-        "audit log {file} is damaged at line {line} ({reason}), before its end; \
-         run `handoff audit verify` and restore it from a copy"
+        "audit log {file} is damaged at line {line} ({reason}); run `handoff audit verify` \
+         and restore it from a copy"
     )]
     Damaged {
         /// The file.
@@ -88,18 +98,43 @@ pub enum AuditError {
         /// What is wrong.
         reason: String,
     },
-    /// An earlier write failed, so the log refuses to continue.
-    #[error("the audit log stopped after an earlier write error: {0}")]
-    Stopped(String),
+    /// An earlier write failed, so the log refuses appends until it can
+    /// write again.
+    #[error("the audit log has refused appends since {since} ({reason})")]
+    Stopped {
+        /// When the first write failed.
+        since: DateTime<Utc>,
+        /// Why, and whether it retries.
+        reason: String,
+    },
     /// The record could not be serialised.
     #[error("cannot serialise an audit record: {0}")]
     Serialize(#[from] serde_json::Error),
 }
 
+/// Whether the log takes appends: what readiness reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditHealth {
+    /// Appends are written.
+    Writing,
+    /// Appends are refused.
+    Stopped {
+        /// Since the first failed write.
+        since: DateTime<Utc>,
+        /// Appends refused since then.
+        refused: u64,
+        /// The log retries by itself (every second) and resumes when the
+        /// fault clears. False when its file was replaced or shortened
+        /// underneath it: then only a restart, after a look at the files,
+        /// resumes it.
+        retrying: bool,
+    },
+}
+
 /// An open audit log. Appends from any thread are serialised into one chain.
 pub struct AuditLog {
     shared: Arc<Shared>,
-    flusher: Option<JoinHandle<()>>,
+    background: Option<JoinHandle<()>>,
 }
 
 struct Shared {
@@ -107,30 +142,82 @@ struct Shared {
     options: AuditOptions,
     state: Mutex<State>,
     wake: Condvar,
+    /// Held while a checkpoint is signed and written, so that two never
+    /// interleave.
+    checkpointing: Mutex<()>,
 }
+
+/// Acknowledged records not yet handed to the OS, with `off` durability,
+/// are written once they reach this size.
+const PENDING_LIMIT: usize = 64 * 1024;
 
 struct State {
     next_seq: u64,
     prev: String,
+    /// The hash of record 1, once there is one.
+    genesis: Option<String>,
     file_index: u32,
     file_path: PathBuf,
-    file_bytes: u64,
-    out: BufWriter<File>,
-    /// A second handle on the same file, synced outside the lock.
-    sync_handle: Arc<File>,
+    file: Arc<File>,
+    /// Which file `file` is, to notice it being replaced while stopped.
+    identity: FileIdentity,
+    /// Bytes of the current file that hold records, all of them
+    /// acknowledged. Anything past it is a write that failed, and is cut
+    /// before the log writes again.
+    written: u64,
+    /// Acknowledged records not yet handed to the OS (`off` only).
+    pending: Vec<u8>,
     unsynced: usize,
     oldest_unsynced: Option<Instant>,
-    stopped: Option<String>,
+    stop: Option<Stop>,
     closing: bool,
+    /// The last record a checkpoint vouches for.
+    checkpointed: u64,
+    /// When the first record after it was appended.
+    uncheckpointed_since: Option<Instant>,
+    /// No checkpoint is attempted before then (after a failed one).
+    next_checkpoint_attempt: Option<Instant>,
 }
 
-/// Where the chain stands at the end of the existing files.
-struct Tail {
-    next_seq: u64,
-    prev: String,
-    file_index: u32,
-    file_bytes: u64,
-    cut: Option<(u64, String)>,
+/// Why and since when appends are refused.
+struct Stop {
+    reason: String,
+    since: DateTime<Utc>,
+    refused: u64,
+    next_attempt: Instant,
+    /// Set when resuming would be unsafe.
+    never: Option<String>,
+}
+
+impl Stop {
+    fn error(&self) -> AuditError {
+        let reason = match &self.never {
+            Some(never) => format!("{}; it cannot resume: {never}", self.reason),
+            None => format!("{}; it retries every second", self.reason),
+        };
+        AuditError::Stopped {
+            since: self.since,
+            reason,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileIdentity(u64, u64);
+
+impl FileIdentity {
+    fn of(metadata: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            FileIdentity(metadata.dev(), metadata.ino())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            FileIdentity(0, 0)
+        }
+    }
 }
 
 impl AuditLog {
@@ -141,38 +228,44 @@ impl AuditLog {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let tail = read_tail(dir)?;
         let file_path = file_name(dir, tail.file_index);
-        let (out, sync_handle) = open_for_append(&file_path)?;
+        let file = open_for_append(&file_path)?;
+        let identity = FileIdentity::of(&file.metadata().map_err(io_error(&file_path))?);
         let state = State {
             next_seq: tail.next_seq,
             prev: tail.prev,
+            genesis: tail.genesis,
             file_index: tail.file_index,
             file_path: file_path.clone(),
-            file_bytes: tail.file_bytes,
-            out,
-            sync_handle,
+            file: Arc::new(file),
+            identity,
+            written: tail.file_bytes,
+            pending: Vec::new(),
             unsynced: 0,
             oldest_unsynced: None,
-            stopped: None,
+            stop: None,
             closing: false,
+            checkpointed: tail.next_seq - 1,
+            uncheckpointed_since: None,
+            next_checkpoint_attempt: None,
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
             options,
             state: Mutex::new(state),
             wake: Condvar::new(),
+            checkpointing: Mutex::new(()),
         });
-        let flusher = match shared.options.durability {
-            Durability::Sync => None,
-            Durability::Batch | Durability::Off => {
-                let shared = shared.clone();
-                let thread = std::thread::Builder::new()
-                    .name("handoff-audit".into())
-                    .spawn(move || shared.flush_periodically())
-                    .map_err(io_error(dir))?;
-                Some(thread)
-            }
+        let background = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("handoff-audit".into())
+                .spawn(move || shared.run_background())
+                .map_err(io_error(dir))?
         };
-        let log = AuditLog { shared, flusher };
+        let log = AuditLog {
+            shared,
+            background: Some(background),
+        };
         if let Some((cut_bytes, cut_preview)) = tail.cut {
             tracing::warn!(file = %file_path.display(), cut_bytes, "repaired a torn audit log tail");
             log.append(&Body::Recovery {
@@ -195,9 +288,20 @@ impl AuditLog {
         log_files(&self.shared.dir)
     }
 
-    /// Records a decision and, for each plugin that faulted, a `fault`
-    /// lifecycle event. Returns the decision record's sequence number.
-    pub fn record_decision(&self, item: &WorkItem, decision: &Decision) -> Result<u64, AuditError> {
+    /// The hash of the first record: the log's identity in checkpoints.
+    pub fn genesis(&self) -> Option<String> {
+        self.shared.lock().genesis.clone()
+    }
+
+    /// Records a decision (with who submitted it, when known) and, for each
+    /// plugin that faulted, a `fault` lifecycle event. Returns the decision
+    /// record's sequence number.
+    pub fn record_decision(
+        &self,
+        item: &WorkItem,
+        decision: &Decision,
+        principal: Option<&str>,
+    ) -> Result<u64, AuditError> {
         let (item, masked) = match &self.shared.options.masking {
             Some(masking) if masking.is_active() => {
                 let (value, masked) = masking.apply(item);
@@ -212,6 +316,7 @@ impl AuditLog {
                 .iter()
                 .map(|v| (v.plugin.as_str(), v.digest.as_str()))
                 .collect(),
+            principal,
             item,
             replayable: masked.is_empty(),
             masked: &masked,
@@ -253,49 +358,23 @@ impl AuditLog {
     /// Appends a body already serialized as a JSON object. Serializing is
     /// most of the work, so it happens before the lock is taken.
     fn append_serialized(&self, body: String) -> Result<u64, AuditError> {
-        let options = &self.shared.options;
         let mut state = self.shared.lock();
-        if let Some(reason) = &state.stopped {
-            return Err(AuditError::Stopped(reason.clone()));
+        if state.stop.is_some() {
+            self.shared.resume_if_due(&mut state);
         }
-        let seq = state.next_seq;
-        let (line, hash) = encode(seq, Utc::now(), &state.prev, &body);
-        let written = (|| {
-            let needed = line.len() as u64 + 1;
-            if state.file_bytes > 0 && state.file_bytes + needed > options.max_file_bytes {
-                state.rotate(&self.shared.dir)?;
-            }
-            let path = state.file_path.clone();
-            state
-                .out
-                .write_all(line.as_bytes())
-                .map_err(io_error(&path))?;
-            state.out.write_all(b"\n").map_err(io_error(&path))?;
-            state.file_bytes += needed;
-            match options.durability {
-                Durability::Sync => state.sync_now(),
-                Durability::Batch => {
-                    // Hand the line to the OS now, so that only a machine
-                    // crash, never a process crash, can lose it.
-                    state.out.flush().map_err(io_error(&path))?;
-                    state.unsynced += 1;
-                    state.oldest_unsynced.get_or_insert_with(Instant::now);
-                    if state.unsynced >= options.batch_records {
-                        state.sync_now()
-                    } else {
-                        Ok(())
-                    }
-                }
-                Durability::Off => Ok(()),
-            }
-        })();
-        if let Err(error) = written {
-            state.stopped = Some(error.to_string());
-            tracing::error!(%error, "audit log write failed; refusing further appends");
-            return Err(error);
+        if let Some(stop) = &mut state.stop {
+            stop.refused += 1;
+            return Err(stop.error());
         }
-        state.next_seq += 1;
-        state.prev = hash;
+        let seq = self.shared.write_record(&mut state, &body)?;
+        let count_due =
+            self.shared.options.checkpoints.as_ref().is_some_and(|cp| {
+                state.next_seq - 1 - state.checkpointed >= cp.every_records.max(1)
+            });
+        drop(state);
+        if count_due {
+            self.shared.wake.notify_all();
+        }
         Ok(seq)
     }
 
@@ -304,9 +383,34 @@ impl AuditLog {
         self.shared.lock().next_seq
     }
 
+    /// Whether appends are taken, trying to resume first if the log is
+    /// stopped and a retry is due.
+    pub fn health(&self) -> AuditHealth {
+        let mut state = self.shared.lock();
+        self.shared.resume_if_due(&mut state);
+        match &state.stop {
+            None => AuditHealth::Writing,
+            Some(stop) => AuditHealth::Stopped {
+                since: stop.since,
+                refused: stop.refused,
+                retrying: stop.never.is_none(),
+            },
+        }
+    }
+
     /// Writes and syncs everything appended so far.
     pub fn flush(&self) -> Result<(), AuditError> {
-        self.shared.lock().sync_now()
+        let mut state = self.shared.lock();
+        if let Some(stop) = &state.stop {
+            return Err(stop.error());
+        }
+        state.sync_now().inspect_err(|error| state.stop_with(error))
+    }
+
+    /// Signs the head now, if it moved since the last checkpoint (and
+    /// checkpoints are configured). Hosts call it at shutdown.
+    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        self.shared.checkpoint(true)
     }
 }
 
@@ -314,11 +418,23 @@ impl Drop for AuditLog {
     fn drop(&mut self) {
         self.shared.lock().closing = true;
         self.shared.wake.notify_all();
-        if let Some(flusher) = self.flusher.take() {
-            let _ = flusher.join();
+        if let Some(background) = self.background.take() {
+            let _ = background.join();
         }
-        if let Err(error) = self.shared.lock().sync_now() {
+        let mut state = self.shared.lock();
+        if state.stop.is_some() {
+            // Whatever a failed write left is not a record anybody was
+            // told about: cut it, so it cannot be read as one.
+            state.cut_unacknowledged();
+            return;
+        }
+        if let Err(error) = state.sync_now() {
             tracing::error!(%error, "cannot flush the audit log at close");
+            return;
+        }
+        drop(state);
+        if let Err(error) = self.shared.checkpoint(true) {
+            tracing::error!(%error, "cannot write the closing audit checkpoint");
         }
     }
 }
@@ -330,9 +446,92 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The batch committer: syncs whatever has waited `batch_interval`.
-    fn flush_periodically(&self) {
-        let interval = self.options.batch_interval;
+    /// Chains and writes one record; a failure stops the log.
+    fn write_record(&self, state: &mut State, body: &str) -> Result<u64, AuditError> {
+        let seq = state.next_seq;
+        let (line, hash) = encode(seq, Utc::now(), &state.prev, body);
+        if let Err(error) = state.write_line(line, &self.dir, &self.options) {
+            state.stop_with(&error);
+            return Err(error);
+        }
+        if seq == 1 {
+            state.genesis = Some(hash.clone());
+        }
+        state.next_seq += 1;
+        state.prev = hash;
+        state.uncheckpointed_since.get_or_insert_with(Instant::now);
+        Ok(seq)
+    }
+
+    /// When a retry is due, reopens the current file, cuts what failed
+    /// writes left, and records the outage: the chain says when appends
+    /// were refused, and how many.
+    fn resume_if_due(&self, state: &mut State) {
+        let Some(stop) = &mut state.stop else {
+            return;
+        };
+        if stop.never.is_some() || Instant::now() < stop.next_attempt {
+            return;
+        }
+        stop.next_attempt = Instant::now() + self.options.retry_interval;
+        match state.reopen() {
+            Ok(()) => {}
+            Err(Reopen::Later(error)) => {
+                tracing::debug!(%error, "the audit log cannot resume yet");
+                return;
+            }
+            Err(Reopen::Never(why)) => {
+                tracing::error!(reason = %why, "the audit log cannot resume");
+                if let Some(stop) = &mut state.stop {
+                    stop.never = Some(why);
+                }
+                return;
+            }
+        }
+        let Some(stop) = state.stop.take() else {
+            return;
+        };
+        let outage = Body::Outage {
+            since: stop.since,
+            until: Utc::now(),
+            reason: stop.reason.clone(),
+            refused: stop.refused,
+        };
+        let body = match serde_json::to_string(&outage) {
+            Ok(body) => body,
+            Err(error) => {
+                state.stop = Some(stop);
+                tracing::error!(%error, "cannot serialise an outage record");
+                return;
+            }
+        };
+        match self.write_record(state, &body) {
+            Ok(seq) => {
+                tracing::warn!(
+                    seq,
+                    since = %stop.since,
+                    refused = stop.refused,
+                    "the audit log resumed; the outage is recorded"
+                );
+            }
+            Err(_) => {
+                // Still failing: the outage goes on from when it began.
+                if let Some(again) = &mut state.stop {
+                    again.since = stop.since;
+                    again.refused += stop.refused;
+                    again.reason = stop.reason;
+                }
+            }
+        }
+    }
+
+    /// The background work: batch syncs, `off` writes, retries while
+    /// stopped, and checkpoints when due.
+    fn run_background(&self) {
+        let tick = match self.options.durability {
+            Durability::Sync => Duration::from_millis(100),
+            Durability::Batch | Durability::Off => self.options.batch_interval,
+        };
         let mut state = self.lock();
         loop {
             if state.closing {
@@ -340,218 +539,298 @@ impl Shared {
             }
             state = self
                 .wake
-                .wait_timeout(state, interval)
+                .wait_timeout(state, tick)
                 .map(|(guard, _)| guard)
                 .unwrap_or_else(|p| p.into_inner().0);
-            let due = state
-                .oldest_unsynced
-                .is_some_and(|oldest| oldest.elapsed() >= interval);
-            if self.options.durability == Durability::Off {
-                // Only hand buffered lines to the OS, so readers see them.
-                let _ = state.out.flush();
+            if state.closing {
+                return;
+            }
+            if state.stop.is_some() {
+                self.resume_if_due(&mut state);
                 continue;
             }
-            if !due || state.stopped.is_some() {
-                continue;
+            match self.options.durability {
+                Durability::Off => {
+                    // Hand buffered lines to the OS, so readers see them.
+                    if let Err(error) = state.write_pending() {
+                        state.stop_with(&error);
+                        continue;
+                    }
+                }
+                Durability::Batch => {
+                    let due = state
+                        .oldest_unsynced
+                        .is_some_and(|oldest| oldest.elapsed() >= self.options.batch_interval);
+                    if due {
+                        state = self.sync_outside_lock(state);
+                    }
+                }
+                Durability::Sync => {}
             }
-            // Write under the lock, sync outside it: appenders keep going
-            // while the disk works.
-            let path = state.file_path.clone();
-            if let Err(e) = state.out.flush() {
-                state.stopped = Some(io_error(&path)(e).to_string());
-                continue;
-            }
-            let handle = state.sync_handle.clone();
-            state.unsynced = 0;
-            state.oldest_unsynced = None;
-            drop(state);
-            let synced = handle.sync_data();
-            state = self.lock();
-            if let Err(e) = synced {
-                let error = io_error(&path)(e);
-                tracing::error!(%error, "audit log sync failed; refusing further appends");
-                state.stopped = Some(error.to_string());
+            if state.checkpoint_due(&self.options) {
+                drop(state);
+                if let Err(error) = self.checkpoint(false) {
+                    tracing::error!(%error, "cannot write an audit checkpoint");
+                }
+                state = self.lock();
             }
         }
     }
+
+    /// Syncs what is written, with the lock released while the disk works,
+    /// so that appenders keep going.
+    fn sync_outside_lock<'a>(&'a self, mut state: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let path = state.file_path.clone();
+        let file = state.file.clone();
+        let covered = state.written;
+        state.unsynced = 0;
+        state.oldest_unsynced = None;
+        drop(state);
+        let synced = file.sync_data();
+        let mut state = self.lock();
+        if let Err(e) = synced {
+            let error = io_error(&path)(e);
+            tracing::error!(%error, covered, "audit log sync failed; refusing appends until it works");
+            state.stop_with(&error);
+        }
+        state
+    }
+
+    /// Signs the head and writes the checkpoint to the witness (and tells
+    /// the observer). The head is synced first: a checkpoint never vouches
+    /// for a record a machine crash could still take back. Unless `force`d,
+    /// only when one is due.
+    fn checkpoint(&self, force: bool) -> Result<Option<Checkpoint>, AuditError> {
+        let Some(options) = &self.options.checkpoints else {
+            return Ok(None);
+        };
+        let _lane = self.checkpointing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.lock();
+        let head = state.next_seq - 1;
+        if head == 0 || head <= state.checkpointed || state.stop.is_some() {
+            return Ok(None);
+        }
+        if !force && !state.checkpoint_due(&self.options) {
+            return Ok(None);
+        }
+        let Some(genesis) = state.genesis.clone() else {
+            return Ok(None);
+        };
+        state
+            .sync_now()
+            .inspect_err(|error| state.stop_with(error))?;
+        let hash = state.prev.clone();
+        drop(state);
+        let checkpoint = options.key.sign(&genesis, head, &hash, Utc::now());
+        let written = append_to_witness(&options.witness, &checkpoint);
+        let mut state = self.lock();
+        if let Err(source) = written {
+            state.next_checkpoint_attempt = Some(Instant::now() + self.options.retry_interval);
+            return Err(AuditError::Io {
+                file: options.witness.display().to_string(),
+                source,
+            });
+        }
+        state.checkpointed = head;
+        state.next_checkpoint_attempt = None;
+        state.uncheckpointed_since = (state.next_seq - 1 > head).then(Instant::now);
+        drop(state);
+        if let Some(observer) = &options.observer {
+            observer(&checkpoint);
+        }
+        Ok(Some(checkpoint))
+    }
+}
+
+/// Why the log could not reopen its file.
+enum Reopen {
+    /// Not yet: try again later.
+    Later(AuditError),
+    /// Never without a person looking: the file was replaced or shortened.
+    Never(String),
 }
 
 impl State {
+    /// Writes one line where and when the durability says. On error,
+    /// `written` still ends at the last acknowledged record.
+    fn write_line(
+        &mut self,
+        line: String,
+        dir: &Path,
+        options: &AuditOptions,
+    ) -> Result<(), AuditError> {
+        let mut bytes = line.into_bytes();
+        bytes.push(b'\n');
+        let needed = bytes.len() as u64;
+        let size = self.written + self.pending.len() as u64;
+        if size > 0 && size + needed > options.max_file_bytes {
+            self.rotate(dir)?;
+        }
+        match options.durability {
+            Durability::Off => {
+                self.pending.extend_from_slice(&bytes);
+                if self.pending.len() >= PENDING_LIMIT {
+                    self.write_pending()?;
+                }
+            }
+            Durability::Sync => {
+                self.write_out(&bytes)?;
+                self.sync_file()?;
+                self.written += needed;
+            }
+            Durability::Batch => {
+                // Hand the line to the OS now, so that only a machine
+                // crash, never a process crash, can lose it.
+                self.write_out(&bytes)?;
+                if self.unsynced + 1 >= options.batch_records {
+                    self.sync_file()?;
+                    self.unsynced = 0;
+                    self.oldest_unsynced = None;
+                } else {
+                    self.unsynced += 1;
+                    self.oldest_unsynced.get_or_insert_with(Instant::now);
+                }
+                self.written += needed;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_out(&self, bytes: &[u8]) -> Result<(), AuditError> {
+        (&*self.file)
+            .write_all(bytes)
+            .map_err(io_error(&self.file_path))
+    }
+
+    fn sync_file(&self) -> Result<(), AuditError> {
+        self.file.sync_data().map_err(io_error(&self.file_path))
+    }
+
+    /// Writes the acknowledged records `off` durability holds back, keeping
+    /// count of what reached the file, so that a failure loses none.
+    fn write_pending(&mut self) -> Result<(), AuditError> {
+        let mut done = 0;
+        let result = loop {
+            if done == self.pending.len() {
+                break Ok(());
+            }
+            match (&*self.file).write(&self.pending[done..]) {
+                Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Err(e),
+            }
+        };
+        self.written += done as u64;
+        self.pending.drain(..done);
+        result.map_err(io_error(&self.file_path))
+    }
+
     fn sync_now(&mut self) -> Result<(), AuditError> {
-        let path = self.file_path.clone();
-        self.out.flush().map_err(io_error(&path))?;
-        self.sync_handle.sync_data().map_err(io_error(&path))?;
+        self.write_pending()?;
+        self.sync_file()?;
         self.unsynced = 0;
         self.oldest_unsynced = None;
         Ok(())
     }
 
-    /// Finishes the current file and continues the chain in the next.
+    fn stop_with(&mut self, error: &AuditError) {
+        tracing::error!(%error, "audit log write failed; refusing appends until it works");
+        if self.stop.is_none() {
+            self.stop = Some(Stop {
+                reason: error.to_string(),
+                since: Utc::now(),
+                refused: 0,
+                next_attempt: Instant::now(),
+                never: None,
+            });
+        }
+    }
+
+    fn checkpoint_due(&self, options: &AuditOptions) -> bool {
+        let Some(checkpoints) = &options.checkpoints else {
+            return false;
+        };
+        let head = self.next_seq - 1;
+        if head <= self.checkpointed
+            || self
+                .next_checkpoint_attempt
+                .is_some_and(|at| Instant::now() < at)
+        {
+            return false;
+        }
+        head - self.checkpointed >= checkpoints.every_records.max(1)
+            || self
+                .uncheckpointed_since
+                .is_some_and(|since| since.elapsed() >= checkpoints.every)
+    }
+
+    /// Finishes the current file and continues the chain in the next. The
+    /// state moves to the new file only once it exists and its directory
+    /// entry is durable.
     fn rotate(&mut self, dir: &Path) -> Result<(), AuditError> {
         self.sync_now()?;
-        self.file_index += 1;
-        let path = file_name(dir, self.file_index);
-        let (out, sync_handle) = open_for_append(&path)?;
-        // Make the new file's directory entry durable too.
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_error(dir))?;
-        self.out = out;
-        self.sync_handle = sync_handle;
+        let index = self.file_index + 1;
+        let path = file_name(dir, index);
+        let file = open_for_append(&path)?;
+        sync_dir(dir)?;
+        let identity = FileIdentity::of(&file.metadata().map_err(io_error(&path))?);
+        self.file = Arc::new(file);
+        self.identity = identity;
+        self.file_index = index;
         self.file_path = path;
-        self.file_bytes = 0;
+        self.written = 0;
         Ok(())
     }
-}
 
-/// `audit-000001.jsonl`, ...: names that sort in chain order.
-fn file_name(dir: &Path, index: u32) -> PathBuf {
-    dir.join(format!("audit-{index:06}.jsonl"))
-}
-
-/// The log files in `dir`, in chain order.
-pub fn log_files(dir: &Path) -> Result<Vec<PathBuf>, AuditError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(io_error(dir))?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| file_index(path).is_some())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-fn file_index(path: &Path) -> Option<u32> {
-    let name = path.file_name()?.to_str()?;
-    name.strip_prefix("audit-")?
-        .strip_suffix(".jsonl")?
-        .parse()
-        .ok()
-}
-
-fn open_for_append(path: &Path) -> Result<(BufWriter<File>, Arc<File>), AuditError> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io_error(path))?;
-    let sync_handle = Arc::new(file.try_clone().map_err(io_error(path))?);
-    Ok((BufWriter::with_capacity(64 * 1024, file), sync_handle))
-}
-
-fn io_error(path: &Path) -> impl Fn(std::io::Error) -> AuditError + '_ {
-    move |source| AuditError::Io {
-        file: path.display().to_string(),
-        source,
-    }
-}
-
-/// Finds where the chain ends, repairing a torn last line of the last file.
-fn read_tail(dir: &Path) -> Result<Tail, AuditError> {
-    let files = log_files(dir)?;
-    let Some(last) = files.last() else {
-        return Ok(Tail {
-            next_seq: 1,
-            prev: GENESIS.to_string(),
-            file_index: 1,
-            file_bytes: 0,
-            cut: None,
-        });
-    };
-    let file_index = file_index(last).unwrap_or(1);
-    let scan = scan_file(last, true)?;
-    if let Some((good_bytes, _)) = &scan.cut {
-        let file = OpenOptions::new()
-            .write(true)
-            .open(last)
-            .map_err(io_error(last))?;
-        file.set_len(*good_bytes).map_err(io_error(last))?;
-        file.sync_all().map_err(io_error(last))?;
-    }
-    let cut = scan
-        .cut
-        .map(|(good_bytes, preview)| (scan.total_bytes - good_bytes, preview));
-    let file_bytes = scan.good_bytes;
-    // An empty last file (just rotated) continues the chain of the one
-    // before it.
-    let mut end = scan.last;
-    for earlier in files.iter().rev().skip(1) {
-        if end.is_some() {
-            break;
-        }
-        end = scan_file(earlier, false)?.last;
-    }
-    let (next_seq, prev) = match end {
-        Some((seq, hash)) => (seq + 1, hash),
-        None => (1, GENESIS.to_string()),
-    };
-    Ok(Tail {
-        next_seq,
-        prev,
-        file_index,
-        file_bytes,
-        cut,
-    })
-}
-
-struct Scan {
-    /// `(seq, hash)` of the last sound record.
-    last: Option<(u64, String)>,
-    /// Bytes up to the end of the last sound line.
-    good_bytes: u64,
-    total_bytes: u64,
-    /// `(good_bytes, preview of what follows)` when the tail is torn.
-    cut: Option<(u64, String)>,
-}
-
-/// Reads a log file. A bad line is only acceptable as the very last one,
-/// and only when `repairable`: that is what a crash mid-write leaves.
-fn scan_file(path: &Path, repairable: bool) -> Result<Scan, AuditError> {
-    let mut file = File::open(path).map_err(io_error(path))?;
-    let total_bytes = file.seek(SeekFrom::End(0)).map_err(io_error(path))?;
-    file.seek(SeekFrom::Start(0)).map_err(io_error(path))?;
-    let mut reader = BufReader::new(file);
-    let mut scan = Scan {
-        last: None,
-        good_bytes: 0,
-        total_bytes,
-        cut: None,
-    };
-    let mut line = Vec::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let read = reader
-            .read_until(b'\n', &mut line)
-            .map_err(io_error(path))?;
-        if read == 0 {
-            return Ok(scan);
-        }
-        number += 1;
-        let complete = line.last() == Some(&b'\n');
-        let text = std::str::from_utf8(&line).map(|t| t.trim_end_matches('\n'));
-        let verdict = match text {
-            Ok(text) if complete => decode(text).map_err(|e| e.to_string()),
-            Ok(_) => Err("the line has no newline: a write was cut short".to_string()),
-            Err(e) => Err(format!("not UTF-8: {e}")),
+    /// Opens the current file again, cuts whatever failed writes left past
+    /// the acknowledged records, writes held-back records, and syncs.
+    fn reopen(&mut self) -> Result<(), Reopen> {
+        let path = self.file_path.clone();
+        let later = |e| Reopen::Later(io_error(&path)(e));
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Reopen::Never(format!(
+                    "{} was removed while appends were refused",
+                    path.display()
+                )));
+            }
+            Err(e) => return Err(later(e)),
         };
-        match verdict {
-            Ok(record) => {
-                scan.last = Some((record.seq, record.hash));
-                scan.good_bytes += read as u64;
-            }
-            Err(reason) => {
-                let at_end = scan.good_bytes + read as u64 == total_bytes;
-                if !(repairable && at_end) {
-                    return Err(AuditError::Damaged {
-                        file: path.display().to_string(),
-                        line: number,
-                        reason,
-                    });
-                }
-                let preview = String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned();
-                scan.cut = Some((scan.good_bytes, preview));
-                return Ok(scan);
-            }
+        if FileIdentity::of(&metadata) != self.identity {
+            return Err(Reopen::Never(format!(
+                "{} was replaced by another file while appends were refused",
+                path.display()
+            )));
+        }
+        let file = OpenOptions::new().append(true).open(&path).map_err(later)?;
+        let length = file.metadata().map_err(later)?.len();
+        if length < self.written {
+            return Err(Reopen::Never(format!(
+                "{} is {length} bytes, shorter than the {} bytes of records written to it",
+                path.display(),
+                self.written
+            )));
+        }
+        if length > self.written {
+            file.set_len(self.written).map_err(later)?;
+        }
+        self.file = Arc::new(file);
+        self.sync_now().map_err(Reopen::Later)
+    }
+
+    /// Cuts what failed writes left past the acknowledged records, if the
+    /// file can still be opened.
+    fn cut_unacknowledged(&mut self) {
+        let Ok(file) = OpenOptions::new().write(true).open(&self.file_path) else {
+            return;
+        };
+        let same = file
+            .metadata()
+            .is_ok_and(|m| FileIdentity::of(&m) == self.identity && m.len() > self.written);
+        if same && file.set_len(self.written).is_ok() {
+            let _ = file.sync_all();
         }
     }
 }

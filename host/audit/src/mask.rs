@@ -14,6 +14,7 @@ use std::path::Path;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::keyfile::{self, KeyFileError};
 use handoff_model::WorkItem;
 
 /// Which fields to mask, and the key.
@@ -36,29 +37,6 @@ impl std::fmt::Debug for Masking {
     }
 }
 
-/// Why the masking key could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum MaskKeyError {
-    /// The key file cannot be read or written.
-    #[error("masking key file {file}: {source}")]
-    Io {
-        /// The key file.
-        file: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The key is not 64 hex digits.
-    #[error("masking key in {file} must be 64 hex digits (32 bytes)")]
-    Invalid {
-        /// Where the key came from.
-        file: String,
-    },
-    /// The OS random source failed.
-    #[error("cannot generate a masking key: {0}")]
-    Random(String),
-}
-
 impl Masking {
     /// Masking with an explicit key.
     pub fn new(text: bool, attributes: Vec<String>, key: [u8; 32]) -> Self {
@@ -69,29 +47,20 @@ impl Masking {
         }
     }
 
-    /// Masking with the key kept in `file`: read if it exists, otherwise
-    /// generated and written with owner-only permissions.
+    /// Masking with the key kept in `file` (64 hex digits): read if it
+    /// exists, otherwise generated and written with owner-only permissions.
+    /// A key file others can read is refused.
     pub fn with_key_file(
         text: bool,
         attributes: Vec<String>,
         file: &Path,
-    ) -> Result<Self, MaskKeyError> {
-        let io = |source| MaskKeyError::Io {
-            file: file.display().to_string(),
-            source,
-        };
-        let key = match std::fs::read_to_string(file) {
-            Ok(text) => parse_key(text.trim()).ok_or_else(|| MaskKeyError::Invalid {
-                file: file.display().to_string(),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| MaskKeyError::Random(e.to_string()))?;
-                write_private(file, hex::encode(key).as_bytes()).map_err(io)?;
-                key
-            }
-            Err(e) => return Err(io(e)),
-        };
+    ) -> Result<Self, KeyFileError> {
+        let key = keyfile::read_or_create(
+            file,
+            "a masking key: 64 hex digits (32 bytes)",
+            |key| hex::encode(key),
+            |text| hex::decode(text).ok()?.try_into().ok(),
+        )?;
         Ok(Masking::new(text, attributes, key))
     }
 
@@ -130,25 +99,6 @@ impl Masking {
         mac.update(value.as_bytes());
         format!("hmac-sha256:{}", hex::encode(mac.finalize().into_bytes()))
     }
-}
-
-fn parse_key(text: &str) -> Option<[u8; 32]> {
-    let bytes = hex::decode(text).ok()?;
-    bytes.try_into().ok()
-}
-
-fn write_private(file: &Path, contents: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut out = options.open(file)?;
-    out.write_all(contents)?;
-    out.sync_all()
 }
 
 #[cfg(test)]

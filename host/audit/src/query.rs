@@ -53,7 +53,7 @@ impl Filter {
                     && self.plugin.as_ref().is_none_or(|p| event.plugin() == p)
                     && self.item.as_ref().is_none_or(|id| event.item() == Some(id))
             }
-            Body::Recovery { .. } => {
+            Body::Recovery { .. } | Body::Outage { .. } => {
                 self.tier.is_none()
                     && self.plugin.is_none()
                     && self.reason_code.is_none()

@@ -47,6 +47,19 @@ pub enum Body {
         /// The start of what was cut, for the record.
         cut_preview: String,
     },
+    /// Appends were refused for a while (a full disk, a read-only
+    /// directory) and have resumed: nothing was recorded, and nothing was
+    /// decided, in between.
+    Outage {
+        /// The first refused append.
+        since: DateTime<Utc>,
+        /// When appends resumed.
+        until: DateTime<Utc>,
+        /// The write error that stopped the log.
+        reason: String,
+        /// Appends refused meanwhile.
+        refused: u64,
+    },
 }
 
 /// The decision part of a record.
@@ -56,6 +69,9 @@ pub struct DecisionRecord {
     pub generation: u64,
     /// The digest of every plugin involved, by name.
     pub digests: BTreeMap<String, String>,
+    /// Who submitted the item, when the submitter was authenticated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
     /// The work item as submitted, with masked fields replaced by keyed
     /// hashes.
     pub item: serde_json::Value,
@@ -77,6 +93,8 @@ pub struct DecisionRecord {
 pub(crate) struct DecisionRecordRef<'a> {
     pub generation: u64,
     pub digests: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<&'a str>,
     pub item: ItemRef<'a>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     pub masked: &'a [String],
@@ -204,6 +222,7 @@ mod tests {
         let borrowed = DecisionRecordRef {
             generation: 3,
             digests: BTreeMap::from([("p", "sha256:00")]),
+            principal: Some("agent-7"),
             item: ItemRef::Submitted(&item),
             masked: &[],
             replayable: true,
@@ -220,6 +239,7 @@ mod tests {
         };
         assert_eq!(read.generation, 3);
         assert_eq!(read.digests["p"], "sha256:00");
+        assert_eq!(read.principal.as_deref(), Some("agent-7"));
         assert_eq!(read.item, serde_json::to_value(&item).unwrap());
         assert!(read.masked.is_empty() && read.replayable);
         assert_eq!(read.decision, decision);

@@ -12,11 +12,28 @@ pub struct Verified {
     pub records: u64,
     /// Files checked.
     pub files: usize,
-    /// Sequence number of the first record; 1 unless verification started
-    /// at a later rotated file, whose first `prev` is then taken on trust.
+    /// Sequence number of the first record; 1 unless a segment was verified
+    /// ([`verify_segment`]), whose first `prev` is then taken on trust.
     pub first_seq: Option<u64>,
     /// Sequence number of the last record.
     pub last_seq: Option<u64>,
+    /// The last record a signed checkpoint vouches for, when checkpoints
+    /// were given: records after it are unanchored (a forger with write
+    /// access could have rewritten or cut them).
+    pub anchored_through: Option<u64>,
+    /// The hash of record 1, when the chain starts there: the log's
+    /// identity, which checkpoints name.
+    pub genesis: Option<String>,
+}
+
+/// A position a signed checkpoint vouches for: the record at `seq` has
+/// `hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// Its hash, hex.
+    pub hash: String,
 }
 
 /// How the chain is broken.
@@ -76,14 +93,44 @@ struct Line {
     complete: bool,
 }
 
-/// Verifies `files`, in order, as one chain.
+/// Verifies `files`, in order, as the whole chain: it must start with the
+/// genesis record (seq 1, in the first file), and files named
+/// `audit-NNNNNN.jsonl` must run from 1 with no gap, so that deleting the
+/// head of the log, or a whole file, is a break.
 pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
+    verify_with(files, true, &[])
+}
+
+/// Verifies `files` as the whole chain, as [`verify`] does, and checks that
+/// every record an anchor names is there with the anchor's hash: records up
+/// to the last anchor cannot have been rewritten, re-hashed or cut off.
+pub fn verify_anchored(files: &[PathBuf], anchors: &[Anchor]) -> Result<Verified, VerifyError> {
+    verify_with(files, true, anchors)
+}
+
+/// Verifies `files` as a segment of a chain: the first record's link to
+/// whatever came before it is taken on trust. For archived logs whose head
+/// lives elsewhere; prefer [`verify`].
+pub fn verify_segment(files: &[PathBuf]) -> Result<Verified, VerifyError> {
+    verify_with(files, false, &[])
+}
+
+fn verify_with(
+    files: &[PathBuf],
+    from_genesis: bool,
+    anchors: &[Anchor],
+) -> Result<Verified, VerifyError> {
     let lines = read_lines(files)?;
+    let mut anchors: Vec<&Anchor> = anchors.iter().collect();
+    anchors.sort_by_key(|a| a.seq);
+    let mut pending_anchors = anchors.iter().peekable();
     let mut verified = Verified {
         records: 0,
         files: files.len(),
         first_seq: None,
         last_seq: None,
+        anchored_through: None,
+        genesis: None,
     };
     let mut prev: Option<(u64, String)> = None;
     for (index, line) in lines.iter().enumerate() {
@@ -125,6 +172,17 @@ pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
         };
         match &prev {
             None => {
+                if from_genesis && record.seq != 1 {
+                    let missing = if record.seq == 2 {
+                        "record 1 is missing from the head of the log".to_string()
+                    } else {
+                        format!(
+                            "records 1 to {} are missing from the head of the log",
+                            record.seq.saturating_sub(1)
+                        )
+                    };
+                    return Err(broken(1, BreakKind::Deleted, missing).into());
+                }
                 if record.seq == 1 && record.prev != GENESIS {
                     return Err(broken(
                         1,
@@ -155,11 +213,83 @@ pub fn verify(files: &[PathBuf]) -> Result<Verified, VerifyError> {
                 }
             }
         }
+        while let Some(anchor) = pending_anchors.peek() {
+            if anchor.seq < record.seq {
+                // Only reachable when verification started past it.
+                pending_anchors.next();
+                continue;
+            }
+            if anchor.seq == record.seq {
+                if anchor.hash != record.hash {
+                    return Err(broken(
+                        record.seq,
+                        BreakKind::Edited,
+                        "its hash is not the one a signed checkpoint vouches for: the log \
+                         was rewritten and re-hashed"
+                            .into(),
+                    )
+                    .into());
+                }
+                verified.anchored_through = Some(record.seq);
+                pending_anchors.next();
+            }
+            break;
+        }
+        if record.seq == 1 {
+            verified.genesis = Some(record.hash.clone());
+        }
         verified.records += 1;
         verified.last_seq = Some(record.seq);
         prev = Some((record.seq, record.hash));
     }
+    if let Some(anchor) = pending_anchors.next() {
+        let last = verified.last_seq.unwrap_or(0);
+        return Err(Break {
+            seq: last + 1,
+            kind: BreakKind::Truncated,
+            file: files.last().map(|f| display(f)).unwrap_or_default(),
+            line: lines.last().map_or(0, |l| l.number),
+            detail: format!(
+                "the log ends at record {last}, but a signed checkpoint vouches for record {}: \
+                 records were cut off the end",
+                anchor.seq
+            ),
+        }
+        .into());
+    }
+    if from_genesis {
+        check_file_sequence(files)?;
+    }
     Ok(verified)
+}
+
+/// Log files (named `audit-NNNNNN.jsonl`) must run 1, 2, 3, ...: a missing
+/// number is a deleted file, even one whose records the chain does not miss
+/// (an empty file, or one renamed to hide a gap). Files named otherwise are
+/// taken as given.
+fn check_file_sequence(files: &[PathBuf]) -> Result<(), Break> {
+    let indexes: Vec<(u32, &PathBuf)> = files
+        .iter()
+        .filter_map(|f| Some((crate::segment::file_index(f)?, f)))
+        .collect();
+    if indexes.len() != files.len() {
+        return Ok(());
+    }
+    for (expected, (index, file)) in (1..).zip(&indexes) {
+        if *index != expected {
+            return Err(Break {
+                seq: 0,
+                kind: BreakKind::Deleted,
+                file: display(file),
+                line: 0,
+                detail: format!(
+                    "audit-{expected:06}.jsonl is missing: the files must run from \
+                     audit-000001.jsonl with no gap"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Tells a deletion from a reordering: if the expected record turns up

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, SecondsFormat, Utc};
 use handoff_audit::{
-    AuditOptions, Body, Durability, Entry, Filter, Masking, VerifyError, log_files, query, verify,
+    AuditOptions, Body, Durability, Entry, Filter, Masking, PublicKey, VerifyError, checkpoint,
+    log_files, query, verify, verify_anchored, verify_segment,
 };
+use handoff_dispatch::SqliteStore;
 use handoff_model::Tier;
 use handoff_pipeline::AuditSetup;
 
@@ -24,19 +26,40 @@ pub struct AuditArgs {
 #[derive(Debug, clap::Subcommand)]
 enum AuditCommand {
     /// Check the hash chain of audit files (or directories of them) as one
-    /// chain, in the order given.
+    /// whole chain, in the order given: it must start at record 1, and the
+    /// files must run from audit-000001.jsonl with no gap.
     ///
     /// Prints the number of records verified, or the first broken record's
     /// sequence number and what happened to it: edited, deleted, reordered
-    /// or truncated. Exits 1 on a break.
-    Verify {
-        /// Audit files, or directories holding `audit-NNNNNN.jsonl` files.
-        #[arg(required = true, value_name = "FILE|DIR")]
-        paths: Vec<PathBuf>,
-    },
+    /// or truncated. With --checkpoints and --key, also proves that no
+    /// record up to the last signed checkpoint was rewritten (even
+    /// re-hashed) or cut off, and names the records after it as
+    /// unanchored. Exits 1 on a break or an untrusted checkpoint.
+    Verify(VerifyArgs),
     /// Print the records that match every given filter, as JSON Lines
     /// exactly as stored, or as a table.
     Show(ShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// Audit files, or directories holding `audit-NNNNNN.jsonl` files.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    paths: Vec<PathBuf>,
+    /// Signed checkpoints to hold the log to: a witness file
+    /// (`audit-checkpoints.jsonl`) or the handoff store (`handoffs.db`),
+    /// which keeps a copy of each. Repeatable.
+    #[arg(long = "checkpoints", value_name = "FILE", requires = "key")]
+    checkpoints: Vec<PathBuf>,
+    /// The checkpoint public key to trust: a `.pub` file, or the key itself
+    /// (`ed25519:...`). Take it from where the log's writer cannot change
+    /// it, not from beside the log.
+    #[arg(long, value_name = "FILE|KEY")]
+    key: Option<String>,
+    /// Verify a segment of a chain (an archive whose head is elsewhere):
+    /// the first record's link to what came before is taken on trust.
+    #[arg(long, conflicts_with = "checkpoints")]
+    segment: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -132,7 +155,7 @@ impl AuditLogArgs {
 
 pub fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
-        AuditCommand::Verify { paths } => run_verify(&paths),
+        AuditCommand::Verify(args) => run_verify(&args),
         AuditCommand::Show(args) => run_show(args),
     }
 }
@@ -162,26 +185,115 @@ pub fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn run_verify(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
-    let files = expand(paths)?;
-    match verify(&files) {
-        Ok(verified) => {
-            let range = match (verified.first_seq, verified.last_seq) {
-                (Some(first), Some(last)) => format!(", seq {first}..={last}"),
-                _ => String::new(),
-            };
-            println!(
-                "verified {} records in {} file(s){range}",
-                verified.records, verified.files
-            );
-            Ok(ExitCode::SUCCESS)
-        }
+fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let files = expand(&args.paths)?;
+    let verified = if args.segment {
+        verify_segment(&files)
+    } else {
+        verify(&files)
+    };
+    let verified = match verified {
+        Ok(verified) => verified,
         Err(VerifyError::Broken(broken)) => {
             println!("broken: {broken}");
-            Ok(ExitCode::from(1))
+            return Ok(ExitCode::from(1));
         }
-        Err(error) => Err(error.into()),
+        Err(error) => return Err(error.into()),
+    };
+    let range = match (verified.first_seq, verified.last_seq) {
+        (Some(first), Some(last)) => format!(", seq {first}..={last}"),
+        _ => String::new(),
+    };
+    println!(
+        "verified {} records in {} file(s){range}",
+        verified.records, verified.files
+    );
+    let Some(key) = &args.key else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    if args.checkpoints.is_empty() {
+        anyhow::bail!(
+            "--key needs --checkpoints: the witness file or handoffs.db to check against"
+        );
     }
+    let key = trusted_key(key)?;
+    let Some(genesis) = verified.genesis.clone() else {
+        println!("untrusted: the log holds no records, but checkpoints vouch for some");
+        return Ok(ExitCode::from(1));
+    };
+    let mut witnessed = Vec::new();
+    for source in &args.checkpoints {
+        witnessed.extend(read_checkpoints(source)?);
+    }
+    let anchors = match checkpoint::anchors(&witnessed, &key, &genesis) {
+        Ok(anchors) => anchors,
+        Err(error) => {
+            println!("untrusted: {}", terminal(&error.to_string()));
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let anchored = match verify_anchored(&files, &anchors) {
+        Ok(anchored) => anchored,
+        Err(VerifyError::Broken(broken)) => {
+            println!("broken: {broken}");
+            return Ok(ExitCode::from(1));
+        }
+        Err(error) => return Err(error.into()),
+    };
+    let last = anchored.last_seq.unwrap_or(0);
+    match anchored.anchored_through {
+        None => println!("unanchored: no checkpoint vouches for any of the {last} records yet"),
+        Some(through) => {
+            println!(
+                "anchored: records 1..={through} match {} signed checkpoint(s)",
+                anchors.len()
+            );
+            if through < last {
+                println!(
+                    "unanchored: records {}..={last} come after the last checkpoint",
+                    through + 1
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A public key given as a file or inline.
+fn trusted_key(given: &str) -> anyhow::Result<PublicKey> {
+    if given.trim_start().starts_with("ed25519:") {
+        return given
+            .parse()
+            .context("--key is not an Ed25519 public key (`ed25519:<base64>`)");
+    }
+    Ok(PublicKey::from_file(Path::new(given))?)
+}
+
+/// Checkpoints from a witness file, or from the copy a handoff store keeps.
+fn read_checkpoints(source: &Path) -> anyhow::Result<Vec<checkpoint::Witnessed>> {
+    if source.extension().is_some_and(|e| e == "db") {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let lines = runtime
+            .block_on(SqliteStore::read_checkpoints(source))
+            .with_context(|| format!("cannot read checkpoints from {}", source.display()))?;
+        return lines
+            .iter()
+            .enumerate()
+            .map(|(index, line)| {
+                let checkpoint = serde_json::from_str(line).with_context(|| {
+                    format!("{} checkpoint {} is malformed", source.display(), index + 1)
+                })?;
+                Ok(checkpoint::Witnessed {
+                    source_name: format!("{}#{}", source.display(), index + 1),
+                    checkpoint,
+                })
+            })
+            .collect();
+    }
+    Ok(checkpoint::read_witness(source)?)
 }
 
 fn run_show(args: ShowArgs) -> anyhow::Result<ExitCode> {
@@ -238,6 +350,22 @@ fn table_row(entry: &Entry) -> String {
             event.item().unwrap_or("").to_string(),
             event.name().to_string(),
             event.to_string(),
+        ),
+        Body::Outage {
+            since,
+            until,
+            reason,
+            refused,
+        } => (
+            "outage",
+            String::new(),
+            String::new(),
+            String::new(),
+            format!(
+                "appends refused from {} to {} ({refused} refused): {reason}",
+                since.to_rfc3339_opts(SecondsFormat::Millis, true),
+                until.to_rfc3339_opts(SecondsFormat::Millis, true)
+            ),
         ),
         Body::Recovery {
             file, cut_bytes, ..

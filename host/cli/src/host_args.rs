@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use handoff_audit::{CheckpointKey, CheckpointOptions};
 use handoff_dispatch::{DispatchConfig, SlaEvent};
 use handoff_model::LifecycleEvent;
 use handoff_pipeline::{Host, HostConfig, Observers, Placement, PolicySetup, policy_dir};
@@ -40,6 +41,24 @@ pub struct HostArgs {
     /// the data directory unless `--audit` names another.
     #[command(flatten)]
     pub audit: AuditLogArgs,
+    /// The Ed25519 key that signs audit checkpoints, created (owner-only)
+    /// if missing, with its public key beside it as `<FILE>.pub`. Keep it
+    /// where whoever can write the audit log cannot read it.
+    /// [default: DATA/keys/audit-checkpoint.key]
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint_key: Option<PathBuf>,
+    /// The witness file signed checkpoints are appended to, apart from the
+    /// audit directory; the handoff store keeps a copy of each too.
+    /// [default: DATA/witness/audit-checkpoints.jsonl]
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint_witness: Option<PathBuf>,
+    /// Sign a checkpoint after this many new audit records...
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub checkpoint_records: u64,
+    /// ...or this many seconds after the first record not yet anchored,
+    /// whichever comes first; and always at shutdown.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub checkpoint_secs: u64,
 }
 
 impl HostArgs {
@@ -72,13 +91,15 @@ impl HostArgs {
             .dir
             .clone()
             .unwrap_or_else(|| self.data.join("audit"));
+        let mut audit = self.audit.setup(&audit_dir)?;
+        audit.options.checkpoints = Some(self.checkpoints()?);
         let config = HostConfig {
             policies: PolicySetup::Watched {
                 dir: dir.clone(),
                 debounce: Duration::from_millis(self.debounce_ms),
             },
             cache: (!self.no_cache).then(|| self.data.join("cache")),
-            audit: Some(self.audit.setup(&audit_dir)?),
+            audit: Some(audit),
             store: Some(self.data.clone()),
             dispatch: DispatchConfig::default(),
             sla_clock: true,
@@ -94,6 +115,34 @@ impl HostArgs {
             audit_dir.display()
         );
         Ok(host)
+    }
+}
+
+impl HostArgs {
+    /// Where and how often audit checkpoints are signed; the key is read,
+    /// or created, now.
+    fn checkpoints(&self) -> anyhow::Result<CheckpointOptions> {
+        let key_file = self
+            .checkpoint_key
+            .clone()
+            .unwrap_or_else(|| self.data.join("keys").join("audit-checkpoint.key"));
+        let key = CheckpointKey::load_or_create(&key_file)?;
+        let witness = self
+            .checkpoint_witness
+            .clone()
+            .unwrap_or_else(|| self.data.join("witness").join("audit-checkpoints.jsonl"));
+        anyhow::ensure!(
+            self.checkpoint_records > 0,
+            "--checkpoint-records must be at least 1"
+        );
+        anyhow::ensure!(
+            self.checkpoint_secs > 0,
+            "--checkpoint-secs must be at least 1"
+        );
+        let mut options = CheckpointOptions::new(Arc::new(key), witness);
+        options.every_records = self.checkpoint_records;
+        options.every = Duration::from_secs(self.checkpoint_secs);
+        Ok(options)
     }
 }
 

@@ -25,8 +25,9 @@ pub struct ServeArgs {
     /// port; the address is printed once listening.
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
-    /// TOML configuration: listen address, request limits and bearer
-    /// tokens per role (see the README).
+    /// TOML configuration: listen address, request and connection limits,
+    /// timeouts, and who may call (principals with token digests, JWTs,
+    /// role tokens; see the README).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
 }
@@ -39,11 +40,12 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
             .parse()
             .context("the default listen address")?,
     };
-    let tokens = config.tokens(|name| std::env::var(name).ok());
-    check_exposure(listen, &tokens)?;
-    if tokens.is_empty() {
-        eprintln!("handoff: no tokens configured: the API is open to anyone on this machine");
+    let identities = config.identities(|name| std::env::var(name).ok())?;
+    check_exposure(listen, &identities)?;
+    if identities.is_empty() {
+        eprintln!("handoff: no credentials configured: the API is open to anyone on this machine");
     }
+    let limits = config.connection_limits();
 
     let metrics = Arc::new(Metrics::new());
     let observers = Observers {
@@ -64,19 +66,25 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
     tokio.block_on(async {
         let placement = Placement::Blocking(config.evaluator_count());
         let host = args.host.open(runtime, placement, observers).await?;
-        let app = Arc::new(App::new(&host, metrics, tokens, config)?);
+        let app = Arc::new(App::new(&host, metrics, identities, config)?);
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        eprintln!(
+            "handoff: accepting at most {} connections (headers within {} s, bodies within {} s)",
+            limits.max_connections,
+            limits.header_timeout.as_secs(),
+            limits.body_timeout.as_secs()
+        );
         eprintln!("handoff: listening on http://{bound}");
         handoff_server::serve(listener, app, stop_signal())
             .await
             .context("the server stopped with an error")?;
 
-        eprintln!("handoff: stopping: in-flight requests finished");
+        eprintln!("handoff: stopping: connections closed");
         let audit = host.audit().cloned();
         host.close()
             .await

@@ -1,6 +1,7 @@
 //! What each tier does with a decision, and the queue operations humans
 //! use, with time from a [`Clock`].
 
+use std::future::Future;
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
 use super::handoff::{DrivingReason, Handoff, Resolution, TransferPayload};
+use super::health::{HealthTracker, StoreHealth};
 use super::store::{
     Breach, DecisionRow, Escalation, HandoffStore, ListFilter, NewHandoff, QueueDepth, StoreError,
 };
@@ -124,6 +126,7 @@ pub struct Dispatcher<S> {
     store: S,
     clock: Arc<dyn Clock>,
     config: DispatchConfig,
+    health: HealthTracker,
 }
 
 impl<S: HandoffStore> Dispatcher<S> {
@@ -133,7 +136,32 @@ impl<S: HandoffStore> Dispatcher<S> {
             store,
             clock,
             config,
+            health: HealthTracker::default(),
         }
+    }
+
+    /// Whether the store takes work. While it does not, each call (at most
+    /// one a second) probes it with a write, so that it reports available
+    /// again by itself once the fault clears.
+    pub async fn health(&self) -> StoreHealth {
+        let (health, probe_due) = self.health.check();
+        if !probe_due {
+            return health;
+        }
+        let probed = self.store.probe().await;
+        self.health.observe(&probed, true);
+        self.health.check().0
+    }
+
+    /// Runs a store operation and notes whether the store answered.
+    async fn tracked<T>(
+        &self,
+        wrote: bool,
+        operation: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let result = operation.await;
+        self.health.observe(&result, wrote);
+        result
     }
 
     /// The store.
@@ -148,6 +176,15 @@ impl<S: HandoffStore> Dispatcher<S> {
 
     /// Acts on a decision: approval, guidance, or a handoff in the queue.
     pub async fn dispatch(
+        &self,
+        item: &WorkItem,
+        decision: &Decision,
+    ) -> Result<Dispatched, StoreError> {
+        self.tracked(true, self.dispatch_untracked(item, decision))
+            .await
+    }
+
+    async fn dispatch_untracked(
         &self,
         item: &WorkItem,
         decision: &Decision,
@@ -224,17 +261,21 @@ impl<S: HandoffStore> Dispatcher<S> {
     /// Claims the most urgent handoff for `role`.
     pub async fn claim(&self, role: &str, worker: &str) -> Result<Option<Handoff>, StoreError> {
         let lease = seconds(self.config.lease_secs);
-        self.store
-            .claim(role, worker, self.clock.now(), lease)
-            .await
+        self.tracked(
+            true,
+            self.store.claim(role, worker, self.clock.now(), lease),
+        )
+        .await
     }
 
     /// Acknowledges a claimed handoff.
     pub async fn acknowledge(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
         let lease = seconds(self.config.lease_secs);
-        self.store
-            .acknowledge(id, worker, self.clock.now(), lease)
-            .await
+        self.tracked(
+            true,
+            self.store.acknowledge(id, worker, self.clock.now(), lease),
+        )
+        .await
     }
 
     /// Resolves a claimed handoff.
@@ -244,24 +285,35 @@ impl<S: HandoffStore> Dispatcher<S> {
         worker: &str,
         resolution: &Resolution,
     ) -> Result<Handoff, StoreError> {
-        self.store
-            .resolve(id, worker, self.clock.now(), resolution)
-            .await
+        self.tracked(
+            true,
+            self.store.resolve(id, worker, self.clock.now(), resolution),
+        )
+        .await
     }
 
     /// Returns a claimed handoff to the queue.
     pub async fn release(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
-        self.store.release(id, worker, self.clock.now()).await
+        self.tracked(true, self.store.release(id, worker, self.clock.now()))
+            .await
+    }
+
+    /// One handoff as it stands now: an expired lease shows as queued.
+    pub async fn get(&self, id: &str) -> Result<Handoff, StoreError> {
+        let handoff = self.tracked(false, self.store.get(id)).await?;
+        Ok(handoff.as_of(self.clock.now()))
     }
 
     /// Unresolved handoffs by tier, role and state, for monitoring.
     pub async fn depth(&self) -> Result<Vec<QueueDepth>, StoreError> {
-        self.store.depth(self.clock.now()).await
+        self.tracked(false, self.store.depth(self.clock.now()))
+            .await
     }
 
     /// Handoffs matching `filter`.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Handoff>, StoreError> {
-        self.store.list(filter, self.clock.now()).await
+        self.tracked(false, self.store.list(filter, self.clock.now()))
+            .await
     }
 
     /// Acts on every missed deadline: an operator handoff rises to
@@ -269,6 +321,13 @@ impl<S: HandoffStore> Dispatcher<S> {
     /// alert. Safe to run from several places at once: each breach is
     /// acted on once.
     pub async fn enforce_sla(&self) -> Result<Vec<SlaEvent>, StoreError> {
+        let enforced = self.enforce_sla_untracked().await;
+        let wrote = enforced.as_ref().is_ok_and(|events| !events.is_empty());
+        self.health.observe(&enforced, wrote);
+        enforced
+    }
+
+    async fn enforce_sla_untracked(&self) -> Result<Vec<SlaEvent>, StoreError> {
         let now = self.clock.now();
         let mut events = Vec::new();
         for (handoff, breach) in self.store.breached(now).await? {

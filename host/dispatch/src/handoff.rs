@@ -180,6 +180,20 @@ pub struct Handoff {
 }
 
 impl Handoff {
+    /// The handoff as it stands at `now`: an unresolved handoff whose lease
+    /// has run out is back in the queue (claiming it again is what records
+    /// that), whatever its stored state still says.
+    pub fn as_of(mut self, now: DateTime<Utc>) -> Handoff {
+        let expired = self.state != HandoffState::Resolved
+            && self.lease_expires.is_some_and(|until| until <= now);
+        if expired {
+            self.state = HandoffState::Queued;
+            self.lease_owner = None;
+            self.lease_expires = None;
+        }
+        self
+    }
+
     /// The deadline that matters now: acknowledge until acknowledged, then
     /// resolve. The queue serves earliest first.
     pub fn next_deadline(&self) -> DateTime<Utc> {

@@ -9,6 +9,7 @@
 //! - [`handoff`]: the handoff, its states, its transfer payload and the
 //!   human's resolution;
 //! - [`store`]: the storage contract; [`sqlite`]: the embedded store;
+//! - [`health`]: whether the store takes work, for readiness;
 //! - [`clock`]: where time comes from, so SLA clocks can be tested;
 //! - [`sla`]: the background task that escalates on a missed deadline;
 //! - [`report`]: feedback figures and the threshold suggestion.
@@ -16,6 +17,7 @@
 mod clock;
 mod dispatcher;
 mod handoff;
+mod health;
 pub mod report;
 mod sla;
 mod sqlite;
@@ -27,6 +29,7 @@ pub use handoff::{
     DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff, Resolution,
     TransferPayload,
 };
+pub use health::StoreHealth;
 pub use report::{FeedbackReport, ReportOptions, feedback_report};
 pub use sla::spawn_sla_clock;
 pub use sqlite::{Commit, SqliteStore};

@@ -76,7 +76,54 @@ CREATE TABLE IF NOT EXISTS events (
     detail TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_handoff ON events (handoff);
+CREATE TABLE IF NOT EXISTS probe (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+    seq INTEGER PRIMARY KEY,
+    line TEXT NOT NULL
+);
 "#;
+
+/// `PRAGMA quick_check`, and a refusal naming what is wrong when it finds
+/// anything: a damaged store would take work it cannot give back (handoffs
+/// that can never be claimed).
+async fn check_integrity(pool: &SqlitePool, path: &Path) -> Result<(), StoreError> {
+    let findings: Vec<String> = sqlx::query_scalar("PRAGMA quick_check(5)")
+        .fetch_all(pool)
+        .await
+        .map_err(|e| damaged_or(e, path))?;
+    if findings.len() == 1 && findings[0] == "ok" {
+        return Ok(());
+    }
+    pool.close().await;
+    Err(StoreError::Damaged {
+        path: path.display().to_string(),
+        detail: findings.join("; "),
+    })
+}
+
+/// SQLite's "corrupt" and "not a database" as [`StoreError::Damaged`].
+fn damaged_or(error: sqlx::Error, path: &Path) -> StoreError {
+    let code = match &error {
+        sqlx::Error::Database(db) => db.code().and_then(|c| c.parse::<i64>().ok()),
+        _ => None,
+    };
+    match code.map(|c| c & 0xff) {
+        Some(SQLITE_CORRUPT | SQLITE_NOTADB) => StoreError::Damaged {
+            path: path.display().to_string(),
+            detail: match &error {
+                sqlx::Error::Database(db) => db.message().to_string(),
+                other => other.to_string(),
+            },
+        },
+        _ => StoreError::Database(error),
+    }
+}
+
+const SQLITE_CORRUPT: i64 = 11;
+const SQLITE_NOTADB: i64 = 26;
 
 /// The next deadline, in SQL: acknowledge until acknowledged, then resolve.
 const NEXT_DEADLINE: &str =
@@ -132,9 +179,45 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await?;
-        sqlx::raw_sql(SCHEMA).execute(&pool).await?;
+            .await
+            .map_err(|e| damaged_or(e, &path))?;
+        check_integrity(&pool, &path).await?;
+        sqlx::raw_sql(SCHEMA)
+            .execute(&pool)
+            .await
+            .map_err(|e| damaged_or(e, &path))?;
         Ok(SqliteStore { pool, path })
+    }
+
+    /// The audit checkpoints kept in the store at `path` (a `handoffs.db`),
+    /// oldest first, as their JSON lines. Opens it read-only and never
+    /// creates it: this is how a verifier reads the store's copy.
+    pub async fn read_checkpoints(path: &Path) -> Result<Vec<String>, StoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .map_err(|e| damaged_or(e, path))?;
+        let lines = sqlx::query_scalar("SELECT line FROM audit_checkpoints ORDER BY seq")
+            .fetch_all(&pool)
+            .await;
+        pool.close().await;
+        Ok(lines?)
+    }
+
+    /// Keeps a copy of an audit checkpoint: a second witness, apart from
+    /// the checkpoint file.
+    pub async fn record_checkpoint(&self, seq: u64, line: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT OR IGNORE INTO audit_checkpoints (seq, line) VALUES (?, ?)")
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .bind(line)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// The database file.
@@ -144,6 +227,15 @@ impl SqliteStore {
 
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        // Fold the write-ahead log into the database, so that a store
+        // closed cleanly is one self-contained file (to copy, back up or
+        // check). Best effort: another process may hold it open.
+        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+        {
+            tracing::debug!(%error, "cannot fold the store's write-ahead log at close");
+        }
         self.pool.close().await;
     }
 
@@ -469,6 +561,18 @@ impl HandoffStore for SqliteStore {
         commit_with_event(tx, id, now, "released", worker, json!({})).await
     }
 
+    async fn probe(&self) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query(
+            "INSERT INTO probe (id, at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET at = excluded.at",
+        )
+        .bind(millis(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn get(&self, id: &str) -> Result<Handoff, StoreError> {
         let row = sqlx::query("SELECT * FROM handoffs WHERE id = ?")
             .bind(id)
@@ -495,14 +599,7 @@ impl HandoffStore for SqliteStore {
         .await?;
         let mut handoffs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let mut handoff = handoff_from_row(row)?;
-            let expired = handoff.state != HandoffState::Resolved
-                && handoff.lease_expires.is_some_and(|until| until <= now);
-            if expired {
-                handoff.state = HandoffState::Queued;
-                handoff.lease_owner = None;
-                handoff.lease_expires = None;
-            }
+            let handoff = handoff_from_row(row)?.as_of(now);
             if filter.state.is_none_or(|state| state == handoff.state) {
                 handoffs.push(handoff);
             }

@@ -151,6 +151,20 @@ pub enum StoreError {
     /// The database failed.
     #[error("handoff store: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database file is damaged: it is refused rather than served,
+    /// because a damaged store takes work it cannot give back.
+    #[error(
+        "the handoff store {path} is damaged ({detail}); it was not opened. Stop every \
+         host using it, move it aside, and restore it from a backup, or salvage what is \
+         readable with `sqlite3 {path} .recover | sqlite3 handoffs-recovered.db` and put \
+         that in its place. Every decision stays in the audit log either way"
+    )]
+    Damaged {
+        /// The database file.
+        path: String,
+        /// What the integrity check found.
+        detail: String,
+    },
     /// A stored value could not be read back.
     #[error("handoff store holds a bad value in {what}: {detail}")]
     Corrupt {
@@ -234,7 +248,12 @@ pub trait HandoffStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Handoff, StoreError>> + Send;
 
-    /// One handoff.
+    /// Proves the store takes changes, with a write that changes nothing
+    /// anybody reads: how readiness finds out that a failed store works
+    /// again.
+    fn probe(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// One handoff, as stored.
     fn get(&self, id: &str) -> impl Future<Output = Result<Handoff, StoreError>> + Send;
 
     /// Handoffs matching `filter`, earliest deadline first.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use handoff_audit::{AuditError, AuditLog, AuditOptions, Durability};
+use handoff_audit::{AuditError, AuditLog, AuditOptions, Checkpoint, Durability};
 use handoff_dispatch::{
     Commit, DispatchConfig, Dispatcher, SlaEvent, SqliteStore, StoreError, SystemClock,
     spawn_sla_clock,
@@ -86,7 +86,7 @@ pub enum HostError {
     #[error("cannot open the artifact cache: {0}")]
     Cache(#[from] CacheError),
     /// The audit log cannot be opened (or repaired).
-    #[error("cannot open the audit log in {dir}: {source}")]
+    #[error("cannot open the audit log in {dir}")]
     Audit {
         /// Its directory.
         dir: String,
@@ -101,7 +101,7 @@ pub enum HostError {
     #[error(transparent)]
     Watch(#[from] WatchError),
     /// The handoff store cannot be opened.
-    #[error("cannot open the handoff store in {dir}: {source}")]
+    #[error("cannot open the handoff store in {dir}")]
     Store {
         /// Its directory.
         dir: String,
@@ -118,6 +118,8 @@ pub struct Host {
     audit: Option<Arc<AuditLog>>,
     dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
     sla_tasks: Vec<JoinHandle<()>>,
+    /// Copies each audit checkpoint into the store.
+    checkpoint_copier: Option<JoinHandle<()>>,
     /// Keeps the policy directory watched while the host lives.
     _watcher: Option<Watcher>,
 }
@@ -139,13 +141,36 @@ impl Host {
             .audit
             .as_ref()
             .map_or(Durability::default(), |audit| audit.options.durability);
+        // Checkpoints go to their witness file and, once the store is
+        // open, to the store too: a second witness a forger must also find.
+        let (checkpoint_tx, checkpoint_rx) = tokio::sync::mpsc::channel::<Checkpoint>(64);
         let audit = match config.audit {
-            Some(setup) => Some(Arc::new(
-                AuditLog::open(&setup.dir, setup.options).map_err(|source| HostError::Audit {
-                    dir: setup.dir.display().to_string(),
-                    source,
-                })?,
-            )),
+            Some(mut setup) => {
+                if let Some(checkpoints) = &mut setup.options.checkpoints
+                    && config.store.is_some()
+                {
+                    let previous = checkpoints.observer.take();
+                    checkpoints.observer = Some(Arc::new(move |checkpoint: &Checkpoint| {
+                        if let Some(previous) = &previous {
+                            previous(checkpoint);
+                        }
+                        if checkpoint_tx.try_send(checkpoint.clone()).is_err() {
+                            tracing::warn!(
+                                seq = checkpoint.seq,
+                                "the store's checkpoint copy is behind; the witness file has it"
+                            );
+                        }
+                    }));
+                }
+                Some(Arc::new(
+                    AuditLog::open(&setup.dir, setup.options).map_err(|source| {
+                        HostError::Audit {
+                            dir: setup.dir.display().to_string(),
+                            source,
+                        }
+                    })?,
+                ))
+            }
             None => None,
         };
         let record = lifecycle_recorder(audit.clone(), observers.lifecycle.clone());
@@ -183,6 +208,9 @@ impl Host {
             }
             None => None,
         };
+        let checkpoint_copier = dispatcher
+            .clone()
+            .map(|dispatcher| tokio::spawn(copy_checkpoints(dispatcher, checkpoint_rx)));
         let sla_tasks = match (&dispatcher, config.sla_clock) {
             (Some(dispatcher), true) => start_sla_clock(dispatcher.clone(), observers.sla),
             _ => Vec::new(),
@@ -199,6 +227,7 @@ impl Host {
             audit,
             dispatcher,
             sla_tasks,
+            checkpoint_copier,
             _watcher: watcher,
         })
     }
@@ -223,17 +252,50 @@ impl Host {
         self.dispatcher.as_ref()
     }
 
-    /// Stops the SLA clocks, writes out the audit log and closes the store.
+    /// Stops the SLA clocks, writes out the audit log, signs a closing
+    /// checkpoint (when checkpoints are configured) and closes the store.
     /// Call it after the last submission has been answered.
     pub async fn close(self) -> Result<(), AuditError> {
         for task in &self.sla_tasks {
             task.abort();
         }
         let flushed = self.audit.as_ref().map_or(Ok(()), |audit| audit.flush());
+        let closing = match (&self.audit, &flushed) {
+            (Some(audit), Ok(())) => audit.checkpoint(),
+            _ => Ok(None),
+        };
+        if let Some(copier) = &self.checkpoint_copier {
+            copier.abort();
+        }
         if let Some(dispatcher) = &self.dispatcher {
+            if let Ok(Some(checkpoint)) = &closing {
+                record_checkpoint(dispatcher, checkpoint).await;
+            }
             dispatcher.store().close().await;
         }
-        flushed
+        flushed?;
+        closing.map(|_| ())
+    }
+}
+
+/// Keeps a copy of each checkpoint in the store, as it is written.
+async fn copy_checkpoints(
+    dispatcher: Arc<Dispatcher<SqliteStore>>,
+    mut checkpoints: tokio::sync::mpsc::Receiver<Checkpoint>,
+) {
+    while let Some(checkpoint) = checkpoints.recv().await {
+        record_checkpoint(&dispatcher, &checkpoint).await;
+    }
+}
+
+async fn record_checkpoint(dispatcher: &Dispatcher<SqliteStore>, checkpoint: &Checkpoint) {
+    let line = checkpoint.to_line();
+    if let Err(error) = dispatcher
+        .store()
+        .record_checkpoint(checkpoint.seq, &line)
+        .await
+    {
+        tracing::error!(%error, seq = checkpoint.seq, "cannot copy an audit checkpoint into the store");
     }
 }
 

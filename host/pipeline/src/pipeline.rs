@@ -123,9 +123,19 @@ impl Pipeline {
         self: &Arc<Self>,
         items: Vec<WorkItem>,
     ) -> Result<Vec<Answer>, PipelineError> {
+        self.submit_by(items, None).await
+    }
+
+    /// [`Pipeline::submit`], with the authenticated submitter recorded in
+    /// each decision's audit record.
+    pub async fn submit_by(
+        self: &Arc<Self>,
+        items: Vec<WorkItem>,
+        principal: Option<String>,
+    ) -> Result<Vec<Answer>, PipelineError> {
         let this = self.clone();
         let decided = self
-            .offload(move || this.decide_and_record(items))
+            .offload(move || this.decide_and_record(items, principal.as_deref()))
             .await??;
         let mut answers = Vec::with_capacity(decided.len());
         for (item, decision) in decided {
@@ -174,6 +184,7 @@ impl Pipeline {
     fn decide_and_record(
         &self,
         items: Vec<WorkItem>,
+        principal: Option<&str>,
     ) -> Result<Vec<(WorkItem, Decision)>, PipelineError> {
         self.evaluators.with(|evaluator| {
             items
@@ -181,7 +192,7 @@ impl Pipeline {
                 .map(|item| {
                     let decision = evaluator.evaluate(&item)?;
                     if let Some(audit) = &self.audit {
-                        audit.record_decision(&item, &decision).map_err(|source| {
+                        audit.record_decision(&item, &decision, principal).map_err(|source| {
                             tracing::error!(error = %source, item = %item.id, "cannot record a decision");
                             PipelineError::Audit {
                                 item: item.id.clone(),

@@ -1,6 +1,6 @@
 //! What every request handler shares: the running host's pipeline,
-//! policies, audit log and dispatcher, and the server's own metrics, tokens
-//! and limits.
+//! policies, audit log and dispatcher, and the server's own metrics, the
+//! credentials it accepts and its limits.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use handoff_pipeline::{Host, Pipeline};
 use handoff_policy::reload::LivePolicies;
 use tokio::sync::Notify;
 
-use super::auth::Tokens;
+use super::auth::Identities;
 use super::config::ServerConfig;
 use super::metrics::Metrics;
 
@@ -27,7 +27,7 @@ pub struct App {
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
     /// Who may call what.
-    pub tokens: Arc<Tokens>,
+    pub identities: Arc<Identities>,
     /// Limits on requests.
     pub config: ServerConfig,
     /// Woken whenever this server resolves a handoff, so that long polls
@@ -46,7 +46,7 @@ impl App {
     pub fn new(
         host: &Host,
         metrics: Arc<Metrics>,
-        tokens: Tokens,
+        identities: Identities,
         config: ServerConfig,
     ) -> Result<App, IncompleteHost> {
         Ok(App {
@@ -65,7 +65,7 @@ impl App {
                 .ok_or(IncompleteHost("a handoff store"))?
                 .clone(),
             metrics,
-            tokens: Arc::new(tokens),
+            identities: Arc::new(identities),
             config,
             resolved: Notify::new(),
         })

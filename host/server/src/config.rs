@@ -7,26 +7,51 @@
 //! max-batch = 1000
 //! max-wait-secs = 60
 //! evaluators = 2          # default: the number of CPUs
+//! header-timeout-secs = 10
+//! body-timeout-secs = 30
+//! idle-timeout-secs = 60
+//! max-connections = 1024  # lowered to fit the open-file limit
+//! shutdown-timeout-secs = 10
 //!
+//! # Named people and agents, each with roles and tokens given as SHA-256
+//! # digests (`printf %s "$TOKEN" | sha256sum`).
+//! [[principals]]
+//! name = "alice"
+//! roles = ["operator"]
+//! token-sha256 = ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]
+//!
+//! # JWTs from an identity provider, verified offline.
+//! [jwt]
+//! jwks-file = "/etc/handoff/jwks.json"
+//! issuer = "https://id.example.com"
+//! audience = "handoff"
+//!
+//! # Unnamed tokens per role, in clear (each is its own principal,
+//! # `ROLE-token-<first 8 hex of its digest>`).
 //! [tokens]
 //! agent = ["..."]
 //! operator = ["..."]
 //! compliance = ["..."]
 //! ```
 //!
-//! Tokens can also come from `HANDOFF_AGENT_TOKENS`,
+//! Role tokens can also come from `HANDOFF_AGENT_TOKENS`,
 //! `HANDOFF_OPERATOR_TOKENS` and `HANDOFF_COMPLIANCE_TOKENS`
 //! (comma-separated), which keeps them out of files under version control.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use handoff_model::Named;
 use strum::VariantArray;
 
-use super::auth::{Role, Tokens};
+use super::auth::{Identities, Principal, Role, token_digest, valid_name};
+use super::connections::{ConnectionLimits, fit_to_descriptor_limit};
+use super::jwt::{JwksError, JwtConfig, JwtVerifier};
 
 /// What the config file may say.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,8 +73,45 @@ pub struct ServerConfig {
     /// pool dry (which would fail items to humans). Default: the number of
     /// CPUs.
     pub evaluators: Option<usize>,
-    /// Bearer tokens by role.
+    /// From when a connection waits for a request (it opened, or the last
+    /// response ended) to the end of the request's headers. Closes
+    /// slowloris clients and idle keep-alive connections.
+    pub header_timeout_secs: u64,
+    /// From the end of a request's headers to the end of its body.
+    pub body_timeout_secs: u64,
+    /// A connection that moves no byte this long while no handler works
+    /// for it is closed.
+    pub idle_timeout_secs: u64,
+    /// Connections open at once; lowered at start to fit the process's
+    /// open-file limit.
+    pub max_connections: usize,
+    /// How long a stop waits for requests in flight before closing what is
+    /// left.
+    pub shutdown_timeout_secs: u64,
+    /// Named principals with token digests.
+    pub principals: Vec<PrincipalConfig>,
+    /// JWT verification, if any.
+    pub jwt: Option<JwtConfig>,
+    /// Unnamed bearer tokens by role.
     pub tokens: TokenLists,
+}
+
+/// One `[[principals]]` entry.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PrincipalConfig {
+    name: String,
+    roles: Vec<Role>,
+    token_sha256: Vec<String>,
+}
+
+impl std::fmt::Debug for PrincipalConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrincipalConfig")
+            .field("name", &self.name)
+            .field("roles", &self.roles)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Tokens as written in the file.
@@ -79,6 +141,13 @@ impl Default for ServerConfig {
             max_batch: 1000,
             max_wait_secs: 60,
             evaluators: None,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            idle_timeout_secs: 60,
+            max_connections: 1024,
+            shutdown_timeout_secs: 10,
+            principals: Vec::new(),
+            jwt: None,
             tokens: TokenLists::default(),
         }
     }
@@ -119,6 +188,17 @@ pub enum ConfigError {
         /// Its maximum.
         max: u64,
     },
+    /// A principal entry that cannot be used.
+    #[error("config: principal {name:?}: {reason}")]
+    Principal {
+        /// The principal's name as written.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The JWT key set cannot be used.
+    #[error("config: [jwt]: {0}")]
+    Jwks(#[from] JwksError),
     /// An open server on a reachable address.
     #[error(
         "refusing to listen on {0} with no tokens configured: anyone who can reach it could \
@@ -168,24 +248,110 @@ impl ServerConfig {
             ),
             ("max-batch", config.max_batch as u64, 1),
             ("evaluators", config.evaluators.unwrap_or(1) as u64, 1),
+            ("header-timeout-secs", config.header_timeout_secs, 1),
+            ("body-timeout-secs", config.body_timeout_secs, 1),
+            ("idle-timeout-secs", config.idle_timeout_secs, 1),
+            ("max-connections", config.max_connections as u64, 1),
         ] {
             if value < min {
                 return Err(ConfigError::TooSmall { key, min });
             }
         }
-        if config.evaluators.is_some_and(|n| n > MAX_EVALUATORS) {
-            return Err(ConfigError::TooLarge {
-                key: "evaluators",
-                max: MAX_EVALUATORS as u64,
-            });
+        for (key, value, max) in [
+            (
+                "evaluators",
+                config.evaluators.unwrap_or(1) as u64,
+                MAX_EVALUATORS as u64,
+            ),
+            ("header-timeout-secs", config.header_timeout_secs, 3600),
+            ("body-timeout-secs", config.body_timeout_secs, 3600),
+            ("idle-timeout-secs", config.idle_timeout_secs, 86_400),
+            ("shutdown-timeout-secs", config.shutdown_timeout_secs, 3600),
+            ("max-connections", config.max_connections as u64, 1 << 20),
+        ] {
+            if value > max {
+                return Err(ConfigError::TooLarge { key, max });
+            }
         }
         Ok(config)
     }
 
-    /// The tokens from the file and from `env` (a lookup, so tests need not
-    /// touch the process environment).
-    pub fn tokens(&self, env: impl Fn(&str) -> Option<String>) -> Tokens {
-        let mut tokens = Tokens::default();
+    /// The connection limits and timeouts, the connection limit fitted to
+    /// the process's open-file limit.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs),
+            body_timeout: Duration::from_secs(self.body_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: fit_to_descriptor_limit(self.max_connections),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_secs),
+        }
+    }
+
+    /// Every credential the server accepts: the named principals, the JWT
+    /// key set, and the role tokens from the file and from `env` (a lookup,
+    /// so tests need not touch the process environment).
+    pub fn identities(
+        &self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Identities, ConfigError> {
+        let mut identities = Identities::default();
+        let mut names = BTreeMap::new();
+        let mut digests = BTreeMap::new();
+        for entry in &self.principals {
+            let refuse = |reason: String| ConfigError::Principal {
+                name: entry.name.clone(),
+                reason,
+            };
+            if !valid_name(&entry.name) {
+                return Err(refuse(
+                    "a name is 1 to 128 printable characters, with no leading or trailing space"
+                        .into(),
+                ));
+            }
+            if names.insert(entry.name.clone(), ()).is_some() {
+                return Err(refuse("the name is listed twice".into()));
+            }
+            if entry.roles.is_empty() {
+                return Err(refuse("it has no roles".into()));
+            }
+            if entry.token_sha256.is_empty() {
+                return Err(refuse("it has no `token-sha256`".into()));
+            }
+            let principal = Arc::new(Principal {
+                name: entry.name.clone(),
+                roles: entry.roles.clone(),
+            });
+            for hex_digest in &entry.token_sha256 {
+                let digest = parse_digest(hex_digest).ok_or_else(|| {
+                    refuse("`token-sha256` entries are 64 hex digits (a SHA-256 digest)".into())
+                })?;
+                if let Some(other) = digests.insert(digest, entry.name.clone()) {
+                    return Err(refuse(format!("a token digest is also {other}'s")));
+                }
+                identities.add_token_digest(digest, principal.clone());
+            }
+        }
+        for (digest, principal) in self.role_tokens(env) {
+            if let Some(other) = digests.get(&digest) {
+                return Err(ConfigError::Principal {
+                    name: principal.name.clone(),
+                    reason: format!("the same token is also {other}'s"),
+                });
+            }
+            identities.add_token_digest(digest, principal);
+        }
+        if let Some(jwt) = &self.jwt {
+            identities.set_jwt(JwtVerifier::load(jwt.clone())?);
+        }
+        Ok(identities)
+    }
+
+    /// The unnamed role tokens: one principal per distinct token, named by
+    /// its role and the start of its digest, holding every role it is
+    /// listed for.
+    fn role_tokens(&self, env: impl Fn(&str) -> Option<String>) -> Vec<([u8; 32], Arc<Principal>)> {
+        let mut by_digest: BTreeMap<[u8; 32], Vec<Role>> = BTreeMap::new();
         for &role in Role::VARIANTS {
             let listed = match role {
                 Role::Agent => &self.tokens.agent,
@@ -197,17 +363,42 @@ impl ServerConfig {
             let from_env = from_env.split(',').map(str::trim).map(str::to_string);
             for token in listed.iter().cloned().chain(from_env) {
                 if !token.is_empty() {
-                    tokens.add(role, &token);
+                    let roles = by_digest.entry(token_digest(&token)).or_default();
+                    if !roles.contains(&role) {
+                        roles.push(role);
+                    }
                 }
             }
         }
-        tokens
+        by_digest
+            .into_iter()
+            .map(|(digest, roles)| {
+                let name = format!("{}-token-{}", roles[0].as_str(), hex8(&digest));
+                (digest, Arc::new(Principal { name, roles }))
+            })
+            .collect()
     }
 }
 
+fn parse_digest(text: &str) -> Option<[u8; 32]> {
+    let text = text.trim();
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut digest = [0u8; 32];
+    for (i, byte) in digest.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(digest)
+}
+
+fn hex8(digest: &[u8; 32]) -> String {
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Refuses an unauthenticated server anywhere but loopback.
-pub fn check_exposure(listen: SocketAddr, tokens: &Tokens) -> Result<(), ConfigError> {
-    if tokens.is_empty() && !listen.ip().is_loopback() {
+pub fn check_exposure(listen: SocketAddr, identities: &Identities) -> Result<(), ConfigError> {
+    if identities.is_empty() && !listen.ip().is_loopback() {
         return Err(ConfigError::OpenOnNetwork(listen));
     }
     Ok(())
@@ -217,25 +408,76 @@ pub fn check_exposure(listen: SocketAddr, tokens: &Tokens) -> Result<(), ConfigE
 mod tests {
     use super::*;
 
+    fn name_of(identities: &Identities, token: &str) -> Option<String> {
+        identities.authenticate(token).ok().map(|p| p.name.clone())
+    }
+
     #[test]
     fn tokens_come_from_the_file_and_the_environment() {
         let config: ServerConfig = toml::from_str("[tokens]\nagent = [\"a1\"]").unwrap();
-        let tokens =
-            config.tokens(|name| (name == "HANDOFF_OPERATOR_TOKENS").then(|| "o1, o2".to_string()));
-        assert_eq!(tokens.role_of("a1"), Some(Role::Agent));
-        assert_eq!(tokens.role_of("o2"), Some(Role::Operator));
-        assert_eq!(tokens.role_of(""), None);
+        let identities = config
+            .identities(|name| (name == "HANDOFF_OPERATOR_TOKENS").then(|| "o1, o2".to_string()))
+            .unwrap();
+        let a1 = identities.authenticate("a1").unwrap();
+        assert_eq!(a1.roles, vec![Role::Agent]);
+        assert!(a1.name.starts_with("agent-token-"), "{}", a1.name);
+        assert_eq!(
+            identities.authenticate("o2").unwrap().roles,
+            vec![Role::Operator]
+        );
+        assert_ne!(name_of(&identities, "o1"), name_of(&identities, "o2"));
+        assert!(identities.authenticate("").is_err());
+    }
+
+    #[test]
+    fn principals_are_named_by_their_token_digests() {
+        let digest = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
+        let config: ServerConfig = toml::from_str(&format!(
+            "[[principals]]\nname = \"alice\"\nroles = [\"operator\", \"compliance\"]\ntoken-sha256 = [\"{digest}\"]\n"
+        ))
+        .unwrap();
+        let identities = config.identities(|_| None).unwrap();
+        let alice = identities.authenticate("secret").unwrap();
+        assert_eq!(alice.name, "alice");
+        assert_eq!(alice.roles, vec![Role::Operator, Role::Compliance]);
+
+        for (entry, needle) in [
+            (
+                "name = \"a\\nb\"\nroles = [\"agent\"]\ntoken-sha256 = [\"{d}\"]",
+                "printable",
+            ),
+            (
+                "name = \"b\"\nroles = []\ntoken-sha256 = [\"{d}\"]",
+                "no roles",
+            ),
+            (
+                "name = \"c\"\nroles = [\"agent\"]\ntoken-sha256 = [\"abc\"]",
+                "64 hex",
+            ),
+        ] {
+            let text = format!("[[principals]]\n{}\n", entry.replace("{d}", digest));
+            let config: ServerConfig = toml::from_str(&text).unwrap();
+            let error = config.identities(|_| None).unwrap_err().to_string();
+            assert!(error.contains(needle), "{error}");
+        }
+        let twice = format!(
+            "[[principals]]\nname = \"a\"\nroles = [\"agent\"]\ntoken-sha256 = [\"{digest}\"]\n\
+             [[principals]]\nname = \"b\"\nroles = [\"agent\"]\ntoken-sha256 = [\"{digest}\"]\n"
+        );
+        let config: ServerConfig = toml::from_str(&twice).unwrap();
+        let error = config.identities(|_| None).unwrap_err().to_string();
+        assert!(error.contains("also a's"), "{error}");
     }
 
     #[test]
     fn an_open_server_stays_on_loopback() {
-        let open = Tokens::default();
+        let open = Identities::default();
         assert!(check_exposure("127.0.0.1:80".parse().unwrap(), &open).is_ok());
         assert!(check_exposure("[::1]:80".parse().unwrap(), &open).is_ok());
         let error = check_exposure("0.0.0.0:80".parse().unwrap(), &open).unwrap_err();
         assert!(error.to_string().contains("0.0.0.0:80"));
-        let mut closed = Tokens::default();
-        closed.add(Role::Agent, "t");
+        let config: ServerConfig = toml::from_str("[tokens]\nagent = [\"t\"]").unwrap();
+        let closed = config.identities(|_| None).unwrap();
         assert!(check_exposure("0.0.0.0:80".parse().unwrap(), &closed).is_ok());
     }
 

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use super::connections::BodyTimedOut;
 use handoff_dispatch::StoreError;
 use handoff_model::InputError;
 use handoff_pipeline::PipelineError;
@@ -53,6 +54,12 @@ impl ApiError {
         }
     }
 
+    /// The same error, about one field of the request.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
     /// A 400 about the request as a whole.
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid-request", message)
@@ -95,9 +102,21 @@ impl IntoResponse for ApiError {
 }
 
 impl From<BytesRejection> for ApiError {
-    /// An oversized body is a 413; anything else about reading it a 400.
+    /// An oversized body is a 413, one that did not arrive in time a 408;
+    /// anything else about reading it a 400.
     fn from(rejection: BytesRejection) -> Self {
         let status = rejection.status();
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+        while let Some(error) = cause {
+            if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
+                return ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body-timeout",
+                    timed_out.to_string(),
+                );
+            }
+            cause = error.source();
+        }
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(status, "body-too-large", rejection.body_text())
         } else {
@@ -168,6 +187,11 @@ impl From<StoreError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 "store-unavailable",
                 error.to_string(),
+            ),
+            StoreError::Damaged { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-damaged",
+                "the handoff store is damaged; the server log says how to recover it",
             ),
             StoreError::Corrupt { .. } => ApiError::internal("the handoff store is damaged", error),
         }

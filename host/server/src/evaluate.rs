@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use handoff_dispatch::Dispatched;
 use handoff_model::{Decision, InputError, WorkItem};
@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::app::App;
+use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
 
@@ -37,14 +38,17 @@ pub struct BatchAnswer {
 }
 
 /// Decides, audits and dispatches through the host's pipeline: a decision
-/// is only answered once its audit record is written.
+/// is only answered once its audit record is written, with the submitting
+/// principal.
 pub async fn evaluate(
     State(app): State<Arc<App>>,
+    caller: Option<Extension<Caller>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let body = body?;
     let (items, batch) = parse_items(&body, app.config.max_batch)?;
-    let answers = app.pipeline.submit(items).await?;
+    let principal = caller.map(|Extension(Caller(principal))| principal.name.clone());
+    let answers = app.pipeline.submit_by(items, principal).await?;
     let mut results: Vec<EvaluateAnswer> = answers
         .into_iter()
         .map(|answer| {

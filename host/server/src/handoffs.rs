@@ -1,5 +1,11 @@
 //! Handoffs over HTTP: agents fetch outcomes (optionally long-polling),
 //! operators list, claim, acknowledge, resolve and release.
+//!
+//! The acting worker is the authenticated principal. A body may still say
+//! `worker`, but only its own name: naming a colleague is refused, so that
+//! the queue's leases and the event log always record who really acted.
+//! Only an open server (no credentials configured, loopback only) takes
+//! the worker from the body.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,16 +13,16 @@ use std::time::Duration;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::app::App;
+use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
-use handoff_dispatch::{
-    Handoff, HandoffState, HandoffStore, ListFilter, Outcome, OutcomeError, Resolution,
-};
+use handoff_dispatch::{Handoff, HandoffState, ListFilter, Outcome, OutcomeError, Resolution};
 
 /// How often a long poll looks at the store for a resolution made by
 /// another process (`handoff queue resolve`); this server's own resolutions
@@ -30,6 +36,9 @@ pub struct WaitQuery {
     /// state.
     wait: Option<u64>,
 }
+
+/// An optional authenticated caller: absent on an open server.
+type MaybeCaller = Option<Extension<Caller>>;
 
 /// `GET /v1/handoffs/{id}`: the handoff, at once or when it is resolved
 /// (with `?wait=SECS`).
@@ -45,7 +54,7 @@ pub async fn get(
         // Registered before the read, so a resolution between the read and
         // the wait still wakes it.
         let resolved = app.resolved.notified();
-        let handoff = app.dispatcher.store().get(&id).await?;
+        let handoff = app.dispatcher.get(&id).await?;
         let now = Instant::now();
         if handoff.state == HandoffState::Resolved || now >= deadline {
             return Ok(Json(handoff));
@@ -84,7 +93,7 @@ pub async fn list(
 #[serde(deny_unknown_fields)]
 struct ClaimBody {
     role: String,
-    worker: String,
+    worker: Option<String>,
 }
 
 /// What a claim got.
@@ -97,52 +106,90 @@ pub struct Claimed {
 /// `POST /v1/queue/claim`: the most urgent handoff for a role.
 pub async fn claim(
     State(app): State<Arc<App>>,
+    caller: MaybeCaller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Claimed>, ApiError> {
     let request: ClaimBody = body::parse(&body?)?;
-    let handoff = app
-        .dispatcher
-        .claim(&request.role, nonempty("worker", &request.worker)?)
-        .await?;
+    let worker = acting_worker(caller, request.worker.as_deref())?;
+    let role = nonempty("role", &request.role)?;
+    let handoff = app.dispatcher.claim(role, &worker).await?;
     Ok(Json(Claimed { handoff }))
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkerBody {
-    worker: String,
+    worker: Option<String>,
 }
 
 /// `POST /v1/handoffs/{id}/ack`.
 pub async fn acknowledge(
     State(app): State<Arc<App>>,
+    caller: MaybeCaller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Handoff>, ApiError> {
-    let worker = worker_of(body)?;
+    let worker = worker_of(caller, body)?;
     Ok(Json(app.dispatcher.acknowledge(&id, &worker).await?))
 }
 
 /// `POST /v1/handoffs/{id}/release`.
 pub async fn release(
     State(app): State<Arc<App>>,
+    caller: MaybeCaller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Handoff>, ApiError> {
-    let worker = worker_of(body)?;
+    let worker = worker_of(caller, body)?;
     Ok(Json(app.dispatcher.release(&id, &worker).await?))
 }
 
-/// The acting worker, from a `{"worker": ...}` body.
-fn worker_of(body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
-    let request: WorkerBody = body::parse(&body?)?;
-    Ok(nonempty("worker", &request.worker)?.to_string())
+/// The acting worker, for a body that carries nothing else. An empty body
+/// is `{}`.
+fn worker_of(caller: MaybeCaller, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
+    let body = body?;
+    let request: WorkerBody = if body.iter().all(u8::is_ascii_whitespace) {
+        WorkerBody { worker: None }
+    } else {
+        body::parse(&body)?
+    };
+    acting_worker(caller, request.worker.as_deref())
+}
+
+/// Who acts: the authenticated principal, which a body's `worker` may
+/// repeat but never replace; on an open server, the body's `worker`.
+fn acting_worker(caller: MaybeCaller, named: Option<&str>) -> Result<String, ApiError> {
+    match (caller, named) {
+        (Some(Extension(Caller(principal))), None) => Ok(principal.name.clone()),
+        (Some(Extension(Caller(principal))), Some(named)) => {
+            if named.trim() == principal.name {
+                Ok(principal.name.clone())
+            } else {
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "not-your-identity",
+                    format!(
+                        "`worker` names someone other than the caller ({}): the acting person \
+                         is the one the credential belongs to; leave `worker` out",
+                        principal.name
+                    ),
+                )
+                .with_field("worker"))
+            }
+        }
+        (None, Some(named)) => Ok(nonempty("worker", named)?.to_string()),
+        (None, None) => Err(ApiError::invalid_field(
+            "worker",
+            "`worker` is required: this server has no credentials configured, so it cannot \
+             tell who is acting",
+        )),
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ResolveBody {
-    worker: String,
+    worker: Option<String>,
     outcome: String,
     correction: Option<String>,
     #[serde(default)]
@@ -154,11 +201,12 @@ struct ResolveBody {
 /// that calibrates thresholds.
 pub async fn resolve(
     State(app): State<Arc<App>>,
+    caller: MaybeCaller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Handoff>, ApiError> {
     let request: ResolveBody = body::parse(&body?)?;
-    let worker = nonempty("worker", &request.worker)?;
+    let worker = acting_worker(caller, request.worker.as_deref())?;
     let outcome = Outcome::from_parts(&request.outcome, request.correction).map_err(|e| {
         let field = match e {
             OutcomeError::Unknown(_) => "outcome",
@@ -171,7 +219,7 @@ pub async fn resolve(
         note: request.note,
         warranted: request.warranted,
     };
-    let handoff = app.dispatcher.resolve(&id, worker, &resolution).await?;
+    let handoff = app.dispatcher.resolve(&id, &worker, &resolution).await?;
     app.resolved.notify_waiters();
     Ok(Json(handoff))
 }

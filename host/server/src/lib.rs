@@ -3,7 +3,10 @@
 //! policies, pipeline, audit log and handoff store the other commands use.
 //!
 //! - `routes`: the route table, each route with the roles it admits;
-//! - `auth` and `config`: bearer tokens per role, and the config file;
+//! - `auth`, `jwt` and `config`: principals and their credentials (token
+//!   digests, JWTs), and the config file;
+//! - `connections`: the accept loop, connection limits and timeouts, and
+//!   the shutdown deadline;
 //! - `evaluate`, `handoffs`, `compliance` and `monitoring`: the
 //!   handlers, by who calls them;
 //! - `body` and `error`: JSON in with the failing field named, JSON
@@ -16,9 +19,11 @@ mod auth;
 mod body;
 mod compliance;
 mod config;
+mod connections;
 mod error;
 mod evaluate;
 mod handoffs;
+mod jwt;
 mod metrics;
 mod monitoring;
 mod routes;
@@ -27,22 +32,25 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use app::{App, IncompleteHost};
-pub use auth::{Role, Tokens};
+pub use auth::{Identities, Principal, Role, token_digest};
 pub use config::{ConfigError, ServerConfig, check_exposure};
+pub use connections::ConnectionLimits;
+pub use jwt::{JwksError, JwtConfig};
 pub use metrics::Metrics;
 pub use monitoring::OPENAPI;
-pub use routes::{ROUTES, Route, router};
+pub use routes::{MissingHandler, ROUTES, Route, router};
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops taking
-/// connections and lets the requests in flight finish. What they decided is
-/// in the audit log by then: a decision is recorded before it is answered.
+/// connections and lets the requests in flight finish, up to the
+/// configured shutdown deadline. What they decided is in the audit log by
+/// then: a decision is recorded before it is answered.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let router = router(app).map_err(std::io::Error::other)?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+) -> Result<(), MissingHandler> {
+    let limits = app.config.connection_limits();
+    let router = router(app)?;
+    connections::serve(listener, router, limits, shutdown).await;
+    Ok(())
 }

@@ -9,6 +9,9 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use handoff_audit::AuditHealth;
+use handoff_dispatch::StoreHealth;
+
 use super::app::App;
 use super::error::ApiError;
 
@@ -21,18 +24,48 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: ready to decide: at least one policy serves and the store
-/// answers. Otherwise a 503 saying which is missing.
+/// `GET /readyz`: ready exactly when an evaluation would be taken: a
+/// policy serves, the audit log takes appends and the store takes work.
+/// Otherwise a 503 whose `reasons` say which is missing, as stable codes
+/// (`no-policies`, `audit-stopped`, `store-unavailable`); the server log
+/// has the detail. A stopped audit log and a failed store are retried here
+/// (at most once a second each), so readiness returns by itself once the
+/// fault clears.
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
     let set = app.live.current();
     let policies = set.plugins().len();
-    let store = app.dispatcher.depth().await;
-    let ready = policies > 0 && store.is_ok();
+    let audit = app.audit.health();
+    let store = app.dispatcher.health().await;
+    let mut reasons = Vec::new();
+    if policies == 0 {
+        reasons.push("no-policies");
+    }
+    let audit = match audit {
+        AuditHealth::Writing => json!({"state": "writing"}),
+        AuditHealth::Stopped {
+            since,
+            refused,
+            retrying,
+        } => {
+            reasons.push("audit-stopped");
+            json!({"state": "stopped", "since": since, "refused": refused, "retrying": retrying})
+        }
+    };
+    let store = match store {
+        StoreHealth::Available => json!({"state": "available"}),
+        StoreHealth::Unavailable { since } => {
+            reasons.push("store-unavailable");
+            json!({"state": "unavailable", "since": since})
+        }
+    };
+    let ready = reasons.is_empty();
     let body = json!({
         "ready": ready,
+        "reasons": reasons,
         "generation": set.generation(),
         "policies": policies,
-        "store": store.map(|_| "ok".to_string()).unwrap_or_else(|e| e.to_string()),
+        "audit": audit,
+        "store": store,
     });
     let status = if ready {
         StatusCode::OK

@@ -132,7 +132,7 @@ pub fn router(app: Arc<App>) -> Result<Router, MissingHandler> {
             operation: entry.operation,
         })?;
         let guard = Guard {
-            tokens: app.tokens.clone(),
+            identities: app.identities.clone(),
             roles: entry.roles,
         };
         router = router.route(
