@@ -184,6 +184,25 @@ fn a_torn_tail_is_cut_at_open_and_a_recovery_record_says_what() {
 }
 
 #[test]
+fn an_edited_complete_last_record_is_damage_not_a_torn_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_log(dir.path(), 5);
+    let mut lines = lines(&file);
+    // Complete, newline-terminated, and altered: not what a crash leaves.
+    lines[4] = lines[4].replace("\"seq\":5", "\"seq\":5,\"forged\":true");
+    write_lines(&file, &lines);
+    let before = fs::read(&file).unwrap();
+    let error = AuditLog::open(dir.path(), options(Durability::Batch))
+        .err()
+        .expect("an edited last record does not open");
+    assert!(
+        matches!(error, AuditError::Damaged { line: 5, .. }),
+        "{error}"
+    );
+    assert_eq!(fs::read(&file).unwrap(), before, "nothing was cut");
+}
+
+#[test]
 fn a_damaged_middle_record_refuses_to_open_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_log(dir.path(), 5);

@@ -319,11 +319,11 @@ fn readiness_follows_a_full_disk_and_recovers_without_a_restart() {
             &item(&format!("d-{n}"), "refund", 0.9, Some(125_000)),
         );
         if status != 200 {
-            refused = Some((status, body));
+            refused = Some((status, body, format!("d-{n}")));
             break;
         }
     }
-    let (status, body) = refused.expect("a full disk refuses evaluations");
+    let (status, body, refused_id) = refused.expect("a full disk refuses evaluations");
     assert_eq!(status, 503, "{body}");
     // A retry may still fit a short record into the tail of a page the log
     // already has, and so resume for a moment; the next decisions use up
@@ -381,6 +381,20 @@ fn readiness_follows_a_full_disk_and_recovers_without_a_restart() {
         records.iter().any(|r| r["type"] == "outage"),
         "the outage is in the chain"
     );
+    // Every decision in the log was answered: none refused with a 503
+    // reached it later (at recovery or at shutdown).
+    let logged: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "decision")
+        .filter_map(|r| r["decision"]["id"].as_str())
+        .collect();
+    assert!(logged.contains(&"d-after"), "{logged:?}");
+    if body["error"]["code"] == "audit-unavailable" {
+        assert!(
+            !logged.contains(&refused_id.as_str()),
+            "{refused_id} was refused by the audit log but is in it"
+        );
+    }
     drop(mounted);
 }
 
