@@ -292,9 +292,14 @@ async fn an_expired_lease_returns_the_handoff_to_the_queue() {
     let listed = s.host.list(&ListFilter::default()).await.unwrap();
     assert_eq!(listed[0].state, HandoffState::Claimed);
 
+    assert_eq!(s.host.get(&id).await.unwrap().state, HandoffState::Claimed);
+
     s.advance(1);
     let listed = s.host.list(&ListFilter::default()).await.unwrap();
     assert_eq!(listed[0].state, HandoffState::Queued, "lists as queued");
+    let one = s.host.get(&id).await.unwrap();
+    assert_eq!(one.state, HandoffState::Queued, "reads as queued");
+    assert!(one.lease_owner.is_none());
     let taken = s
         .host
         .claim("finance-operator", "bob")

@@ -7,6 +7,7 @@
 //! Only an open server (no credentials configured, loopback only) takes
 //! the worker from the body.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,10 @@ use super::app::App;
 use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
-use handoff_dispatch::{Handoff, HandoffState, ListFilter, Outcome, OutcomeError, Resolution};
+use handoff_dispatch::{
+    Dispatcher, Handoff, HandoffState, ListFilter, Outcome, OutcomeError, Resolution, SqliteStore,
+    StoreError,
+};
 
 /// How often a long poll looks at the store for a resolution made by
 /// another process (`handoff queue resolve`); this server's own resolutions
@@ -122,26 +126,51 @@ struct WorkerBody {
     worker: Option<String>,
 }
 
-/// `POST /v1/handoffs/{id}/ack`.
-pub async fn acknowledge(
-    State(app): State<Arc<App>>,
-    caller: MaybeCaller,
-    Path(id): Path<String>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Handoff>, ApiError> {
-    let worker = worker_of(caller, body)?;
-    Ok(Json(app.dispatcher.acknowledge(&id, &worker).await?))
+/// What the holder of a lease does with it, with no other input.
+pub trait LeaseVerb {
+    /// Does it, as `worker`.
+    fn apply<'a>(
+        dispatcher: &'a Dispatcher<SqliteStore>,
+        id: &'a str,
+        worker: &'a str,
+    ) -> impl Future<Output = Result<Handoff, StoreError>> + Send + 'a;
 }
 
-/// `POST /v1/handoffs/{id}/release`.
-pub async fn release(
+/// `POST /v1/handoffs/{id}/ack`: acknowledge, renewing the lease.
+pub struct Acknowledge;
+
+impl LeaseVerb for Acknowledge {
+    fn apply<'a>(
+        dispatcher: &'a Dispatcher<SqliteStore>,
+        id: &'a str,
+        worker: &'a str,
+    ) -> impl Future<Output = Result<Handoff, StoreError>> + Send + 'a {
+        dispatcher.acknowledge(id, worker)
+    }
+}
+
+/// `POST /v1/handoffs/{id}/release`: back to the queue.
+pub struct Release;
+
+impl LeaseVerb for Release {
+    fn apply<'a>(
+        dispatcher: &'a Dispatcher<SqliteStore>,
+        id: &'a str,
+        worker: &'a str,
+    ) -> impl Future<Output = Result<Handoff, StoreError>> + Send + 'a {
+        dispatcher.release(id, worker)
+    }
+}
+
+/// The handler of every [`LeaseVerb`].
+pub async fn lease<V: LeaseVerb>(
     State(app): State<Arc<App>>,
     caller: MaybeCaller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Handoff>, ApiError> {
     let worker = worker_of(caller, body)?;
-    Ok(Json(app.dispatcher.release(&id, &worker).await?))
+    Ok(Json(V::apply(&app.dispatcher, &id, &worker).await?))
 }
 
 /// The acting worker, for a body that carries nothing else. An empty body
