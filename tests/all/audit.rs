@@ -613,6 +613,7 @@ fn every_lifecycle_event_reaches_the_log() {
             Body::Decision(d) => format!("decision {}", d.decision.id),
             Body::Recovery { .. } => "recovery".into(),
             Body::Outage { .. } => "outage".into(),
+            Body::Handoff { event } => format!("handoff {}", event.kind),
         })
         .collect();
     assert_eq!(

@@ -9,6 +9,7 @@ mod dispatch;
 mod eval_cli;
 mod hardening;
 mod hot_reload;
+mod human_audit;
 mod policy_loading;
 mod reference_policies;
 mod sandbox;

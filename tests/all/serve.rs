@@ -153,6 +153,12 @@ impl Server {
         }
     }
 
+    /// SIGKILL: a crash, with no chance to flush or close anything.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// SIGTERM, then the exit status.
     pub(crate) fn stop(mut self) -> (ExitStatus, String) {
         let pid = self.child.id().to_string();

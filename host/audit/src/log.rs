@@ -15,7 +15,7 @@ use super::checkpoint::{Checkpoint, CheckpointOptions, append_to_witness};
 use super::mask::Masking;
 use super::record::{Body, DecisionRecordRef, ItemRef, encode};
 use super::segment::{file_name, io_error, log_files, open_for_append, read_tail, sync_dir};
-use handoff_model::{Decision, LifecycleEvent, WorkItem};
+use handoff_model::{Decision, HandoffEvent, LifecycleEvent, WorkItem};
 
 handoff_model::named_enum! {
     /// When an appended record is on stable storage.
@@ -340,6 +340,13 @@ impl AuditLog {
             }
         }
         Ok(seq)
+    }
+
+    /// Records a change to a handoff: a human action or an SLA clock's.
+    pub fn record_handoff_event(&self, event: &HandoffEvent) -> Result<u64, AuditError> {
+        self.append(&Body::Handoff {
+            event: event.clone(),
+        })
     }
 
     /// Records a change to the policy set (or a plugin fault).

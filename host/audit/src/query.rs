@@ -53,6 +53,12 @@ impl Filter {
                     && self.plugin.as_ref().is_none_or(|p| event.plugin() == p)
                     && self.item.as_ref().is_none_or(|id| event.item() == Some(id))
             }
+            Body::Handoff { event } => {
+                self.tier.is_none()
+                    && self.plugin.is_none()
+                    && self.reason_code.is_none()
+                    && self.item.as_ref().is_none_or(|id| *id == event.item)
+            }
             Body::Recovery { .. } | Body::Outage { .. } => {
                 self.tier.is_none()
                     && self.plugin.is_none()
@@ -116,6 +122,26 @@ pub fn read(files: &[PathBuf]) -> Result<Vec<Entry>, ReadError> {
         }
     }
     Ok(entries)
+}
+
+/// The store position of the newest handoff event in the log, reading
+/// files newest first and stopping at the first that holds one: where a
+/// host resumes forwarding the store's events after a crash, so that none
+/// is recorded twice.
+pub fn last_handoff_event(files: &[PathBuf]) -> Result<Option<i64>, ReadError> {
+    for file in files.iter().rev() {
+        let newest = read(std::slice::from_ref(file))?
+            .into_iter()
+            .filter_map(|entry| match entry.record.body {
+                Body::Handoff { event } => Some(event.store_seq),
+                _ => None,
+            })
+            .max();
+        if newest.is_some() {
+            return Ok(newest);
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use handoff_model::{Decision, LifecycleEvent, Tier, WorkItem};
+use handoff_model::{Decision, HandoffEvent, LifecycleEvent, Tier, WorkItem};
 
 /// The `prev` of the very first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -37,6 +37,11 @@ pub enum Body {
     Lifecycle {
         /// The event.
         event: LifecycleEvent,
+    },
+    /// A handoff changed: a human acted, or an SLA clock did.
+    Handoff {
+        /// What happened, by whom, when.
+        event: HandoffEvent,
     },
     /// The log was repaired at open after a crash.
     Recovery {

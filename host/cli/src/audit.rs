@@ -351,6 +351,13 @@ fn table_row(entry: &Entry) -> String {
             event.name().to_string(),
             event.to_string(),
         ),
+        Body::Handoff { event } => (
+            "handoff",
+            String::new(),
+            event.item.clone(),
+            event.kind.clone(),
+            format!("{} by {}: {}", event.handoff, event.actor, event.detail),
+        ),
         Body::Outage {
             since,
             until,

@@ -8,6 +8,7 @@ use chrono::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
+use super::forward::{EventForwarder, EventSink, ForwardError};
 use super::handoff::{DrivingReason, Handoff, Resolution, TransferPayload};
 use super::health::{HealthTracker, StoreHealth};
 use super::store::{
@@ -127,6 +128,7 @@ pub struct Dispatcher<S> {
     clock: Arc<dyn Clock>,
     config: DispatchConfig,
     health: HealthTracker,
+    forwarder: Option<EventForwarder>,
 }
 
 impl<S: HandoffStore> Dispatcher<S> {
@@ -137,6 +139,30 @@ impl<S: HandoffStore> Dispatcher<S> {
             clock,
             config,
             health: HealthTracker::default(),
+            forwarder: None,
+        }
+    }
+
+    /// Sends every handoff event to `sink` (the audit log), starting after
+    /// store position `through` (the newest event the sink already holds).
+    pub fn with_event_sink(mut self, sink: EventSink, through: i64) -> Self {
+        self.forwarder = Some(EventForwarder::new(sink, through));
+        self
+    }
+
+    /// Forwards the events not yet forwarded, in store order. A refusal
+    /// leaves them in the store for the next round; each store write and
+    /// each SLA tick runs one.
+    pub async fn forward_events(&self) -> Result<usize, ForwardError> {
+        match &self.forwarder {
+            Some(forwarder) => forwarder.forward(&self.store).await,
+            None => Ok(0),
+        }
+    }
+
+    async fn forward_after_write(&self) {
+        if let Err(error) = self.forward_events().await {
+            tracing::warn!(%error, "handoff events wait in the store for the audit log");
         }
     }
 
@@ -164,6 +190,14 @@ impl<S: HandoffStore> Dispatcher<S> {
         result
     }
 
+    /// `result`, after forwarding the events it may have written.
+    async fn forwarded<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if result.is_ok() {
+            self.forward_after_write().await;
+        }
+        result
+    }
+
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
@@ -180,8 +214,13 @@ impl<S: HandoffStore> Dispatcher<S> {
         item: &WorkItem,
         decision: &Decision,
     ) -> Result<Dispatched, StoreError> {
-        self.tracked(true, self.dispatch_untracked(item, decision))
-            .await
+        let dispatched = self
+            .tracked(true, self.dispatch_untracked(item, decision))
+            .await;
+        if matches!(dispatched, Ok(Dispatched::Handoff { .. })) {
+            self.forward_after_write().await;
+        }
+        dispatched
     }
 
     async fn dispatch_untracked(
@@ -261,21 +300,25 @@ impl<S: HandoffStore> Dispatcher<S> {
     /// Claims the most urgent handoff for `role`.
     pub async fn claim(&self, role: &str, worker: &str) -> Result<Option<Handoff>, StoreError> {
         let lease = seconds(self.config.lease_secs);
-        self.tracked(
-            true,
-            self.store.claim(role, worker, self.clock.now(), lease),
-        )
-        .await
+        let result = self
+            .tracked(
+                true,
+                self.store.claim(role, worker, self.clock.now(), lease),
+            )
+            .await;
+        self.forwarded(result).await
     }
 
     /// Acknowledges a claimed handoff.
     pub async fn acknowledge(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
         let lease = seconds(self.config.lease_secs);
-        self.tracked(
-            true,
-            self.store.acknowledge(id, worker, self.clock.now(), lease),
-        )
-        .await
+        let result = self
+            .tracked(
+                true,
+                self.store.acknowledge(id, worker, self.clock.now(), lease),
+            )
+            .await;
+        self.forwarded(result).await
     }
 
     /// Resolves a claimed handoff.
@@ -285,17 +328,21 @@ impl<S: HandoffStore> Dispatcher<S> {
         worker: &str,
         resolution: &Resolution,
     ) -> Result<Handoff, StoreError> {
-        self.tracked(
-            true,
-            self.store.resolve(id, worker, self.clock.now(), resolution),
-        )
-        .await
+        let result = self
+            .tracked(
+                true,
+                self.store.resolve(id, worker, self.clock.now(), resolution),
+            )
+            .await;
+        self.forwarded(result).await
     }
 
     /// Returns a claimed handoff to the queue.
     pub async fn release(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
-        self.tracked(true, self.store.release(id, worker, self.clock.now()))
-            .await
+        let result = self
+            .tracked(true, self.store.release(id, worker, self.clock.now()))
+            .await;
+        self.forwarded(result).await
     }
 
     /// One handoff as it stands now: an expired lease shows as queued.
@@ -324,6 +371,8 @@ impl<S: HandoffStore> Dispatcher<S> {
         let enforced = self.enforce_sla_untracked().await;
         let wrote = enforced.as_ref().is_ok_and(|events| !events.is_empty());
         self.health.observe(&enforced, wrote);
+        // Every tick, also for changes other processes made.
+        self.forward_after_write().await;
         enforced
     }
 

@@ -10,12 +10,14 @@
 //!   human's resolution;
 //! - [`store`]: the storage contract; [`sqlite`]: the embedded store;
 //! - [`health`]: whether the store takes work, for readiness;
+//! - [`forward`]: handoff events into the audit trail, exactly once;
 //! - [`clock`]: where time comes from, so SLA clocks can be tested;
 //! - [`sla`]: the background task that escalates on a missed deadline;
 //! - [`report`]: feedback figures and the threshold suggestion.
 
 mod clock;
 mod dispatcher;
+mod forward;
 mod handoff;
 mod health;
 pub mod report;
@@ -25,6 +27,7 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::{DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, SlaEvent, TierPolicy};
+pub use forward::{EventSink, ForwardError};
 pub use handoff::{
     DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff, Resolution,
     TransferPayload,

@@ -24,7 +24,7 @@ use super::store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
     StoreError,
 };
-use handoff_model::{Named, Tier};
+use handoff_model::{HandoffEvent, Named, Tier};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS decisions (
@@ -720,6 +720,37 @@ impl HandoffStore for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<HandoffEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.seq, e.handoff, h.item_id, e.at, e.kind, e.actor, e.detail \
+             FROM events e LEFT JOIN handoffs h ON h.id = e.handoff \
+             WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let detail: String = row.try_get("detail")?;
+                Ok(HandoffEvent {
+                    store_seq: row.try_get("seq")?,
+                    handoff: row.try_get("handoff")?,
+                    item: row
+                        .try_get::<Option<String>, _>("item_id")?
+                        .unwrap_or_default(),
+                    kind: row.try_get("kind")?,
+                    actor: row.try_get("actor")?,
+                    at: time(row.try_get("at")?),
+                    detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt {
+                        what: "events.detail".into(),
+                        detail: e.to_string(),
+                    })?,
+                })
+            })
+            .collect()
     }
 
     async fn events(&self, handoff: Option<&str>) -> Result<Vec<Event>, StoreError> {

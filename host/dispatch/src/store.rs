@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::handoff::{Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload};
-use handoff_model::{Decision, Tier, WorkItem};
+use handoff_model::{Decision, HandoffEvent, Tier, WorkItem};
 
 /// One dispatched decision, kept for the report's rates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -290,6 +290,14 @@ pub trait HandoffStore: Send + Sync {
         breach: Breach,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Up to `limit` events after store position `after`, oldest first,
+    /// each with its handoff's item: what is forwarded to the audit log.
+    fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> impl Future<Output = Result<Vec<HandoffEvent>, StoreError>> + Send;
 
     /// Events, oldest first; of one handoff when `handoff` is set.
     fn events(

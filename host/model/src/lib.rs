@@ -15,6 +15,7 @@ extern crate self as handoff_model;
 
 mod decision;
 mod fault;
+mod handoff_event;
 mod item;
 mod lifecycle;
 mod names;
@@ -24,6 +25,7 @@ pub use decision::{
     Assessment, Classification, Decision, Metering, PluginMetering, PluginVerdict, Signal, Verdict,
 };
 pub use fault::{FailureMode, Fault, FaultKind};
+pub use handoff_event::HandoffEvent;
 pub use item::{InputError, Money, WorkItem};
 pub use lifecycle::{CompileOrigin, LifecycleEvent};
 pub use names::{Named, UnknownName, unknown};

@@ -6,12 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use handoff_audit::{AuditError, AuditLog, AuditOptions, Checkpoint, Durability};
+use handoff_audit::{AuditError, AuditLog, AuditOptions, Checkpoint, Durability, ReadError, query};
 use handoff_dispatch::{
-    Commit, DispatchConfig, Dispatcher, SlaEvent, SqliteStore, StoreError, SystemClock,
+    Commit, DispatchConfig, Dispatcher, EventSink, SlaEvent, SqliteStore, StoreError, SystemClock,
     spawn_sla_clock,
 };
-use handoff_model::LifecycleEvent;
+use handoff_model::{HandoffEvent, LifecycleEvent};
 use handoff_policy::cache::CacheError;
 use handoff_policy::reload::{LifecycleSink, LivePolicies, WatchError, WatchOptions, Watcher};
 use handoff_policy::{DirError, EvaluatorPool, Policies, PolicySet, Runtime};
@@ -94,6 +94,9 @@ pub enum HostError {
         #[source]
         source: AuditError,
     },
+    /// The audit log cannot be read back.
+    #[error(transparent)]
+    AuditRead(#[from] ReadError),
     /// The policy directory cannot be read.
     #[error(transparent)]
     Policies(#[from] DirError),
@@ -200,14 +203,26 @@ impl Host {
                         dir: dir.display().to_string(),
                         source,
                     })?;
-                Some(Arc::new(Dispatcher::new(
-                    store,
-                    Arc::new(SystemClock),
-                    config.dispatch,
-                )))
+                let mut dispatcher = Dispatcher::new(store, Arc::new(SystemClock), config.dispatch);
+                if let Some(audit) = &audit {
+                    dispatcher = with_audited_events(dispatcher, audit)?;
+                }
+                Some(Arc::new(dispatcher))
             }
             None => None,
         };
+        if let Some(dispatcher) = &dispatcher {
+            // Events the store has and the audit log does not: a crash
+            // between the two writes, or changes `handoff queue` made while
+            // no host ran.
+            match dispatcher.forward_events().await {
+                Ok(0) => {}
+                Ok(caught_up) => {
+                    tracing::info!(caught_up, "handoff events recorded in the audit log")
+                }
+                Err(error) => tracing::warn!(%error, "handoff events wait for the audit log"),
+            }
+        }
         let checkpoint_copier = dispatcher
             .clone()
             .map(|dispatcher| tokio::spawn(copy_checkpoints(dispatcher, checkpoint_rx)));
@@ -276,6 +291,27 @@ impl Host {
         flushed?;
         closing.map(|_| ())
     }
+}
+
+/// `dispatcher`, forwarding every handoff event into `audit`, after the
+/// newest one the log already holds.
+fn with_audited_events(
+    dispatcher: Dispatcher<SqliteStore>,
+    audit: &Arc<AuditLog>,
+) -> Result<Dispatcher<SqliteStore>, HostError> {
+    let files = audit.files().map_err(|source| HostError::Audit {
+        dir: audit.dir().display().to_string(),
+        source,
+    })?;
+    let through = query::last_handoff_event(&files)?.unwrap_or(0);
+    let audit = audit.clone();
+    let sink: EventSink = Arc::new(move |event: &HandoffEvent| {
+        audit
+            .record_handoff_event(event)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    Ok(dispatcher.with_event_sink(sink, through))
 }
 
 /// Keeps a copy of each checkpoint in the store, as it is written.

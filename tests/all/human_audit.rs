@@ -1,0 +1,255 @@
+//! Every human action and SLA clock action on a handoff reaches the
+//! hash-chained audit log, exactly once and in store order: through the
+//! live server, after changes made by `handoff queue` while no host ran,
+//! and across a `kill -9`.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::serve::{Server, audit_verify, item};
+
+fn records(data: &Path) -> Vec<Value> {
+    handoff_audit::log_files(&data.join("audit"))
+        .unwrap()
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect::<Vec<Value>>()
+        })
+        .collect()
+}
+
+fn handoff_events(data: &Path) -> Vec<Value> {
+    records(data)
+        .into_iter()
+        .filter(|r| r["type"] == "handoff")
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+/// The store's own event positions.
+fn store_events(data: &Path) -> Vec<i64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        use handoff_dispatch::HandoffStore;
+        let store = handoff_dispatch::SqliteStore::open(data).await.unwrap();
+        let events = store.events(None).await.unwrap();
+        store.close().await;
+        events.iter().map(|e| e.seq).collect()
+    })
+}
+
+fn refund(server: &Server, id: &str) -> String {
+    let (status, decided) = server.post(
+        "/v1/evaluate",
+        None,
+        &item(id, "refund", 0.9, Some(125_000)),
+    );
+    assert_eq!(status, 200, "{decided}");
+    decided["handoff_id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn every_human_action_is_in_the_audit_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let id = refund(&server, "h-1");
+    let claim = json!({"role": "finance-operator", "worker": "alice"});
+    assert_eq!(server.post("/v1/queue/claim", None, &claim).0, 200);
+    let alice = json!({"worker": "alice"});
+    assert_eq!(
+        server
+            .post(&format!("/v1/handoffs/{id}/ack"), None, &alice)
+            .0,
+        200
+    );
+    assert_eq!(
+        server
+            .post(&format!("/v1/handoffs/{id}/release"), None, &alice)
+            .0,
+        200
+    );
+    let claim = json!({"role": "finance-operator", "worker": "bob"});
+    assert_eq!(server.post("/v1/queue/claim", None, &claim).0, 200);
+    let (status, resolved) = server.post(
+        &format!("/v1/handoffs/{id}/resolve"),
+        None,
+        &json!({"worker": "bob", "outcome": "corrected", "correction": "refund 500.00 USD",
+                "note": "capped at the limit", "warranted": true}),
+    );
+    assert_eq!(status, 200, "{resolved}");
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+
+    let events = handoff_events(&data);
+    let story: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["actor"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("enqueued", None),
+        ("claimed", Some("alice")),
+        ("acknowledged", Some("alice")),
+        ("released", Some("alice")),
+        ("claimed", Some("bob")),
+        ("resolved", Some("bob")),
+    ];
+    assert_eq!(story.len(), expected.len(), "{story:?}");
+    for ((kind, actor), (want_kind, want_actor)) in story.iter().zip(expected) {
+        assert_eq!(kind, want_kind, "{story:?}");
+        if let Some(want_actor) = want_actor {
+            assert_eq!(actor, want_actor, "{story:?}");
+        }
+    }
+    for event in &events {
+        assert_eq!(event["item"], "h-1");
+        assert_eq!(event["handoff"], id.as_str());
+    }
+    let resolution = &events[5]["detail"];
+    assert!(
+        resolution.to_string().contains("refund 500.00 USD")
+            && resolution.to_string().contains("capped at the limit"),
+        "the resolution's fields are recorded: {resolution}"
+    );
+    let positions: Vec<i64> = events
+        .iter()
+        .map(|e| e["store_seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        positions,
+        store_events(&data),
+        "exactly the store's events, in order"
+    );
+    let (intact, said) = audit_verify(&data);
+    assert!(intact, "{said}");
+
+    // The whole story of the work, from the audit log alone.
+    let shown = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["audit", "show", "--item", "h-1", "--table"])
+        .arg(data.join("audit"))
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert_eq!(
+        shown.lines().filter(|l| l.contains(" decision ")).count(),
+        1,
+        "{shown}"
+    );
+    assert_eq!(
+        shown.lines().filter(|l| l.contains(" handoff ")).count(),
+        6,
+        "{shown}"
+    );
+
+    // A tampered human action is a break in the chain.
+    let file = handoff_audit::log_files(&data.join("audit")).unwrap()[0].clone();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let forged = text.replacen("\"actor\":\"bob\"", "\"actor\":\"alice\"", 1);
+    assert_ne!(forged, text);
+    std::fs::write(&file, forged).unwrap();
+    let (intact, said) = audit_verify(&data);
+    assert!(!intact && said.contains("edited"), "{said}");
+}
+
+#[test]
+fn changes_made_while_no_host_ran_are_recorded_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    refund(&server, "q-1");
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(handoff_events(&data).len(), 1, "the enqueue");
+
+    let claimed = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args([
+            "queue",
+            "claim",
+            "--role",
+            "finance-operator",
+            "--worker",
+            "carol",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        claimed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&claimed.stderr)
+    );
+    assert_eq!(
+        handoff_events(&data).len(),
+        1,
+        "no host has recorded it yet"
+    );
+
+    let server = Server::start(&data, &[]);
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    let events = handoff_events(&data);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[1]["kind"], "claimed");
+    assert_eq!(events[1]["actor"], "carol");
+    let positions: Vec<i64> = events
+        .iter()
+        .map(|e| e["store_seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(positions, store_events(&data));
+}
+
+#[test]
+fn a_kill_9_neither_loses_nor_repeats_a_handoff_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut server = Server::start(&data, &[]);
+    for n in 0..15 {
+        let id = refund(&server, &format!("k-{n}"));
+        let claim = json!({"role": "finance-operator", "worker": "dana"});
+        assert_eq!(server.post("/v1/queue/claim", None, &claim).0, 200);
+        server.post(
+            &format!("/v1/handoffs/{id}/resolve"),
+            None,
+            &json!({"worker": "dana", "outcome": "approved", "warranted": true}),
+        );
+    }
+    server.kill();
+    let server = Server::start(&data, &[]);
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+
+    let positions: Vec<i64> = handoff_events(&data)
+        .iter()
+        .map(|e| e["store_seq"].as_i64().unwrap())
+        .collect();
+    let distinct: BTreeSet<i64> = positions.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        positions.len(),
+        "no event is recorded twice"
+    );
+    assert_eq!(
+        positions,
+        store_events(&data),
+        "every event is recorded, in order"
+    );
+    assert_eq!(positions.len(), 45);
+    let (intact, said) = audit_verify(&data);
+    assert!(intact, "{said}");
+}
