@@ -700,6 +700,18 @@ fn operators_work_the_queue_from_the_command_line() {
         String::from_utf8_lossy(&listed.stdout).lines().count(),
         humans
     );
+    // The table keeps its columns whatever the values' lengths.
+    let table = run(&["queue", "list"]);
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    let holder_column = table.lines().next().unwrap().find("holder").unwrap();
+    for row in table.lines().skip(1) {
+        let prefix: String = row.chars().take(holder_column).collect();
+        assert_eq!(prefix.chars().count(), holder_column, "{table}");
+        assert!(
+            prefix.ends_with("  "),
+            "a value ran into the holder column:\n{table}"
+        );
+    }
 
     let claimed = run(&[
         "queue",
@@ -714,7 +726,8 @@ fn operators_work_the_queue_from_the_command_line() {
         "{}",
         String::from_utf8_lossy(&claimed.stderr)
     );
-    let handoff_json: serde_json::Value = serde_json::from_slice(&claimed.stdout).unwrap();
+    let claimed_json: serde_json::Value = serde_json::from_slice(&claimed.stdout).unwrap();
+    let handoff_json = &claimed_json["handoff"];
     let id = handoff_json["id"].as_str().unwrap().to_string();
     assert_eq!(handoff_json["lease_owner"], "alice");
     assert!(handoff_json["payload"]["decision"]["verdicts"].is_array());

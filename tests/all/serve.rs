@@ -367,8 +367,8 @@ fn an_item_goes_from_evaluation_to_resolution_and_the_agent_sees_it() {
     assert_eq!(status, 200);
     assert_eq!(verified["intact"], true);
     assert_eq!(
-        verified["records"], 4,
-        "two loads and two decisions: {verified}"
+        verified["records"], 8,
+        "two loads, two decisions and four handoff events: {verified}"
     );
 }
 
@@ -509,7 +509,18 @@ fn bad_input_gets_a_clear_error_and_the_server_stays_up() {
     let (status, body) = server.get("/v1/nothing-here", None);
     assert_eq!(error_of(status, &body, 404)["code"], "no-route");
     let (status, body) = server.get("/v1/handoffs/h-missing", None);
-    assert_eq!(error_of(status, &body, 404)["code"], "not-found");
+    let missing = error_of(status, &body, 404);
+    assert_eq!(missing["code"], "not-found");
+    assert_eq!(
+        missing["field"], "id",
+        "the path parameter at fault: {missing}"
+    );
+    let (status, body) = server.get("/v1/nothing-here", None);
+    let no_route = error_of(status, &body, 404);
+    assert!(
+        no_route.as_object().unwrap().contains_key("field") && no_route["field"].is_null(),
+        "`field` is always there, null when no field is at fault: {no_route}"
+    );
     let (status, body) = server.get("/v1/handoffs/h-missing?wait=soon", None);
     error_of(status, &body, 400);
     let (status, body) = server.post(
@@ -716,8 +727,9 @@ fn a_restart_keeps_the_queue_and_the_audit_chain() {
     assert_eq!(queue.as_array().unwrap().len(), 1);
     let (_, verified) = server.get("/v1/audit/verify", None);
     assert_eq!(verified["intact"], true, "{verified}");
-    // Two loads and a decision, then two loads again (from the cache).
-    assert_eq!(verified["records"], 5, "{verified}");
+    // Two loads, a decision and its handoff's enqueue and claim, then two
+    // loads again (from the cache) and the resolution.
+    assert_eq!(verified["records"], 8, "{verified}");
     assert!(
         server.stderr().contains("from cache"),
         "{}",

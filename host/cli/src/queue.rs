@@ -176,7 +176,11 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
             }
         }
         QueueCommand::Claim { role, worker, .. } => match host.claim(&role, &worker).await? {
-            Some(handoff) => println!("{}", serde_json::to_string_pretty(&handoff)?),
+            // The same shape as `POST /v1/queue/claim` answers.
+            Some(handoff) => println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "handoff": handoff }))?
+            ),
             None => {
                 eprintln!("handoff: nothing to claim for role `{}`", terminal(&role));
                 return Ok(ExitCode::from(1));
@@ -237,29 +241,57 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Column widths of `queue list`; longer values are cut with `…`, so that a
+/// long reason code or role never shifts the columns after it.
+const COLUMNS: [usize; 8] = [18, 12, 10, 18, 13, 19, 24, 12];
+
 fn print_table(handoffs: &[Handoff]) {
-    println!(
-        "{:<18}  {:<12}  {:<10}  {:<18}  {:<13}  {:<20}  {:<24}  {:<12}",
-        "id", "item", "tier", "role", "state", "next deadline", "reason code", "holder"
-    );
+    print_row(&[
+        "id",
+        "item",
+        "tier",
+        "role",
+        "state",
+        "next deadline",
+        "reason code",
+        "holder",
+    ]);
     for h in handoffs {
         let deadline = if h.state == HandoffState::Resolved {
             "-".to_string()
         } else {
             h.next_deadline().format("%Y-%m-%d %H:%M:%S").to_string()
         };
-        println!(
-            "{:<18}  {:<12}  {:<10}  {:<18}  {:<13}  {:<20}  {:<24}  {:<12}",
-            h.id,
-            terminal(&h.item_id),
+        print_row(&[
+            &h.id,
+            &terminal(&h.item_id),
             h.tier.as_str(),
-            terminal(&h.role),
+            &terminal(&h.role),
             h.state.as_str(),
-            deadline,
-            terminal(&h.reason_code),
-            terminal(h.lease_owner.as_deref().unwrap_or("-"))
-        );
+            &deadline,
+            &terminal(&h.reason_code),
+            &terminal(h.lease_owner.as_deref().unwrap_or("-")),
+        ]);
     }
+}
+
+fn print_row(cells: &[&str; 8]) {
+    let row: Vec<String> = cells
+        .iter()
+        .zip(COLUMNS)
+        .map(|(cell, width)| format!("{:<width$}", fit(cell, width)))
+        .collect();
+    println!("{}", row.join("  ").trim_end());
+}
+
+/// `text` in at most `width` characters.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
 }
 
 pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
@@ -283,4 +315,18 @@ pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_to_their_column() {
+        assert_eq!(fit("auth-limit.exceeded", 24), "auth-limit.exceeded");
+        let long = "compliance.disclosure.regulatory-notice-missing";
+        let cut = fit(long, 24);
+        assert_eq!(cut.chars().count(), 24);
+        assert!(cut.ends_with('…') && long.starts_with(cut.trim_end_matches('…')));
+    }
 }

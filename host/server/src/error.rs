@@ -31,7 +31,8 @@ struct Body<'a> {
 struct Detail<'a> {
     code: &'a str,
     message: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Always present, null when the error is about no one field, so that
+    /// clients can rely on the shape.
     field: Option<&'a str>,
 }
 
@@ -176,7 +177,7 @@ impl From<PipelineError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match &error {
-            StoreError::NotFound(_) => ApiError::not_found(error.to_string()),
+            StoreError::NotFound(_) => ApiError::not_found(error.to_string()).with_field("id"),
             StoreError::NotClaimant { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "not-claimant", error.to_string())
             }
