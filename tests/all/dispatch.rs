@@ -148,7 +148,19 @@ async fn self_correction_retries_then_hands_to_an_operator() {
     let handoff = s.host.store().get(&id).await.unwrap();
     assert_eq!(handoff.reason_code, EXHAUSTED);
     assert_eq!(handoff.payload.attempts, 4);
-    assert_eq!(handoff.payload.decision.tier(), Tier::SelfCorrect);
+    // The decision of record says where the work went; the plugins'
+    // verdicts still say what they said.
+    assert_eq!(handoff.payload.decision.tier(), Tier::Operator);
+    assert_eq!(handoff.payload.decision.reason_code(), EXHAUSTED);
+    assert!(
+        handoff
+            .payload
+            .decision
+            .verdicts
+            .iter()
+            .filter_map(|v| v.verdict.as_ref())
+            .any(|v| v.tier == Tier::SelfCorrect)
+    );
     assert!(handoff.payload.driving_reason.reason.contains("limit 3"));
 }
 

@@ -253,3 +253,56 @@ fn a_kill_9_neither_loses_nor_repeats_a_handoff_event() {
     let (intact, said) = audit_verify(&data);
     assert!(intact, "{said}");
 }
+
+#[test]
+fn an_exhausted_self_correction_is_recorded_at_operator_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start(&data, &[]);
+    let unsure = item("sc-1", "reply", 0.70, None);
+    for attempt in 1..=3 {
+        let (status, decided) = server.post("/v1/evaluate", None, &unsure);
+        assert_eq!(status, 200, "{decided}");
+        assert_eq!(decided["tier"], "self-correct", "attempt {attempt}");
+        assert_eq!(decided["dispatch"]["attempt"], attempt);
+    }
+    let (status, decided) = server.post("/v1/evaluate", None, &unsure);
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["tier"], "operator", "{decided}");
+    assert_eq!(decided["reason_code"], "self-correct.exhausted");
+    assert_eq!(decided["dispatch"]["action"], "handoff");
+    let id = decided["handoff_id"].as_str().unwrap().to_string();
+    let (_, handoff) = server.get(&format!("/v1/handoffs/{id}"), None);
+    assert_eq!(handoff["tier"], "operator");
+    assert_eq!(handoff["reason_code"], "self-correct.exhausted");
+    assert_eq!(handoff["payload"]["decision"]["tier"], "operator");
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+
+    let decisions: Vec<Value> = records(&data)
+        .into_iter()
+        .filter(|r| r["type"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 4);
+    assert_eq!(decisions[3]["decision"]["tier"], "operator");
+    assert_eq!(
+        decisions[3]["decision"]["reason_code"],
+        "self-correct.exhausted"
+    );
+    let stored = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use handoff_dispatch::HandoffStore;
+            let store = handoff_dispatch::SqliteStore::open(&data).await.unwrap();
+            let rows = store.decisions().await.unwrap();
+            store.close().await;
+            rows
+        });
+    let last = stored.last().unwrap();
+    assert_eq!(
+        (last.tier, last.reason_code.as_str()),
+        (handoff_model::Tier::Operator, "self-correct.exhausted")
+    );
+}

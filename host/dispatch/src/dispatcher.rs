@@ -98,6 +98,16 @@ pub enum Dispatched {
     },
 }
 
+/// A decision as it will be recorded and acted on (see
+/// [`Dispatcher::settle`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settled {
+    /// The decision of record.
+    pub decision: Decision,
+    /// For a self-correction (or one that ran out), the attempt it was.
+    pub attempt: Option<u32>,
+}
+
 /// Something the SLA clocks did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -209,13 +219,62 @@ impl<S: HandoffStore> Dispatcher<S> {
     }
 
     /// Acts on a decision: approval, guidance, or a handoff in the queue.
+    /// [`Dispatcher::settle`] first, then [`Dispatcher::dispatch_settled`].
     pub async fn dispatch(
         &self,
         item: &WorkItem,
         decision: &Decision,
     ) -> Result<Dispatched, StoreError> {
+        let settled = self.settle(item, decision.clone()).await?;
+        self.dispatch_settled(item, &settled).await
+    }
+
+    /// What the decision of record is, before it is recorded anywhere: a
+    /// self-correction counts an attempt for the item (the host's count,
+    /// never the agent's), and one past `max_self_corrections` becomes an
+    /// `operator` decision with reason code `self-correct.exhausted`, so
+    /// that the answer, the audit record and the store all say where the
+    /// work went. The plugins' own verdicts stay as they were.
+    pub async fn settle(&self, item: &WorkItem, decision: Decision) -> Result<Settled, StoreError> {
+        if decision.tier() != Tier::SelfCorrect {
+            return Ok(Settled {
+                decision,
+                attempt: None,
+            });
+        }
+        let now = self.clock.now();
+        let attempt = self
+            .tracked(true, self.store.count_attempt(&item.id, now))
+            .await?;
+        let max = self.config.max_self_corrections;
+        let mut decision = decision;
+        if attempt > max {
+            let verdict = &mut decision.verdict;
+            verdict.reason = format!(
+                "{} The agent has self-corrected {max} times already (limit {max}).",
+                verdict.reason
+            );
+            verdict.tier = Tier::Operator;
+            verdict.reason_code = EXHAUSTED.into();
+            verdict.role = Some(self.config.operator.role.clone());
+            verdict.guidance = None;
+            verdict.ack_sla_secs = None;
+            verdict.resolve_sla_secs = None;
+        }
+        Ok(Settled {
+            decision,
+            attempt: Some(attempt),
+        })
+    }
+
+    /// Acts on a settled decision.
+    pub async fn dispatch_settled(
+        &self,
+        item: &WorkItem,
+        settled: &Settled,
+    ) -> Result<Dispatched, StoreError> {
         let dispatched = self
-            .tracked(true, self.dispatch_untracked(item, decision))
+            .tracked(true, self.dispatch_untracked(item, settled))
             .await;
         if matches!(dispatched, Ok(Dispatched::Handoff { .. })) {
             self.forward_after_write().await;
@@ -226,53 +285,35 @@ impl<S: HandoffStore> Dispatcher<S> {
     async fn dispatch_untracked(
         &self,
         item: &WorkItem,
-        decision: &Decision,
+        settled: &Settled,
     ) -> Result<Dispatched, StoreError> {
         let now = self.clock.now();
+        let decision = &settled.decision;
         let verdict = &decision.verdict;
-        let mut row = DecisionRow::of(item, decision, now);
-        let mut reason = DrivingReason {
+        let row = DecisionRow::of(item, decision, now);
+        let reason = DrivingReason {
             plugin: decision.driver.clone(),
             reason_code: verdict.reason_code.clone(),
             reason: verdict.reason.clone(),
         };
-        let (tier, role) = match verdict.tier {
+        let tier = verdict.tier;
+        match tier {
             Tier::None => {
                 self.store.record_autonomous(&row).await?;
                 return Ok(Dispatched::Proceed);
             }
             Tier::SelfCorrect => {
-                let attempt = self.store.count_attempt(&item.id, now).await?;
-                let max = self.config.max_self_corrections;
-                if attempt <= max {
-                    self.store.record_autonomous(&row).await?;
-                    return Ok(Dispatched::Retry {
-                        guidance: verdict.guidance.clone(),
-                        attempt,
-                        max,
-                    });
-                }
-                // Past the limit: a human takes over, and says why.
-                row.tier = Tier::Operator;
-                row.reason_code = EXHAUSTED.into();
-                reason.reason_code = EXHAUSTED.into();
-                reason.reason = format!(
-                    "{} The agent has self-corrected {max} times already (limit {max}).",
-                    verdict.reason
-                );
-                (Tier::Operator, self.config.operator.role.clone())
+                self.store.record_autonomous(&row).await?;
+                return Ok(Dispatched::Retry {
+                    guidance: verdict.guidance.clone(),
+                    attempt: settled.attempt.unwrap_or(1),
+                    max: self.config.max_self_corrections,
+                });
             }
-            tier => {
-                let role = verdict
-                    .role
-                    .clone()
-                    .unwrap_or_else(|| self.config.policy(tier).role.clone());
-                (tier, role)
-            }
-        };
+            Tier::Operator | Tier::Executive => {}
+        }
         let policy = self.config.policy(tier);
-        let ack = verdict.ack_sla_secs.filter(|_| tier == verdict.tier);
-        let resolve = verdict.resolve_sla_secs.filter(|_| tier == verdict.tier);
+        let role = verdict.role.clone().unwrap_or_else(|| policy.role.clone());
         let payload = TransferPayload {
             item: item.clone(),
             decision: decision.clone(),
@@ -284,8 +325,9 @@ impl<S: HandoffStore> Dispatcher<S> {
             id: new_id(),
             tier,
             role: role.clone(),
-            ack_deadline: now + seconds(ack.unwrap_or(policy.ack_secs)),
-            resolve_deadline: now + seconds(resolve.unwrap_or(policy.resolve_secs)),
+            ack_deadline: now + seconds(verdict.ack_sla_secs.unwrap_or(policy.ack_secs)),
+            resolve_deadline: now
+                + seconds(verdict.resolve_sla_secs.unwrap_or(policy.resolve_secs)),
             payload,
         };
         let stored = self.store.enqueue(&row, &handoff, now).await?;

@@ -26,7 +26,9 @@ mod sqlite;
 mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use dispatcher::{DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, SlaEvent, TierPolicy};
+pub use dispatcher::{
+    DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, Settled, SlaEvent, TierPolicy,
+};
 pub use forward::{EventSink, ForwardError};
 pub use handoff::{
     DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff, Resolution,

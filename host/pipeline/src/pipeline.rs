@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use handoff_audit::{AuditError, AuditLog};
-use handoff_dispatch::{Dispatched, Dispatcher, SqliteStore, StoreError};
-use handoff_model::{Decision, WorkItem};
+use handoff_dispatch::{Dispatched, Dispatcher, Settled, SqliteStore, StoreError};
+use handoff_model::{Decision, Tier, WorkItem};
 use handoff_policy::{EvalError, EvaluatorPool};
 use tokio::sync::Semaphore;
 
@@ -134,23 +134,27 @@ impl Pipeline {
         principal: Option<String>,
     ) -> Result<Vec<Answer>, PipelineError> {
         let this = self.clone();
+        let runtime = tokio::runtime::Handle::current();
         let decided = self
-            .offload(move || this.decide_and_record(items, principal.as_deref()))
+            .offload(move || this.decide_and_record(items, principal.as_deref(), &runtime))
             .await??;
         let mut answers = Vec::with_capacity(decided.len());
-        for (item, decision) in decided {
+        for (item, settled) in decided {
             let dispatched = match &self.dispatcher {
-                Some(dispatcher) => Some(dispatcher.dispatch(&item, &decision).await.map_err(
-                    |source| PipelineError::Dispatch {
-                        item: item.id.clone(),
-                        source,
-                    },
-                )?),
+                Some(dispatcher) => Some(
+                    dispatcher
+                        .dispatch_settled(&item, &settled)
+                        .await
+                        .map_err(|source| PipelineError::Dispatch {
+                            item: item.id.clone(),
+                            source,
+                        })?,
+                ),
                 None => None,
             };
             answers.push(Answer {
                 item,
-                decision,
+                decision: settled.decision,
                 dispatched,
             });
         }
@@ -180,17 +184,35 @@ impl Pipeline {
         .map_err(|e| PipelineError::Interrupted(e.to_string()))
     }
 
-    /// Evaluates and audits every item with one evaluator of the pool.
+    /// Evaluates, settles and audits every item with one evaluator of the
+    /// pool. Settling (a self-correction's attempt count, and whether it ran
+    /// out) happens before the audit record, so that the record states the
+    /// tier the work really went to; it needs the store, reached through
+    /// `runtime` from this thread, which is never one of its workers.
     fn decide_and_record(
         &self,
         items: Vec<WorkItem>,
         principal: Option<&str>,
-    ) -> Result<Vec<(WorkItem, Decision)>, PipelineError> {
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Vec<(WorkItem, Settled)>, PipelineError> {
         self.evaluators.with(|evaluator| {
             items
                 .into_iter()
                 .map(|item| {
                     let decision = evaluator.evaluate(&item)?;
+                    let settled = match &self.dispatcher {
+                        Some(dispatcher) if decision.tier() == Tier::SelfCorrect => runtime
+                            .block_on(dispatcher.settle(&item, decision))
+                            .map_err(|source| PipelineError::Dispatch {
+                                item: item.id.clone(),
+                                source,
+                            })?,
+                        _ => Settled {
+                            decision,
+                            attempt: None,
+                        },
+                    };
+                    let decision = &settled.decision;
                     if let Some(audit) = &self.audit {
                         audit.record_decision(&item, &decision, principal).map_err(|source| {
                             tracing::error!(error = %source, item = %item.id, "cannot record a decision");
@@ -200,7 +222,7 @@ impl Pipeline {
                             }
                         })?;
                     }
-                    Ok((item, decision))
+                    Ok((item, settled))
                 })
                 .collect()
         })
