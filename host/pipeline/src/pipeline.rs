@@ -214,7 +214,7 @@ impl Pipeline {
                     };
                     let decision = &settled.decision;
                     if let Some(audit) = &self.audit {
-                        audit.record_decision(&item, &decision, principal).map_err(|source| {
+                        audit.record_decision(&item, decision, principal).map_err(|source| {
                             tracing::error!(error = %source, item = %item.id, "cannot record a decision");
                             PipelineError::Audit {
                                 item: item.id.clone(),
