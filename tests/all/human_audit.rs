@@ -259,14 +259,19 @@ fn an_exhausted_self_correction_is_recorded_at_operator_everywhere() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let server = Server::start(&data, &[]);
-    let unsure = item("sc-1", "reply", 0.70, None);
+    // Each attempt is a corrected resubmission: other content, same work.
+    let attempt_of = |n: u32| {
+        let mut unsure = item("sc-1", "reply", 0.70, None);
+        unsure["text"] = json!(format!("Customer asks about order 4411 (attempt {n})"));
+        unsure
+    };
     for attempt in 1..=3 {
-        let (status, decided) = server.post("/v1/evaluate", None, &unsure);
+        let (status, decided) = server.post("/v1/evaluate", None, &attempt_of(attempt));
         assert_eq!(status, 200, "{decided}");
         assert_eq!(decided["tier"], "self-correct", "attempt {attempt}");
         assert_eq!(decided["dispatch"]["attempt"], attempt);
     }
-    let (status, decided) = server.post("/v1/evaluate", None, &unsure);
+    let (status, decided) = server.post("/v1/evaluate", None, &attempt_of(4));
     assert_eq!(status, 200, "{decided}");
     assert_eq!(decided["tier"], "operator", "{decided}");
     assert_eq!(decided["reason_code"], "self-correct.exhausted");
@@ -305,4 +310,74 @@ fn an_exhausted_self_correction_is_recorded_at_operator_everywhere() {
         (last.tier, last.reason_code.as_str()),
         (handoff_model::Tier::Operator, "self-correct.exhausted")
     );
+}
+
+#[test]
+fn the_same_submission_five_times_at_once_makes_one_handoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = std::sync::Arc::new(Server::start(&data, &[]));
+    let refund = item("dup-1", "refund", 0.9, Some(125_000));
+    let answers: Vec<Value> = (0..5)
+        .map(|_| {
+            let server = server.clone();
+            let refund = refund.clone();
+            std::thread::spawn(move || server.post("/v1/evaluate", None, &refund))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| {
+            let (status, answer) = t.join().unwrap();
+            assert_eq!(status, 200, "{answer}");
+            answer
+        })
+        .collect();
+    let ids: BTreeSet<&str> = answers
+        .iter()
+        .map(|a| a["handoff_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 1, "one handoff for one piece of work: {ids:?}");
+    assert_eq!(
+        answers.iter().filter(|a| a["replayed"] == true).count(),
+        4,
+        "the first decided, the rest were given its answer"
+    );
+    let (_, queue) = server.get("/v1/queue?item=dup-1", None);
+    assert_eq!(queue.as_array().unwrap().len(), 1, "{queue}");
+
+    // A retry after a timeout, later: the same answer again.
+    let (_, again) = server.post("/v1/evaluate", None, &refund);
+    assert_eq!(again["handoff_id"], answers[0]["handoff_id"]);
+    assert_eq!(again["replayed"], true);
+    // The same work with other content is a new attempt at it: a new
+    // decision and handoff, which carries the first as a prior one.
+    let mut changed = refund.clone();
+    changed["text"] = json!("Customer asks about order 4411, now with a receipt");
+    let (_, retried) = server.post("/v1/evaluate", None, &changed);
+    assert_eq!(retried["replayed"], false);
+    let second = retried["handoff_id"].as_str().unwrap();
+    assert!(!ids.contains(second));
+    let (_, handoff) = server.get(&format!("/v1/handoffs/{second}"), None);
+    assert_eq!(
+        handoff["payload"]["prior_handoffs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "{handoff}"
+    );
+
+    let server = std::sync::Arc::try_unwrap(server).ok().unwrap();
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    let decided: Vec<Value> = records(&data)
+        .into_iter()
+        .filter(|r| r["type"] == "decision")
+        .collect();
+    assert_eq!(decided.len(), 2, "recorded once per distinct submission");
+    let enqueued = handoff_events(&data)
+        .iter()
+        .filter(|e| e["kind"] == "enqueued")
+        .count();
+    assert_eq!(enqueued, 2);
 }

@@ -108,6 +108,26 @@ pub struct Settled {
     pub attempt: Option<u32>,
 }
 
+/// What a submission was answered, kept for its identical repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Remembered {
+    /// The decision of record.
+    pub decision: Decision,
+    /// What was done about it.
+    pub dispatched: Dispatched,
+}
+
+/// The idempotency key of a submission: its item id and the SHA-256 of the
+/// item as JSON. The same item submitted again (an agent retrying after a
+/// timeout) has the same key and gets the same answer; the same id with
+/// other content is a new attempt at the same work.
+pub fn idempotency_key(item: &WorkItem) -> String {
+    use sha2::{Digest, Sha256};
+    // A struct of strings, numbers and a sorted map always serializes.
+    let bytes = serde_json::to_vec(item).unwrap_or_default();
+    format!("{}:{}", item.id, hex::encode(Sha256::digest(&bytes)))
+}
+
 /// Something the SLA clocks did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -337,6 +357,39 @@ impl<S: HandoffStore> Dispatcher<S> {
             tier,
             role,
         })
+    }
+
+    /// The answer given to an earlier identical submission, if any: the
+    /// decision and what was done about it.
+    pub async fn answer_of(&self, key: &str) -> Result<Option<Remembered>, StoreError> {
+        let Some(text) = self.tracked(false, self.store.answer_of(key)).await? else {
+            return Ok(None);
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt {
+                what: "submissions.answer".into(),
+                detail: e.to_string(),
+            })
+    }
+
+    /// Keeps the answer to a submission, for its identical repeats.
+    pub async fn remember(
+        &self,
+        key: &str,
+        item: &WorkItem,
+        answer: &Remembered,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(answer).map_err(|e| StoreError::Corrupt {
+            what: "submissions.answer".into(),
+            detail: e.to_string(),
+        })?;
+        self.tracked(
+            true,
+            self.store
+                .keep_answer(key, &item.id, &text, self.clock.now()),
+        )
+        .await
     }
 
     /// Claims the most urgent handoff for `role`.

@@ -27,7 +27,8 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::{
-    DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, Settled, SlaEvent, TierPolicy,
+    DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, Remembered, Settled, SlaEvent, TierPolicy,
+    idempotency_key,
 };
 pub use forward::{EventSink, ForwardError};
 pub use handoff::{

@@ -80,6 +80,12 @@ CREATE TABLE IF NOT EXISTS probe (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS submissions (
+    key TEXT PRIMARY KEY,
+    item_id TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_checkpoints (
     seq INTEGER PRIMARY KEY,
     line TEXT NOT NULL
@@ -720,6 +726,34 @@ impl HandoffStore for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn answer_of(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT answer FROM submissions WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn keep_answer(
+        &self,
+        key: &str,
+        item_id: &str,
+        answer: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT OR IGNORE INTO submissions (key, item_id, answer, at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(key)
+        .bind(item_id)
+        .bind(answer)
+        .bind(millis(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn events_after(&self, after: i64, limit: u32) -> Result<Vec<HandoffEvent>, StoreError> {

@@ -291,6 +291,22 @@ pub trait HandoffStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// The answer kept for the submission with idempotency key `key`.
+    fn answer_of(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Keeps the answer given to the submission with idempotency key `key`
+    /// (the first one kept wins).
+    fn keep_answer(
+        &self,
+        key: &str,
+        item_id: &str,
+        answer: &str,
+        at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Up to `limit` events after store position `after`, oldest first,
     /// each with its handoff's item: what is forwarded to the audit log.
     fn events_after(

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use handoff_audit::{AuditError, AuditLog};
-use handoff_dispatch::{Dispatched, Dispatcher, Settled, SqliteStore, StoreError};
+use handoff_dispatch::{
+    Dispatched, Dispatcher, Remembered, Settled, SqliteStore, StoreError, idempotency_key,
+};
 use handoff_model::{Decision, Tier, WorkItem};
 use handoff_policy::{EvalError, EvaluatorPool};
 use tokio::sync::Semaphore;
@@ -38,6 +40,9 @@ pub struct Answer {
     pub decision: Decision,
     /// What dispatch did: proceed, retry with guidance, or a handoff.
     pub dispatched: Option<Dispatched>,
+    /// The answer an identical earlier submission got, given again: nothing
+    /// was decided, recorded or dispatched for this one.
+    pub replayed: bool,
 }
 
 impl Answer {
@@ -87,6 +92,7 @@ pub struct Pipeline {
     slots: Option<Arc<Semaphore>>,
     audit: Option<Arc<AuditLog>>,
     dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
+    submissions: KeyLocks,
 }
 
 impl Pipeline {
@@ -108,6 +114,7 @@ impl Pipeline {
             slots,
             audit,
             dispatcher,
+            submissions: KeyLocks::default(),
         }
     }
 
@@ -128,6 +135,14 @@ impl Pipeline {
 
     /// [`Pipeline::submit`], with the authenticated submitter recorded in
     /// each decision's audit record.
+    ///
+    /// Submissions are idempotent where it matters: a decision that puts
+    /// work on a person (a self-correction or a handoff) is remembered under
+    /// the item's [`idempotency_key`], and an identical submission (an agent
+    /// retrying after a timeout, or the same item posted twice at once) is
+    /// answered with the same decision and the same handoff, recorded and
+    /// acted on once. A `none` decision needs no memory: deciding it again
+    /// gives the same answer and changes nothing.
     pub async fn submit_by(
         self: &Arc<Self>,
         items: Vec<WorkItem>,
@@ -135,30 +150,138 @@ impl Pipeline {
     ) -> Result<Vec<Answer>, PipelineError> {
         let this = self.clone();
         let runtime = tokio::runtime::Handle::current();
-        let decided = self
-            .offload(move || this.decide_and_record(items, principal.as_deref(), &runtime))
+        let who = principal.clone();
+        let steps = self
+            .offload(move || this.decide(items, who.as_deref(), &runtime))
             .await??;
-        let mut answers = Vec::with_capacity(decided.len());
-        for (item, settled) in decided {
-            let dispatched = match &self.dispatcher {
-                Some(dispatcher) => Some(
-                    dispatcher
-                        .dispatch_settled(&item, &settled)
-                        .await
-                        .map_err(|source| PipelineError::Dispatch {
-                            item: item.id.clone(),
-                            source,
-                        })?,
-                ),
-                None => None,
-            };
-            answers.push(Answer {
-                item,
-                decision: settled.decision,
-                dispatched,
-            });
+        let mut answers: Vec<Option<Answer>> = Vec::with_capacity(steps.len());
+        let mut held = Vec::new();
+        for (index, step) in steps.into_iter().enumerate() {
+            match step {
+                Step::Recorded(item, settled) => {
+                    answers.push(Some(self.act(item, settled).await?));
+                }
+                Step::Held(item, decision) => {
+                    answers.push(None);
+                    held.push((index, item, decision));
+                }
+            }
         }
-        Ok(answers)
+        if !held.is_empty() {
+            for (index, answer) in self.submit_held(held, principal).await? {
+                answers[index] = Some(answer);
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| a.ok_or_else(|| PipelineError::Interrupted("an item got no answer".into())))
+            .collect()
+    }
+
+    /// Dispatches a recorded decision.
+    async fn act(&self, item: WorkItem, settled: Settled) -> Result<Answer, PipelineError> {
+        let dispatched = match &self.dispatcher {
+            Some(dispatcher) => Some(dispatcher.dispatch_settled(&item, &settled).await.map_err(
+                |source| PipelineError::Dispatch {
+                    item: item.id.clone(),
+                    source,
+                },
+            )?),
+            None => None,
+        };
+        Ok(Answer {
+            item,
+            decision: settled.decision,
+            dispatched,
+            replayed: false,
+        })
+    }
+
+    /// The held decisions (those that put work on a person): under a lock
+    /// per idempotency key, answered from memory when an identical
+    /// submission was answered before, otherwise settled, recorded,
+    /// dispatched and remembered. Keys are locked in sorted order, so two
+    /// batches never wait on each other.
+    async fn submit_held(
+        self: &Arc<Self>,
+        held: Vec<(usize, WorkItem, Decision)>,
+        principal: Option<String>,
+    ) -> Result<Vec<(usize, Answer)>, PipelineError> {
+        let Some(dispatcher) = self.dispatcher.clone() else {
+            return Err(PipelineError::Interrupted("held without a store".into()));
+        };
+        let keyed: Vec<(usize, String, WorkItem, Decision)> = held
+            .into_iter()
+            .map(|(index, item, decision)| (index, idempotency_key(&item), item, decision))
+            .collect();
+        let mut keys: Vec<String> = keyed.iter().map(|(_, key, ..)| key.clone()).collect();
+        keys.sort();
+        keys.dedup();
+        let mut guards = Vec::with_capacity(keys.len());
+        for key in &keys {
+            guards.push(self.submissions.lock(key).await);
+        }
+        let dispatch_error = |item: &WorkItem| {
+            let item = item.id.clone();
+            move |source| PipelineError::Dispatch { item, source }
+        };
+        let mut answered = Vec::with_capacity(keyed.len());
+        let mut fresh = Vec::new();
+        let mut first_of_key: std::collections::HashMap<String, usize> = Default::default();
+        for (index, key, item, decision) in keyed {
+            if let Some(remembered) = dispatcher
+                .answer_of(&key)
+                .await
+                .map_err(dispatch_error(&item))?
+            {
+                answered.push((index, replay(item, remembered)));
+            } else if first_of_key.contains_key(&key) {
+                // The same item twice in one batch: answered like the first.
+                fresh.push((index, key, item, None));
+            } else {
+                first_of_key.insert(key.clone(), index);
+                fresh.push((index, key, item, Some(decision)));
+            }
+        }
+        let to_record: Vec<(WorkItem, Decision)> = fresh
+            .iter()
+            .filter_map(|(_, _, item, decision)| Some((item.clone(), decision.clone()?)))
+            .collect();
+        let this = self.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let recorded = self
+            .offload(move || this.settle_and_record(to_record, principal.as_deref(), &runtime))
+            .await??;
+        let mut recorded = recorded.into_iter();
+        let mut by_key: std::collections::HashMap<String, Remembered> = Default::default();
+        for (index, key, item, decision) in fresh {
+            if decision.is_none() {
+                if let Some(remembered) = by_key.get(&key) {
+                    answered.push((index, replay(item, remembered.clone())));
+                }
+                continue;
+            }
+            let Some((item, settled)) = recorded.next() else {
+                return Err(PipelineError::Interrupted(
+                    "an item was not recorded".into(),
+                ));
+            };
+            let answer = self.act(item, settled).await?;
+            if let Some(dispatched) = &answer.dispatched {
+                let remembered = Remembered {
+                    decision: answer.decision.clone(),
+                    dispatched: dispatched.clone(),
+                };
+                dispatcher
+                    .remember(&key, &answer.item, &remembered)
+                    .await
+                    .map_err(dispatch_error(&answer.item))?;
+                by_key.insert(key, remembered);
+            }
+            answered.push((index, answer));
+        }
+        drop(guards);
+        Ok(answered)
     }
 
     /// Runs `work` where this pipeline evaluates: inline, or on the
@@ -184,47 +307,144 @@ impl Pipeline {
         .map_err(|e| PipelineError::Interrupted(e.to_string()))
     }
 
-    /// Evaluates, settles and audits every item with one evaluator of the
-    /// pool. Settling (a self-correction's attempt count, and whether it ran
-    /// out) happens before the audit record, so that the record states the
-    /// tier the work really went to; it needs the store, reached through
-    /// `runtime` from this thread, which is never one of its workers.
-    fn decide_and_record(
+    /// Evaluates every item with one evaluator of the pool, and records at
+    /// once each decision that no earlier submission can have answered; a
+    /// decision that puts work on a person is held for
+    /// [`Pipeline::submit_held`] when the host dispatches.
+    fn decide(
         &self,
         items: Vec<WorkItem>,
         principal: Option<&str>,
         runtime: &tokio::runtime::Handle,
-    ) -> Result<Vec<(WorkItem, Settled)>, PipelineError> {
+    ) -> Result<Vec<Step>, PipelineError> {
         self.evaluators.with(|evaluator| {
             items
                 .into_iter()
                 .map(|item| {
                     let decision = evaluator.evaluate(&item)?;
-                    let settled = match &self.dispatcher {
-                        Some(dispatcher) if decision.tier() == Tier::SelfCorrect => runtime
-                            .block_on(dispatcher.settle(&item, decision))
-                            .map_err(|source| PipelineError::Dispatch {
-                                item: item.id.clone(),
-                                source,
-                            })?,
-                        _ => Settled {
-                            decision,
-                            attempt: None,
-                        },
-                    };
-                    let decision = &settled.decision;
-                    if let Some(audit) = &self.audit {
-                        audit.record_decision(&item, decision, principal).map_err(|source| {
-                            tracing::error!(error = %source, item = %item.id, "cannot record a decision");
-                            PipelineError::Audit {
-                                item: item.id.clone(),
-                                source,
-                            }
-                        })?;
+                    if self.dispatcher.is_some() && decision.tier() != Tier::None {
+                        return Ok(Step::Held(item, decision));
                     }
-                    Ok((item, settled))
+                    let settled =
+                        self.settle_and_record_one(&item, decision, principal, runtime)?;
+                    Ok(Step::Recorded(item, settled))
                 })
                 .collect()
         })
+    }
+
+    /// Settles and records decisions already made.
+    fn settle_and_record(
+        &self,
+        decided: Vec<(WorkItem, Decision)>,
+        principal: Option<&str>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Vec<(WorkItem, Settled)>, PipelineError> {
+        decided
+            .into_iter()
+            .map(|(item, decision)| {
+                let settled = self.settle_and_record_one(&item, decision, principal, runtime)?;
+                Ok((item, settled))
+            })
+            .collect()
+    }
+
+    /// Settles one decision (a self-correction's attempt count, and whether
+    /// it ran out) and records it. Settling comes first, so that the record
+    /// states the tier the work really went to; it needs the store, reached
+    /// through `runtime` from this thread, which is never one of its
+    /// workers.
+    fn settle_and_record_one(
+        &self,
+        item: &WorkItem,
+        decision: Decision,
+        principal: Option<&str>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Result<Settled, PipelineError> {
+        let settled = match &self.dispatcher {
+            Some(dispatcher) if decision.tier() == Tier::SelfCorrect => runtime
+                .block_on(dispatcher.settle(item, decision))
+                .map_err(|source| PipelineError::Dispatch {
+                    item: item.id.clone(),
+                    source,
+                })?,
+            _ => Settled {
+                decision,
+                attempt: None,
+            },
+        };
+        if let Some(audit) = &self.audit {
+            audit
+                .record_decision(item, &settled.decision, principal)
+                .map_err(|source| {
+                    tracing::error!(error = %source, item = %item.id, "cannot record a decision");
+                    PipelineError::Audit {
+                        item: item.id.clone(),
+                        source,
+                    }
+                })?;
+        }
+        Ok(settled)
+    }
+}
+
+/// An item after evaluation.
+enum Step {
+    /// Recorded: ready to dispatch.
+    Recorded(WorkItem, Settled),
+    /// Puts work on a person: checked against earlier identical
+    /// submissions before it is recorded.
+    Held(WorkItem, Decision),
+}
+
+/// The answer an identical earlier submission got.
+fn replay(item: WorkItem, remembered: Remembered) -> Answer {
+    Answer {
+        item,
+        decision: remembered.decision,
+        dispatched: Some(remembered.dispatched),
+        replayed: true,
+    }
+}
+
+/// One lock per idempotency key in flight, so that identical submissions
+/// arriving together are answered one after the other: the first decides,
+/// the rest find its answer.
+#[derive(Default)]
+struct KeyLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A held key lock; the key's entry goes when its last holder does.
+struct KeyGuard<'a> {
+    locks: &'a KeyLocks,
+    key: String,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    _held: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl KeyLocks {
+    async fn lock(&self, key: &str) -> KeyGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(key.to_string()).or_default().clone()
+        };
+        let held = lock.clone().lock_owned().await;
+        KeyGuard {
+            locks: self,
+            key: key.to_string(),
+            lock,
+            _held: held,
+        }
+    }
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.locks.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference and this guard's: nobody else waits.
+        if Arc::strong_count(&self.lock) <= 3 {
+            locks.remove(&self.key);
+        }
     }
 }

@@ -28,6 +28,9 @@ pub struct EvaluateAnswer {
     pub dispatch: Option<Dispatched>,
     /// The handoff to poll at `GET /v1/handoffs/{id}`, when one was made.
     pub handoff_id: Option<String>,
+    /// True when this is the answer an identical earlier submission got,
+    /// given again (nothing new was decided, recorded or handed off).
+    pub replayed: bool,
 }
 
 /// A batch's answers, in request order.
@@ -52,9 +55,12 @@ pub async fn evaluate(
     let mut results: Vec<EvaluateAnswer> = answers
         .into_iter()
         .map(|answer| {
-            app.metrics.observe_decision(&answer.decision);
+            if !answer.replayed {
+                app.metrics.observe_decision(&answer.decision);
+            }
             EvaluateAnswer {
                 handoff_id: answer.handoff_id().map(str::to_string),
+                replayed: answer.replayed,
                 decision: answer.decision,
                 dispatch: answer.dispatched,
             }
