@@ -804,9 +804,13 @@ fn the_servers_sla_clock_escalates_a_missed_deadline_and_counts_it() {
     let manifest = policies.join("compliance-limits.toml");
     let text = std::fs::read_to_string(&manifest).unwrap();
     assert!(text.contains("ack-sla-secs = 300"));
+    // The plugin names its own specialist for missed deadlines.
     std::fs::write(
         &manifest,
-        text.replacen("ack-sla-secs = 300", "ack-sla-secs = 1", 1),
+        format!(
+            "escalation-role = \"safety-lead\"\n{}",
+            text.replacen("ack-sla-secs = 300", "ack-sla-secs = 1", 1)
+        ),
     )
     .unwrap();
     let server = Server::start(dir.path(), &[]);
@@ -830,6 +834,10 @@ fn the_servers_sla_clock_escalates_a_missed_deadline_and_counts_it() {
     };
     assert_eq!(escalated["escalations"], 1);
     assert_eq!(escalated["state"], "queued");
+    assert_eq!(
+        escalated["role"], "safety-lead",
+        "the plugin's escalation role, not the generic executive"
+    );
     let (_, metrics) = server.get("/metrics", None);
     let metrics = metrics.as_str().unwrap();
     assert!(

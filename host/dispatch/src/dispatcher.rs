@@ -106,6 +106,9 @@ pub struct Settled {
     pub decision: Decision,
     /// For a self-correction (or one that ran out), the attempt it was.
     pub attempt: Option<u32>,
+    /// Where a missed operator deadline escalates, when the driving plugin
+    /// names a role for it.
+    pub escalation_role: Option<String>,
 }
 
 /// What a submission was answered, kept for its identical repeats.
@@ -260,6 +263,7 @@ impl<S: HandoffStore> Dispatcher<S> {
             return Ok(Settled {
                 decision,
                 attempt: None,
+                escalation_role: None,
             });
         }
         let now = self.clock.now();
@@ -284,6 +288,7 @@ impl<S: HandoffStore> Dispatcher<S> {
         Ok(Settled {
             decision,
             attempt: Some(attempt),
+            escalation_role: None,
         })
     }
 
@@ -340,6 +345,7 @@ impl<S: HandoffStore> Dispatcher<S> {
             driving_reason: reason,
             attempts: self.store.attempts(&item.id).await?,
             prior_handoffs: self.store.prior(&item.id).await?,
+            escalation_role: settled.escalation_role.clone(),
         };
         let handoff = NewHandoff {
             id: new_id(),
@@ -486,9 +492,15 @@ impl<S: HandoffStore> Dispatcher<S> {
                 continue;
             }
             let policy = &self.config.executive;
+            // The driving plugin's own specialist, or the host's default.
+            let role = handoff
+                .payload
+                .escalation_role
+                .clone()
+                .unwrap_or_else(|| policy.role.clone());
             let to = Escalation {
                 tier: Tier::Executive,
-                role: policy.role.clone(),
+                role,
                 ack_deadline: now + seconds(policy.ack_secs),
                 resolve_deadline: now + seconds(policy.resolve_secs),
             };

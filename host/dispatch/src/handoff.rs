@@ -104,6 +104,11 @@ pub struct TransferPayload {
     pub attempts: u32,
     /// Earlier handoffs of the same item id, oldest first.
     pub prior_handoffs: Vec<PriorHandoff>,
+    /// Where a missed operator deadline escalates: the role the driving
+    /// plugin's manifest names (`escalation-role`); none means the host's
+    /// executive role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub escalation_role: Option<String>,
 }
 
 /// The reason behind a handoff.

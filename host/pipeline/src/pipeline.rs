@@ -361,7 +361,7 @@ impl Pipeline {
         principal: Option<&str>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Settled, PipelineError> {
-        let settled = match &self.dispatcher {
+        let mut settled = match &self.dispatcher {
             Some(dispatcher) if decision.tier() == Tier::SelfCorrect => runtime
                 .block_on(dispatcher.settle(item, decision))
                 .map_err(|source| PipelineError::Dispatch {
@@ -371,8 +371,12 @@ impl Pipeline {
             _ => Settled {
                 decision,
                 attempt: None,
+                escalation_role: None,
             },
         };
+        if settled.decision.tier() == Tier::Operator {
+            settled.escalation_role = self.escalation_role_of(settled.decision.driver.as_deref());
+        }
         if let Some(audit) = &self.audit {
             audit
                 .record_decision(item, &settled.decision, principal)
@@ -385,6 +389,19 @@ impl Pipeline {
                 })?;
         }
         Ok(settled)
+    }
+}
+
+impl Pipeline {
+    /// The role a missed deadline of `driver`'s handoffs escalates to, as
+    /// its manifest names it in the serving set.
+    fn escalation_role_of(&self, driver: Option<&str>) -> Option<String> {
+        let driver = driver?;
+        let set = self.evaluators.policies().current();
+        set.plugins()
+            .iter()
+            .find(|plugin| &*plugin.name == driver)
+            .and_then(|plugin| plugin.manifest.escalation_role.clone())
     }
 }
 

@@ -38,6 +38,10 @@ pub struct Manifest {
     pub fresh_sample: f64,
     /// Self-tests run at every load: a version whose cases fail never serves.
     pub fixtures: Vec<Fixture>,
+    /// Where a missed deadline of a handoff this plugin drove escalates to
+    /// (`escalation-role`): its own specialist at the executive tier, for
+    /// example `privacy-executive`. None: the host's executive role.
+    pub escalation_role: Option<String>,
 }
 
 /// One self-test case: an item and the verdict this plugin must give it.
@@ -89,6 +93,7 @@ impl Default for Manifest {
             recycle_after: DEFAULT_RECYCLE_AFTER,
             fresh_sample: DEFAULT_FRESH_SAMPLE,
             fixtures: Vec::new(),
+            escalation_role: None,
         }
     }
 }
@@ -130,6 +135,8 @@ struct RawManifest {
     fresh_sample: f64,
     #[serde(default)]
     fixture: Vec<RawFixture>,
+    #[serde(default)]
+    escalation_role: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -200,6 +207,17 @@ impl Manifest {
                 reason: format!("must be between 0 and 1, got {}", raw.fresh_sample),
             });
         }
+        if let Some(role) = &raw.escalation_role
+            && !crate::output_check::is_code(role)
+        {
+            return Err(ManifestError::Config {
+                key: "escalation-role".into(),
+                reason: format!(
+                    "a role is lower-case letters, digits, `-`, `_` and `.`, starting with a \
+                     letter or digit, at most 128 bytes; got {role:?}"
+                ),
+            });
+        }
         let mut names = std::collections::BTreeSet::new();
         let mut fixtures = Vec::with_capacity(raw.fixture.len());
         for (index, fixture) in raw.fixture.into_iter().enumerate() {
@@ -221,6 +239,7 @@ impl Manifest {
             recycle_after: raw.recycle_after,
             fresh_sample: raw.fresh_sample,
             fixtures,
+            escalation_role: raw.escalation_role,
         })
     }
 }
@@ -348,6 +367,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(tier.contains("boss"), "{tier}");
+    }
+
+    #[test]
+    fn an_escalation_role_must_be_a_role() {
+        let manifest = Manifest::parse("escalation-role = \"privacy-executive\"\n").unwrap();
+        assert_eq!(
+            manifest.escalation_role.as_deref(),
+            Some("privacy-executive")
+        );
+        assert_eq!(Manifest::default().escalation_role, None);
+        for bad in ["\"\"", "\"Privacy Exec\"", "\"a\\u001b[31m\""] {
+            let error = Manifest::parse(&format!("escalation-role = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("escalation-role"), "{error}");
+        }
     }
 
     #[test]

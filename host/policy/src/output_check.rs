@@ -62,6 +62,12 @@ fn text(what: &str, value: &str) -> Result<(), Violation> {
     }
 }
 
+/// Whether `value` is a well-formed code (see [`code`]), with at most the
+/// 128 bytes a role may have: what a manifest's role keys must be too.
+pub(crate) fn is_code(value: &str) -> bool {
+    value.len() <= 128 && code("", value).is_ok()
+}
+
 /// A code: a reason code, a role, a trigger code, a policy name. Lower-case
 /// letters, digits, `-`, `_` and `.`, starting with a letter or digit.
 fn code(what: &str, value: &str) -> Result<(), Violation> {
