@@ -281,6 +281,26 @@ fn an_exhausted_self_correction_is_recorded_at_operator_everywhere() {
     assert_eq!(handoff["tier"], "operator");
     assert_eq!(handoff["reason_code"], "self-correct.exhausted");
     assert_eq!(handoff["payload"]["decision"]["tier"], "operator");
+    // The operator sees every attempt: what the agent sent and was told.
+    let history = handoff["payload"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 4, "{history:?}");
+    for (n, attempt) in history.iter().enumerate() {
+        assert_eq!(attempt["attempt"], n + 1);
+        assert!(
+            attempt["text"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("(attempt {})", n + 1)),
+            "{attempt}"
+        );
+    }
+    assert!(
+        history[..3]
+            .iter()
+            .all(|a| a["tier"] == "self-correct" && a["guidance"].is_string())
+    );
+    assert_eq!(history[3]["tier"], "operator");
+    assert_eq!(history[3]["reason_code"], "self-correct.exhausted");
     let (status, stderr) = server.stop();
     assert!(status.success(), "{stderr}");
 
@@ -366,6 +386,28 @@ fn the_same_submission_five_times_at_once_makes_one_handoff() {
         1,
         "{handoff}"
     );
+    assert_eq!(handoff["payload"]["prior_handoffs"][0]["state"], "queued");
+    // The prior handoff is shown as it is now, not as it was.
+    let first = answers[0]["handoff_id"].as_str().unwrap();
+    let (_, claimed) = server.post(
+        "/v1/queue/claim",
+        None,
+        &json!({"role": "finance-operator", "worker": "erin"}),
+    );
+    assert_eq!(
+        claimed["handoff"]["id"], first,
+        "the earliest deadline first"
+    );
+    let (status, _) = server.post(
+        &format!("/v1/handoffs/{first}/resolve"),
+        None,
+        &json!({"worker": "erin", "outcome": "rejected", "note": "duplicate", "warranted": true}),
+    );
+    assert_eq!(status, 200);
+    let (_, handoff) = server.get(&format!("/v1/handoffs/{second}"), None);
+    let prior = &handoff["payload"]["prior_handoffs"][0];
+    assert_eq!(prior["state"], "resolved", "{prior}");
+    assert_eq!(prior["resolution"]["outcome"], "rejected", "{prior}");
 
     let server = std::sync::Arc::try_unwrap(server).ok().unwrap();
     let (status, stderr) = server.stop();

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
 use super::forward::{EventForwarder, EventSink, ForwardError};
-use super::handoff::{DrivingReason, Handoff, Resolution, TransferPayload};
+use super::handoff::{AttemptRecord, DrivingReason, Handoff, Resolution, TransferPayload};
 use super::health::{HealthTracker, StoreHealth};
 use super::store::{
     Breach, DecisionRow, Escalation, HandoffStore, ListFilter, NewHandoff, QueueDepth, StoreError,
@@ -272,6 +272,7 @@ impl<S: HandoffStore> Dispatcher<S> {
             .await?;
         let max = self.config.max_self_corrections;
         let mut decision = decision;
+        let plugin_said = decision.verdict.clone();
         if attempt > max {
             let verdict = &mut decision.verdict;
             verdict.reason = format!(
@@ -285,6 +286,17 @@ impl<S: HandoffStore> Dispatcher<S> {
             verdict.ack_sla_secs = None;
             verdict.resolve_sla_secs = None;
         }
+        let record = AttemptRecord {
+            attempt,
+            at: now,
+            text: item.text.clone(),
+            tier: decision.tier(),
+            reason_code: decision.verdict.reason_code.clone(),
+            reason: plugin_said.reason,
+            guidance: plugin_said.guidance,
+        };
+        self.tracked(true, self.store.record_attempt(&item.id, &record))
+            .await?;
         Ok(Settled {
             decision,
             attempt: Some(attempt),
@@ -344,6 +356,7 @@ impl<S: HandoffStore> Dispatcher<S> {
             decision: decision.clone(),
             driving_reason: reason,
             attempts: self.store.attempts(&item.id).await?,
+            history: self.store.attempt_history(&item.id).await?,
             prior_handoffs: self.store.prior(&item.id).await?,
             escalation_role: settled.escalation_role.clone(),
         };
@@ -407,7 +420,10 @@ impl<S: HandoffStore> Dispatcher<S> {
                 self.store.claim(role, worker, self.clock.now(), lease),
             )
             .await;
-        self.forwarded(result).await
+        match self.forwarded(result).await? {
+            Some(handoff) => Ok(Some(self.with_current_priors(handoff).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Acknowledges a claimed handoff.
@@ -446,10 +462,26 @@ impl<S: HandoffStore> Dispatcher<S> {
         self.forwarded(result).await
     }
 
-    /// One handoff as it stands now: an expired lease shows as queued.
+    /// One handoff as it stands now: an expired lease shows as queued, and
+    /// its prior handoffs as they are now (resolved, say), not as they were
+    /// when it was made.
     pub async fn get(&self, id: &str) -> Result<Handoff, StoreError> {
         let handoff = self.tracked(false, self.store.get(id)).await?;
-        Ok(handoff.as_of(self.clock.now()))
+        self.with_current_priors(handoff.as_of(self.clock.now()))
+            .await
+    }
+
+    async fn with_current_priors(&self, mut handoff: Handoff) -> Result<Handoff, StoreError> {
+        if handoff.payload.prior_handoffs.is_empty() {
+            return Ok(handoff);
+        }
+        let now = self.store.prior(&handoff.item_id).await?;
+        for prior in &mut handoff.payload.prior_handoffs {
+            if let Some(current) = now.iter().find(|p| p.id == prior.id) {
+                *prior = current.clone();
+            }
+        }
+        Ok(handoff)
     }
 
     /// Unresolved handoffs by tier, role and state, for monitoring.

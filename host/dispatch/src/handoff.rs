@@ -102,6 +102,10 @@ pub struct TransferPayload {
     pub driving_reason: DrivingReason,
     /// Self-correction attempts the host has seen for this item id.
     pub attempts: u32,
+    /// Each of those attempts as submitted: its text, the verdict and the
+    /// guidance the agent got, oldest first.
+    #[serde(default)]
+    pub history: Vec<AttemptRecord>,
     /// Earlier handoffs of the same item id, oldest first.
     pub prior_handoffs: Vec<PriorHandoff>,
     /// Where a missed operator deadline escalates: the role the driving
@@ -109,6 +113,27 @@ pub struct TransferPayload {
     /// executive role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation_role: Option<String>,
+}
+
+/// One self-correction attempt of a piece of work, as the operator who
+/// takes it over sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Its number, from 1.
+    pub attempt: u32,
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// What the agent submitted.
+    pub text: String,
+    /// The tier it was given (`self-correct`, or `operator` for the one
+    /// that ran out).
+    pub tier: Tier,
+    /// Why, as a code.
+    pub reason_code: String,
+    /// Why, for a person.
+    pub reason: String,
+    /// What the agent was told to do differently.
+    pub guidance: Option<String>,
 }
 
 /// The reason behind a handoff.

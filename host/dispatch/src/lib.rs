@@ -32,8 +32,8 @@ pub use dispatcher::{
 };
 pub use forward::{EventSink, ForwardError};
 pub use handoff::{
-    DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff, Resolution,
-    TransferPayload,
+    AttemptRecord, DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff,
+    Resolution, TransferPayload,
 };
 pub use health::StoreHealth;
 pub use report::{FeedbackReport, ReportOptions, feedback_report};

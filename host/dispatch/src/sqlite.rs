@@ -19,7 +19,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::handoff::{Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload};
+use super::handoff::{
+    AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload,
+};
 use super::store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
     StoreError,
@@ -79,6 +81,12 @@ CREATE INDEX IF NOT EXISTS events_by_handoff ON events (handoff);
 CREATE TABLE IF NOT EXISTS probe (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempt_history (
+    item_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    entry TEXT NOT NULL,
+    PRIMARY KEY (item_id, attempt)
 );
 CREATE TABLE IF NOT EXISTS submissions (
     key TEXT PRIMARY KEY,
@@ -726,6 +734,44 @@ impl HandoffStore for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn record_attempt(
+        &self,
+        item_id: &str,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
+        let entry = serde_json::to_string(attempt).map_err(|e| StoreError::Corrupt {
+            what: "attempt_history.entry".into(),
+            detail: e.to_string(),
+        })?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO attempt_history (item_id, attempt, entry) VALUES (?, ?, ?)",
+        )
+        .bind(item_id)
+        .bind(i64::from(attempt.attempt))
+        .bind(entry)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn attempt_history(&self, item_id: &str) -> Result<Vec<AttemptRecord>, StoreError> {
+        let entries: Vec<String> = sqlx::query_scalar(
+            "SELECT entry FROM attempt_history WHERE item_id = ? ORDER BY attempt",
+        )
+        .bind(item_id)
+        .fetch_all(&self.pool)
+        .await?;
+        entries
+            .iter()
+            .map(|entry| {
+                serde_json::from_str(entry).map_err(|e| StoreError::Corrupt {
+                    what: "attempt_history.entry".into(),
+                    detail: e.to_string(),
+                })
+            })
+            .collect()
     }
 
     async fn answer_of(&self, key: &str) -> Result<Option<String>, StoreError> {

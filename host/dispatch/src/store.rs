@@ -11,7 +11,9 @@ use std::future::Future;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::handoff::{Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload};
+use super::handoff::{
+    AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload,
+};
 use handoff_model::{Decision, HandoffEvent, Tier, WorkItem};
 
 /// One dispatched decision, kept for the report's rates.
@@ -290,6 +292,20 @@ pub trait HandoffStore: Send + Sync {
         breach: Breach,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Keeps one self-correction attempt of an item, for the transfer
+    /// payload of a later handoff.
+    fn record_attempt(
+        &self,
+        item_id: &str,
+        attempt: &AttemptRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The attempts kept for an item, oldest first.
+    fn attempt_history(
+        &self,
+        item_id: &str,
+    ) -> impl Future<Output = Result<Vec<AttemptRecord>, StoreError>> + Send;
 
     /// The answer kept for the submission with idempotency key `key`.
     fn answer_of(
