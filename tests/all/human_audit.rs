@@ -12,17 +12,7 @@ use serde_json::{Value, json};
 use crate::serve::{Server, audit_verify, item};
 
 fn records(data: &Path) -> Vec<Value> {
-    handoff_audit::log_files(&data.join("audit"))
-        .unwrap()
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .unwrap()
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect::<Vec<Value>>()
-        })
-        .collect()
+    crate::serve_trust::audit_records(&data.join("audit"))
 }
 
 fn handoff_events(data: &Path) -> Vec<Value> {

@@ -249,7 +249,7 @@ fn a_principal_cannot_act_under_anothers_name() {
     assert!(!shown.contains("bob"), "{shown}");
 }
 
-fn audit_records(dir: &Path) -> Vec<Value> {
+pub(crate) fn audit_records(dir: &Path) -> Vec<Value> {
     handoff_audit::log_files(dir)
         .unwrap()
         .iter()
