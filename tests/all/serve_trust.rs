@@ -725,3 +725,87 @@ fn the_openapi_bounds_are_the_servers_bounds() {
     }
     assert!(checked >= 12, "{checked} bounds checked");
 }
+
+#[test]
+fn a_human_action_while_the_audit_log_is_stopped_reaches_it_once_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let audit = dir.path().join("audit");
+    // Only the audit log is on the small disk: the store keeps working.
+    let mounted = Tmpfs::mount(&audit, "4m");
+    let server = Server::start(&data, &["--audit", audit.to_str().unwrap()]);
+    let (status, decided) = server.post(
+        "/v1/evaluate",
+        None,
+        &item("o-1", "refund", 0.9, Some(125_000)),
+    );
+    assert_eq!(status, 200, "{decided}");
+    let id = decided["handoff_id"].as_str().unwrap().to_string();
+
+    let filler = fill(&audit);
+    // Use up whatever room the log's last page still has.
+    let mut stopped = false;
+    for n in 0..400 {
+        let (status, _) = server.post(
+            "/v1/evaluate",
+            None,
+            &item(&format!("o-f{n}"), "reply", 0.95, None),
+        );
+        let (ready, _) = server.get("/readyz", None);
+        if status == 503 && ready == 503 {
+            stopped = true;
+            break;
+        }
+    }
+    assert!(stopped, "the audit log stopped on the full disk");
+
+    // The store takes the claim; its audit record waits for the log.
+    let (status, claimed) = server.post(
+        "/v1/queue/claim",
+        None,
+        &json!({"role": "finance-operator", "worker": "fay"}),
+    );
+    assert_eq!(status, 200, "{claimed}");
+    assert_eq!(claimed["handoff"]["id"], id.as_str());
+
+    std::fs::remove_file(filler).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // Until the log resumes, a failed write's remains may sit at its
+        // end (they are cut when it does): read it only once it is ready.
+        if server.get("/readyz", None).0 != 200 {
+            assert!(Instant::now() < deadline, "the audit log never resumed");
+            thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        let claims: Vec<Value> = audit_records(&audit)
+            .into_iter()
+            .filter(|r| r["type"] == "handoff" && r["event"]["kind"] == "claimed")
+            .collect();
+        if !claims.is_empty() {
+            assert_eq!(claims.len(), 1);
+            assert_eq!(claims[0]["event"]["actor"], "fay");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim never reached the audit log"
+        );
+        // Readiness retries the log; the SLA tick forwards the backlog.
+        server.get("/readyz", None);
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (status, stderr) = server.stop();
+    assert!(status.success(), "{stderr}");
+    let verified = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["audit", "verify"])
+        .arg(&audit)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+    drop(mounted);
+}
