@@ -12,6 +12,7 @@ mod hot_reload;
 mod human_audit;
 mod policy_loading;
 mod reference_policies;
+mod report;
 mod sandbox;
 mod sandbox_memory;
 mod serve;

@@ -299,6 +299,20 @@ fn an_item_goes_from_evaluation_to_resolution_and_the_agent_sees_it() {
     );
     assert_eq!(status, 200);
     assert_eq!(acked["state"], "acknowledged");
+    // Long work: alice keeps her lease; bob cannot take it over.
+    let (status, _) = server.post(
+        &format!("/v1/handoffs/{id}/renew"),
+        None,
+        &json!({"worker": "bob"}),
+    );
+    assert_eq!(status, 409, "only the holder renews");
+    let (status, renewed) = server.post(
+        &format!("/v1/handoffs/{id}/renew"),
+        None,
+        &json!({"worker": "alice"}),
+    );
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(renewed["lease_owner"], "alice");
     let (status, resolved) = server.post(
         &format!("/v1/handoffs/{id}/resolve"),
         None,
@@ -334,6 +348,10 @@ fn an_item_goes_from_evaluation_to_resolution_and_the_agent_sees_it() {
     assert!(metrics.contains("handoff_plugin_fuel_total{plugin=\"confidence-gate\"}"));
     assert!(metrics.contains("handoff_reloads_total{outcome=\"applied\"} 2"));
     assert!(
+        metrics.contains("handoff_lease_expirations_total 0"),
+        "{metrics}"
+    );
+    assert!(
         !metrics.contains("handoff_queue_depth{"),
         "nothing is left in the queue"
     );
@@ -360,15 +378,36 @@ fn an_item_goes_from_evaluation_to_resolution_and_the_agent_sees_it() {
     let (_, policies) = server.get("/v1/policies", None);
     assert_eq!(policies["generation"], 1, "a replay activates nothing");
 
-    let (status, report) = server.get("/v1/report", None);
+    let (status, report) = server.get("/v1/report?cost-per-human-minute=2", None);
     assert_eq!(status, 200);
-    assert_eq!(report["overall"]["decisions"], 2, "{report}");
+    let overall = &report["overall"];
+    assert_eq!(overall["decisions"], 2, "{report}");
+    assert_eq!(
+        (overall["work"].clone(), overall["autonomous"].clone()),
+        (json!(2), json!(1))
+    );
+    assert_eq!(overall["finished_with_people"], 1);
+    assert_eq!(overall["first_contact_resolution"], 1.0);
+    assert_eq!(report["costs"]["cost_per_human_minute"], 2.0);
+    // The calibration key comes from the policies serving now.
+    let gate = &report["calibration"]["triggers"][0];
+    assert_eq!(
+        (gate["plugin"].as_str(), gate["config_key"].as_str()),
+        (Some("confidence-gate"), Some("escalate-below"))
+    );
+    assert_eq!(gate["current"], 0.6);
+    let (status, refused) = server.get("/v1/report?cost-per-agent-attempt=-1", None);
+    assert_eq!(status, 400);
+    assert_eq!(
+        refused["error"]["field"], "cost-per-agent-attempt",
+        "{refused}"
+    );
     let (status, verified) = server.get("/v1/audit/verify", None);
     assert_eq!(status, 200);
     assert_eq!(verified["intact"], true);
     assert_eq!(
-        verified["records"], 8,
-        "two loads, two decisions and four handoff events: {verified}"
+        verified["records"], 9,
+        "two loads, two decisions and five handoff events: {verified}"
     );
 }
 

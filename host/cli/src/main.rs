@@ -12,6 +12,7 @@ mod inspect;
 mod output;
 mod queue;
 mod replay;
+mod report;
 mod report_text;
 mod serve;
 mod watch;
@@ -118,7 +119,7 @@ enum Command {
     /// Feedback from human resolutions: escalation rates, warranted share,
     /// first-contact resolution, time to acknowledge and resolve, SLA
     /// compliance, cost avoided, and a suggested confidence threshold.
-    Report(queue::ReportArgs),
+    Report(report::ReportArgs),
     /// Compile one component read from stdin and write its artifact to
     /// stdout: the child process a host compiles in, under its compile
     /// budget. Not for people.
@@ -219,7 +220,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(&runtime()?, args),
         Command::Audit(args) => audit::run(args),
         Command::Queue(args) => queue::run_queue(args),
-        Command::Report(args) => queue::run_report(args),
+        Command::Report(args) => report::run(args),
         Command::Compile { meters } => {
             let meters =
                 parse_meters(&meters).with_context(|| format!("unknown meters {meters:?}"))?;

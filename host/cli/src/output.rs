@@ -53,6 +53,16 @@ pub fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// `text` in at most `width` characters.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +71,14 @@ mod tests {
     fn control_characters_are_escaped_and_the_rest_kept() {
         assert_eq!(terminal("plain · text"), "plain · text");
         assert_eq!(terminal("a\u{1b}[2Jb\nc\0"), "a\\u{1b}[2Jb\\nc\\u{0}");
+    }
+
+    #[test]
+    fn long_values_are_cut_to_their_column() {
+        assert_eq!(fit("auth-limit.exceeded", 24), "auth-limit.exceeded");
+        let long = "compliance.disclosure.regulatory-notice-missing";
+        let cut = fit(long, 24);
+        assert_eq!(cut.chars().count(), 24);
+        assert!(cut.ends_with('…') && long.starts_with(cut.trim_end_matches('…')));
     }
 }

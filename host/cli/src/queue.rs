@@ -1,5 +1,5 @@
-//! `handoff queue` and `handoff report`: the human side of dispatch,
-//! working on the same store as a running host.
+//! `handoff queue`: the human side of dispatch, working on the same store
+//! as a running host.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,11 +8,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use handoff_dispatch::{
     DispatchConfig, Dispatcher, Handoff, HandoffState, HandoffStore, ListFilter, Outcome,
-    ReportOptions, Resolution, SqliteStore, SystemClock, feedback_report,
+    Resolution, SqliteStore, SystemClock,
 };
 use handoff_model::Named;
 
-use super::output::terminal;
+use super::output::{fit, terminal};
 
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
@@ -86,6 +86,18 @@ enum QueueCommand {
         #[arg(long, action = clap::ArgAction::Set, value_name = "BOOL")]
         warranted: bool,
     },
+    /// Keep holding a handoff: extend your lease, for work that takes
+    /// longer than one lease.
+    Renew {
+        /// The handoff id.
+        id: String,
+        /// Who you are.
+        #[arg(long)]
+        worker: String,
+        /// The new lease, in seconds from now.
+        #[arg(long, value_name = "SECS", default_value_t = DispatchConfig::default().lease_secs)]
+        lease_secs: u32,
+    },
     /// Give a handoff you hold back to the queue.
     Release {
         /// The handoff id.
@@ -101,39 +113,14 @@ enum QueueCommand {
     },
 }
 
-#[derive(Debug, clap::Args)]
-pub struct ReportArgs {
-    /// The data directory whose `handoffs.db` holds the history.
-    #[arg(long, value_name = "DIR", default_value = "handoff-data")]
-    data: PathBuf,
-    /// What a minute of a human's time costs.
-    #[arg(long, default_value_t = ReportOptions::default().cost_per_human_minute)]
-    cost_per_human_minute: f64,
-    /// What an item handled autonomously costs.
-    #[arg(long, default_value_t = ReportOptions::default().cost_per_autonomous_item)]
-    cost_per_autonomous_item: f64,
-    /// Minutes per human-handled item when no handoff has been resolved yet.
-    #[arg(long, default_value_t = ReportOptions::default().default_human_minutes)]
-    default_human_minutes: f64,
-    /// α: the error rate the suggested threshold must stay under.
-    #[arg(long, default_value_t = ReportOptions::default().target_error)]
-    target_error: f64,
-    /// δ: the chance the error bound is wrong.
-    #[arg(long, default_value_t = ReportOptions::default().delta)]
-    delta: f64,
-    /// Print the report as JSON.
-    #[arg(long)]
-    json: bool,
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")
 }
 
-async fn open(data: &Path, lease_secs: u32) -> anyhow::Result<Dispatcher<SqliteStore>> {
+pub(crate) async fn open(data: &Path, lease_secs: u32) -> anyhow::Result<Dispatcher<SqliteStore>> {
     let store = SqliteStore::open(data)
         .await
         .with_context(|| format!("cannot open the handoff store in {}", data.display()))?;
@@ -150,7 +137,9 @@ pub fn run_queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
 
 async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
     let lease = match &args.command {
-        QueueCommand::Claim { lease_secs, .. } => *lease_secs,
+        QueueCommand::Claim { lease_secs, .. } | QueueCommand::Renew { lease_secs, .. } => {
+            *lease_secs
+        }
         _ => DispatchConfig::default().lease_secs,
     };
     let host = open(&args.data, lease).await?;
@@ -222,6 +211,14 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
                 }
             );
         }
+        QueueCommand::Renew { id, worker, .. } => {
+            let handoff = host.renew(&id, &worker).await?;
+            let until = handoff
+                .lease_expires
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default();
+            println!("renewed {} until {until}", handoff.id);
+        }
         QueueCommand::Release { id, worker } => {
             let handoff = host.release(&id, &worker).await?;
             println!(
@@ -282,51 +279,4 @@ fn print_row(cells: &[&str; 8]) {
         .map(|(cell, width)| format!("{:<width$}", fit(cell, width)))
         .collect();
     println!("{}", row.join("  ").trim_end());
-}
-
-/// `text` in at most `width` characters.
-fn fit(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
-        return text.to_string();
-    }
-    let mut cut: String = text.chars().take(width.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
-pub fn run_report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let host = open(&args.data, DispatchConfig::default().lease_secs).await?;
-        let decisions = host.store().decisions().await?;
-        let handoffs = host.list(&ListFilter::default()).await?;
-        host.store().close().await;
-        let options = ReportOptions {
-            cost_per_human_minute: args.cost_per_human_minute,
-            cost_per_autonomous_item: args.cost_per_autonomous_item,
-            default_human_minutes: args.default_human_minutes,
-            target_error: args.target_error,
-            delta: args.delta,
-        };
-        let report = feedback_report(&decisions, &handoffs, &options);
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        } else {
-            print!("{}", super::report_text::render(&report));
-        }
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_values_are_cut_to_their_column() {
-        assert_eq!(fit("auth-limit.exceeded", 24), "auth-limit.exceeded");
-        let long = "compliance.disclosure.regulatory-notice-missing";
-        let cut = fit(long, 24);
-        assert_eq!(cut.chars().count(), 24);
-        assert!(cut.ends_with('…') && long.starts_with(cut.trim_end_matches('…')));
-    }
 }

@@ -4,13 +4,14 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
 use super::forward::{EventForwarder, EventSink, ForwardError};
 use super::handoff::{AttemptRecord, DrivingReason, Handoff, Resolution, TransferPayload};
 use super::health::{HealthTracker, StoreHealth};
+use super::report::History;
 use super::store::{
     Breach, DecisionRow, Escalation, HandoffStore, ListFilter, NewHandoff, QueueDepth, StoreError,
 };
@@ -145,6 +146,13 @@ pub enum SlaEvent {
         from: Tier,
         /// The tier it is now.
         to: Tier,
+    },
+    /// A worker's lease ran out: the handoff is back in its queue.
+    LeaseExpired {
+        /// The handoff.
+        id: String,
+        /// Who held it.
+        holder: String,
     },
     /// An executive deadline was missed: nobody is left to escalate to.
     Alert {
@@ -454,6 +462,25 @@ impl<S: HandoffStore> Dispatcher<S> {
         self.forwarded(result).await
     }
 
+    /// Extends the lease on a handoff the worker holds.
+    pub async fn renew(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
+        let lease = seconds(self.config.lease_secs);
+        let result = self
+            .tracked(true, self.store.renew(id, worker, self.clock.now(), lease))
+            .await;
+        self.forwarded(result).await
+    }
+
+    /// Everything the feedback report is computed from, read as of now.
+    pub async fn history(&self) -> Result<(History, DateTime<Utc>), StoreError> {
+        let history = History {
+            decisions: self.tracked(false, self.store.decisions()).await?,
+            handoffs: self.list(&ListFilter::default()).await?,
+            events: self.tracked(false, self.store.events(None)).await?,
+        };
+        Ok((history, self.clock.now()))
+    }
+
     /// Returns a claimed handoff to the queue.
     pub async fn release(&self, id: &str, worker: &str) -> Result<Handoff, StoreError> {
         let result = self
@@ -512,6 +539,10 @@ impl<S: HandoffStore> Dispatcher<S> {
     async fn enforce_sla_untracked(&self) -> Result<Vec<SlaEvent>, StoreError> {
         let now = self.clock.now();
         let mut events = Vec::new();
+        for (id, holder) in self.store.expire_leases(now).await? {
+            tracing::info!(%id, %holder, "lease expired; back in the queue");
+            events.push(SlaEvent::LeaseExpired { id, holder });
+        }
         for (handoff, breach) in self.store.breached(now).await? {
             if handoff.tier == Tier::Executive {
                 if self.store.alert(&handoff.id, breach, now).await? {

@@ -13,7 +13,8 @@
 //! - [`forward`]: handoff events into the audit trail, exactly once;
 //! - [`clock`]: where time comes from, so SLA clocks can be tested;
 //! - [`sla`]: the background task that escalates on a missed deadline;
-//! - [`report`]: feedback figures and the threshold suggestion.
+//! - [`report`]: figures measured on pieces of work, and the calibration
+//!   of probabilistic triggers.
 
 mod clock;
 mod dispatcher;
@@ -36,7 +37,7 @@ pub use handoff::{
     Resolution, TransferPayload,
 };
 pub use health::StoreHealth;
-pub use report::{FeedbackReport, ReportOptions, feedback_report};
+pub use report::{CalibrationTarget, FeedbackReport, History, ReportOptions, feedback_report};
 pub use sla::spawn_sla_clock;
 pub use sqlite::{Commit, SqliteStore};
 pub use store::{

@@ -36,8 +36,10 @@ CREATE TABLE IF NOT EXISTS decisions (
     driver TEXT,
     reason_code TEXT NOT NULL,
     confidence REAL NOT NULL,
-    at INTEGER NOT NULL
+    at INTEGER NOT NULL,
+    trigger TEXT
 );
+CREATE INDEX IF NOT EXISTS decisions_by_item ON decisions (item_id);
 CREATE TABLE IF NOT EXISTS attempts (
     item_id TEXT PRIMARY KEY,
     count INTEGER NOT NULL,
@@ -99,6 +101,28 @@ CREATE TABLE IF NOT EXISTS audit_checkpoints (
     line TEXT NOT NULL
 );
 "#;
+
+/// Brings a store made by an earlier version up to [`SCHEMA`]: columns
+/// added since are added, empty, before the schema's own statements run
+/// (an index on a new column would otherwise fail on an old table).
+async fn upgrade(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    const ADDED: &[(&str, &str, &str)] = &[("decisions", "trigger", "TEXT")];
+    for (table, column, kind) in ADDED {
+        let columns = sqlx::query(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .fetch_all(pool)
+            .await?;
+        let exists = columns.iter().any(|row| {
+            row.try_get::<String, _>("name")
+                .is_ok_and(|name| name == *column)
+        });
+        if !columns.is_empty() && !exists {
+            sqlx::query(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+                .execute(pool)
+                .await?;
+        }
+    }
+    Ok(())
+}
 
 /// `PRAGMA quick_check`, and a refusal naming what is wrong when it finds
 /// anything: a damaged store would take work it cannot give back (handoffs
@@ -196,6 +220,7 @@ impl SqliteStore {
             .await
             .map_err(|e| damaged_or(e, &path))?;
         check_integrity(&pool, &path).await?;
+        upgrade(&pool).await.map_err(|e| damaged_or(e, &path))?;
         sqlx::raw_sql(SCHEMA)
             .execute(&pool)
             .await
@@ -323,12 +348,14 @@ where
     E: sqlx::Executor<'e, Database = Sqlite>,
 {
     sqlx::query(
-        "INSERT INTO decisions (item_id, tier, driver, reason_code, confidence, at) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO decisions (item_id, tier, driver, reason_code, trigger, confidence, at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&decision.item_id)
     .bind(decision.tier.as_str())
     .bind(&decision.driver)
     .bind(&decision.reason_code)
+    .bind(decision.trigger.map(|t| t.as_str()))
     .bind(decision.confidence)
     .bind(millis(decision.at))
     .execute(executor)
@@ -555,6 +582,65 @@ impl HandoffStore for SqliteStore {
         .await?;
         let detail = json!({"resolution": resolution, "late": late});
         commit_with_event(tx, id, now, "resolved", worker, detail).await
+    }
+
+    async fn renew(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> Result<Handoff, StoreError> {
+        let mut tx = self.write().await?;
+        let handoff = Self::fetch(&mut tx, id).await?;
+        Self::check_holder(&handoff, worker, now)?;
+        let expires = now + lease;
+        sqlx::query("UPDATE handoffs SET lease_expires = MAX(lease_expires, ?) WHERE id = ?")
+            .bind(millis(expires))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let detail =
+            json!({"lease_expires": expires.max(handoff.lease_expires.unwrap_or(expires))});
+        commit_with_event(tx, id, now, "renewed", worker, detail).await
+    }
+
+    async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<(String, String)>, StoreError> {
+        let mut tx = self.write().await?;
+        let rows = sqlx::query(
+            "SELECT id, lease_owner, lease_expires FROM handoffs
+              WHERE state IN ('claimed', 'acknowledged') AND lease_owner IS NOT NULL
+                AND lease_expires <= ?
+              ORDER BY lease_expires, id LIMIT 500",
+        )
+        .bind(millis(now))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut expired = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let holder: String = row.try_get("lease_owner")?;
+            let until = time(row.try_get("lease_expires")?);
+            sqlx::query(
+                "UPDATE handoffs SET state = 'queued', lease_owner = NULL, lease_expires = NULL
+                  WHERE id = ?",
+            )
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            insert_event(
+                &mut tx,
+                &id,
+                now,
+                "lease-expired",
+                &holder,
+                json!({"expired_at": until}),
+            )
+            .await?;
+            expired.push((id, holder));
+        }
+        tx.commit().await?;
+        Ok(expired)
     }
 
     async fn release(
@@ -894,6 +980,7 @@ impl HandoffStore for SqliteStore {
                     tier: parse(row, "tier")?,
                     driver: row.try_get("driver")?,
                     reason_code: row.try_get("reason_code")?,
+                    trigger: optional_parse(row, "trigger")?,
                     confidence: row.try_get("confidence")?,
                     at: time(row.try_get("at")?),
                 })
@@ -922,6 +1009,18 @@ where
         what: format!("handoffs.{column}"),
         detail: e.to_string(),
     })
+}
+
+/// A nullable column holding a name: `NULL` is none.
+fn optional_parse<T>(row: &SqliteRow, column: &str) -> Result<Option<T>, StoreError>
+where
+    T: FromStr,
+    T::Err: std::fmt::Display,
+{
+    match row.try_get::<Option<String>, _>(column)? {
+        None => Ok(None),
+        Some(_) => parse(row, column).map(Some),
+    }
 }
 
 fn json_column<T: serde::de::DeserializeOwned>(

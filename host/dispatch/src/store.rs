@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::handoff::{
     AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload,
 };
-use handoff_model::{Decision, HandoffEvent, Tier, WorkItem};
+use handoff_model::{Decision, HandoffEvent, Tier, TriggerKind, WorkItem};
 
 /// One dispatched decision, kept for the report's rates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub struct DecisionRow {
     pub driver: Option<String>,
     /// Its reason code.
     pub reason_code: String,
+    /// Whether a mandated rule or a probabilistic judgement drove it; none
+    /// when no trigger fired.
+    pub trigger: Option<TriggerKind>,
     /// The agent's confidence.
     pub confidence: f64,
     /// When it was dispatched.
@@ -42,6 +45,7 @@ impl DecisionRow {
             tier: decision.tier(),
             driver: decision.driver.clone(),
             reason_code: decision.reason_code().to_string(),
+            trigger: decision.verdict.trigger,
             confidence: item.confidence,
             at,
         }
@@ -98,8 +102,8 @@ pub struct Event {
     pub handoff: String,
     /// When.
     pub at: DateTime<Utc>,
-    /// `enqueued`, `claimed`, `acknowledged`, `resolved`, `released`,
-    /// `lease-expired`, `escalated` or `alert`.
+    /// `enqueued`, `claimed`, `acknowledged`, `renewed`, `resolved`,
+    /// `released`, `lease-expired`, `escalated` or `alert`.
     pub kind: String,
     /// Who did it (`sla` for the clocks).
     pub actor: String,
@@ -241,6 +245,25 @@ pub trait HandoffStore: Send + Sync {
         now: DateTime<Utc>,
         resolution: &Resolution,
     ) -> impl Future<Output = Result<Handoff, StoreError>> + Send;
+
+    /// Extends the lease `worker` holds to `now + lease`: the heartbeat of
+    /// someone still at work on a handoff that takes longer than a lease.
+    fn renew(
+        &self,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Handoff, StoreError>> + Send;
+
+    /// Puts every unresolved handoff whose lease ran out at or before `now`
+    /// back in the queue, recording `lease-expired` for each, so the audit
+    /// log says when a person stopped holding the work rather than when the
+    /// next person happened to claim it. Returns the ids and who held them.
+    fn expire_leases(
+        &self,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, StoreError>> + Send;
 
     /// Gives a handoff `worker` holds back to the queue.
     fn release(

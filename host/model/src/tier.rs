@@ -1,7 +1,5 @@
 //! Tiers and trigger kinds, as they appear in JSON.
 
-use serde::{Deserialize, Serialize};
-
 crate::named_enum! {
     /// Who must act on a unit of work. Ordered: a higher tier wins.
     #[derive(PartialOrd, Ord)]
@@ -29,12 +27,12 @@ impl Tier {
     }
 }
 
-/// Whether a mandated rule or a probabilistic judgement drove a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum TriggerKind {
-    /// A compliance-mandated rule.
-    Rule,
-    /// A judgement from confidence and anomaly signals.
-    Probabilistic,
+crate::named_enum! {
+    /// Whether a mandated rule or a probabilistic judgement drove a verdict.
+    pub enum TriggerKind ("trigger kind") {
+        /// A compliance-mandated rule.
+        Rule,
+        /// A judgement from confidence and anomaly signals.
+        Probabilistic,
+    }
 }

@@ -9,7 +9,10 @@
 //! - [`replay`]: what a candidate policy set would have decided for the
 //!   items in the audit trail.
 //! - [`reference`]: the reference policies built into the binary.
+//! - [`calibration`]: the configuration keys the feedback report may
+//!   suggest values for.
 
+pub mod calibration;
 mod host;
 mod pipeline;
 pub mod reference;

@@ -12,7 +12,7 @@
 
 use std::time::{Duration, Instant};
 
-use handoff_model::FaultKind;
+use handoff_model::{FaultKind, TriggerKind};
 
 use crate::fixtures::{self, FixtureFailure};
 use crate::manifest::{Manifest, ManifestError};
@@ -119,8 +119,31 @@ fn load_plugin(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, LoadE
             Ok(()) => break,
         }
     }
+    check_calibration(&plugin)?;
     plugin.reset_stats();
     Ok(plugin)
+}
+
+/// A `[calibrate]` entry must name a probabilistic trigger the plugin
+/// declares: a rule-based trigger is mandated and never tuned from feedback.
+fn check_calibration(plugin: &Plugin) -> Result<(), ManifestError> {
+    for trigger in plugin.manifest.calibrate.keys() {
+        let declared = plugin.info.triggers.iter().find(|t| &t.code == trigger);
+        let reason = match declared {
+            None => format!("the plugin declares no trigger `{trigger}`"),
+            Some(t) if t.kind != TriggerKind::Probabilistic => {
+                format!(
+                    "trigger `{trigger}` is rule-based; only probabilistic triggers are calibrated"
+                )
+            }
+            Some(_) => continue,
+        };
+        return Err(ManifestError::Config {
+            key: format!("calibrate.{trigger}"),
+            reason,
+        });
+    }
+    Ok(())
 }
 
 /// CPU time the calling thread has used.

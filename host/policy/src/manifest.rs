@@ -42,6 +42,11 @@ pub struct Manifest {
     /// (`escalation-role`): its own specialist at the executive tier, for
     /// example `privacy-executive`. None: the host's executive role.
     pub escalation_role: Option<String>,
+    /// Which configuration key holds the confidence threshold of each
+    /// probabilistic trigger (`[calibrate]`, trigger code = config key): what
+    /// the feedback report names when it suggests a new value, so that a
+    /// suggestion is a change someone can make, not a number to interpret.
+    pub calibrate: BTreeMap<String, String>,
 }
 
 /// One self-test case: an item and the verdict this plugin must give it.
@@ -94,6 +99,7 @@ impl Default for Manifest {
             fresh_sample: DEFAULT_FRESH_SAMPLE,
             fixtures: Vec::new(),
             escalation_role: None,
+            calibrate: BTreeMap::new(),
         }
     }
 }
@@ -137,6 +143,8 @@ struct RawManifest {
     fixture: Vec<RawFixture>,
     #[serde(default)]
     escalation_role: Option<String>,
+    #[serde(default)]
+    calibrate: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +226,18 @@ impl Manifest {
                 ),
             });
         }
+        for (trigger, key) in &raw.calibrate {
+            let threshold = config.get(key).and_then(|value| value.parse::<f64>().ok());
+            if !threshold.is_some_and(|t| (0.0..=1.0).contains(&t)) {
+                return Err(ManifestError::Config {
+                    key: format!("calibrate.{trigger}"),
+                    reason: format!(
+                        "names config key `{key}`, which must be a confidence threshold in \
+                         [config]: a number between 0 and 1"
+                    ),
+                });
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         let mut fixtures = Vec::with_capacity(raw.fixture.len());
         for (index, fixture) in raw.fixture.into_iter().enumerate() {
@@ -240,6 +260,7 @@ impl Manifest {
             fresh_sample: raw.fresh_sample,
             fixtures,
             escalation_role: raw.escalation_role,
+            calibrate: raw.calibrate,
         })
     }
 }
@@ -367,6 +388,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(tier.contains("boss"), "{tier}");
+    }
+
+    #[test]
+    fn a_calibrated_key_must_be_a_threshold_in_config() {
+        let good = Manifest::parse(
+            "[config]\nescalate-below = 0.6\n[calibrate]\nconfidence = \"escalate-below\"\n",
+        )
+        .unwrap();
+        assert_eq!(good.calibrate["confidence"], "escalate-below");
+        for bad in [
+            "[calibrate]\nconfidence = \"escalate-below\"\n",
+            "[config]\nescalate-below = \"low\"\n[calibrate]\nconfidence = \"escalate-below\"\n",
+            "[config]\nescalate-below = 6\n[calibrate]\nconfidence = \"escalate-below\"\n",
+        ] {
+            let error = Manifest::parse(bad).unwrap_err().to_string();
+            assert!(
+                error.contains("calibrate.confidence") && error.contains("escalate-below"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 use super::app::App;
 use super::error::ApiError;
 use handoff_audit::{AuditLog, Body, Entry, Filter, VerifyError, query, verify};
-use handoff_dispatch::{FeedbackReport, HandoffStore, ListFilter, ReportOptions, feedback_report};
+use handoff_dispatch::{FeedbackReport, ReportOptions, feedback_report};
 use handoff_model::{CompileOrigin, FailureMode, Tier};
+use handoff_pipeline::calibration;
 use handoff_pipeline::replay::{ReplayReport, replay};
 use handoff_policy::limits::Limits;
 use handoff_policy::manifest::InstanceReuse;
@@ -185,13 +186,14 @@ pub async fn audit_query(
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReportQuery {
     cost_per_human_minute: Option<f64>,
-    cost_per_autonomous_item: Option<f64>,
+    cost_per_agent_attempt: Option<f64>,
     default_human_minutes: Option<f64>,
     target_error: Option<f64>,
     delta: Option<f64>,
 }
 
-/// `GET /v1/report`: the feedback report, as `handoff report --json`.
+/// `GET /v1/report`: the feedback report, as `handoff report --json`, with
+/// calibration keys from the policies serving now.
 pub async fn feedback(
     State(app): State<Arc<App>>,
     query: Result<Query<ReportQuery>, QueryRejection>,
@@ -202,29 +204,21 @@ pub async fn feedback(
         cost_per_human_minute: query
             .cost_per_human_minute
             .unwrap_or(defaults.cost_per_human_minute),
-        cost_per_autonomous_item: query
-            .cost_per_autonomous_item
-            .unwrap_or(defaults.cost_per_autonomous_item),
+        cost_per_agent_attempt: query
+            .cost_per_agent_attempt
+            .unwrap_or(defaults.cost_per_agent_attempt),
         default_human_minutes: query
             .default_human_minutes
             .unwrap_or(defaults.default_human_minutes),
         target_error: query.target_error.unwrap_or(defaults.target_error),
         delta: query.delta.unwrap_or(defaults.delta),
     };
-    for (field, value) in [
-        ("target-error", options.target_error),
-        ("delta", options.delta),
-    ] {
-        if !(value > 0.0 && value < 1.0) {
-            return Err(ApiError::invalid_field(
-                field,
-                format!("`{field}` must be strictly between 0 and 1"),
-            ));
-        }
-    }
-    let decisions = app.dispatcher.store().decisions().await?;
-    let handoffs = app.dispatcher.list(&ListFilter::default()).await?;
-    Ok(Json(feedback_report(&decisions, &handoffs, &options)))
+    options
+        .validate()
+        .map_err(|e| ApiError::invalid_field(e.field, format!("`{}` {}", e.field, e.reason)))?;
+    let (history, now) = app.dispatcher.history().await?;
+    let targets = calibration::targets_of_set(&app.pipeline.evaluators().policies().current());
+    Ok(Json(feedback_report(&history, now, &options, &targets)))
 }
 
 #[derive(Debug, Deserialize)]

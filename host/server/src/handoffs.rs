@@ -7,7 +7,6 @@
 //! Only an open server (no credentials configured, loopback only) takes
 //! the worker from the body.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,10 +22,7 @@ use super::app::App;
 use super::auth::Caller;
 use super::body;
 use super::error::ApiError;
-use handoff_dispatch::{
-    Dispatcher, Handoff, HandoffState, ListFilter, Outcome, OutcomeError, Resolution, SqliteStore,
-    StoreError,
-};
+use handoff_dispatch::{Handoff, HandoffState, ListFilter, Outcome, OutcomeError, Resolution};
 
 /// How often a long poll looks at the store for a resolution made by
 /// another process (`handoff queue resolve`); this server's own resolutions
@@ -127,50 +123,59 @@ struct WorkerBody {
 }
 
 /// What the holder of a lease does with it, with no other input.
-pub trait LeaseVerb {
-    /// Does it, as `worker`.
-    fn apply<'a>(
-        dispatcher: &'a Dispatcher<SqliteStore>,
-        id: &'a str,
-        worker: &'a str,
-    ) -> impl Future<Output = Result<Handoff, StoreError>> + Send + 'a;
+#[derive(Debug, Clone, Copy)]
+enum LeaseVerb {
+    Acknowledge,
+    Renew,
+    Release,
 }
 
 /// `POST /v1/handoffs/{id}/ack`: acknowledge, renewing the lease.
-pub struct Acknowledge;
+pub async fn acknowledge(
+    app: State<Arc<App>>,
+    caller: MaybeCaller,
+    id: Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Handoff>, ApiError> {
+    lease(app, caller, id, body, LeaseVerb::Acknowledge).await
+}
 
-impl LeaseVerb for Acknowledge {
-    fn apply<'a>(
-        dispatcher: &'a Dispatcher<SqliteStore>,
-        id: &'a str,
-        worker: &'a str,
-    ) -> impl Future<Output = Result<Handoff, StoreError>> + Send + 'a {
-        dispatcher.acknowledge(id, worker)
-    }
+/// `POST /v1/handoffs/{id}/renew`: keep holding it, for work that takes
+/// longer than one lease.
+pub async fn renew(
+    app: State<Arc<App>>,
+    caller: MaybeCaller,
+    id: Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Handoff>, ApiError> {
+    lease(app, caller, id, body, LeaseVerb::Renew).await
 }
 
 /// `POST /v1/handoffs/{id}/release`: back to the queue.
-pub struct Release;
-
-impl LeaseVerb for Release {
-    fn apply<'a>(
-        dispatcher: &'a Dispatcher<SqliteStore>,
-        id: &'a str,
-        worker: &'a str,
-    ) -> impl Future<Output = Result<Handoff, StoreError>> + Send + 'a {
-        dispatcher.release(id, worker)
-    }
+pub async fn release(
+    app: State<Arc<App>>,
+    caller: MaybeCaller,
+    id: Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Handoff>, ApiError> {
+    lease(app, caller, id, body, LeaseVerb::Release).await
 }
 
-/// The handler of every [`LeaseVerb`].
-pub async fn lease<V: LeaseVerb>(
+async fn lease(
     State(app): State<Arc<App>>,
     caller: MaybeCaller,
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
+    verb: LeaseVerb,
 ) -> Result<Json<Handoff>, ApiError> {
     let worker = worker_of(caller, body)?;
-    Ok(Json(V::apply(&app.dispatcher, &id, &worker).await?))
+    let dispatcher = &app.dispatcher;
+    let handoff = match verb {
+        LeaseVerb::Acknowledge => dispatcher.acknowledge(&id, &worker).await,
+        LeaseVerb::Renew => dispatcher.renew(&id, &worker).await,
+        LeaseVerb::Release => dispatcher.release(&id, &worker).await,
+    }?;
+    Ok(Json(handoff))
 }
 
 /// The acting worker, for a body that carries nothing else. An empty body

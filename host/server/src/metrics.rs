@@ -33,6 +33,7 @@ pub struct Metrics {
     queue_depth: Family<Labels, Gauge>,
     evaluators: Gauge,
     sla_breaches: Family<Labels, Counter>,
+    lease_expirations: Counter,
     reloads: Family<Labels, Counter>,
 }
 
@@ -100,6 +101,12 @@ impl Metrics {
             "Missed deadlines, by deadline, tier and what followed (escalated or alert)",
             sla_breaches.clone(),
         );
+        let lease_expirations = Counter::default();
+        registry.register(
+            "lease_expirations",
+            "Handoffs put back in their queue because the person holding them let the lease run out",
+            lease_expirations.clone(),
+        );
         let reloads = Family::<Labels, Counter>::default();
         registry.register(
             "reloads",
@@ -116,6 +123,7 @@ impl Metrics {
             queue_depth,
             evaluators,
             sla_breaches,
+            lease_expirations,
             reloads,
         }
     }
@@ -146,9 +154,13 @@ impl Metrics {
         }
     }
 
-    /// Counts a breach the SLA clock acted on.
+    /// Counts a breach the SLA clock acted on, or a lease it expired.
     pub fn observe_sla(&self, event: &SlaEvent) {
         let labels = match event {
+            SlaEvent::LeaseExpired { .. } => {
+                self.lease_expirations.inc();
+                return;
+            }
             SlaEvent::Escalated { breach, from, .. } => vec![
                 ("deadline", label(breach)),
                 ("tier", from.as_str().to_string()),
