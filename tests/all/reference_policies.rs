@@ -304,3 +304,50 @@ fn configuration_changes_behaviour() {
         Tier::Operator
     );
 }
+
+#[test]
+fn calibration_keys_name_probabilistic_triggers_only() {
+    // The reference manifest names the confidence trigger's threshold.
+    let set = set_of(vec![reference("confidence-gate")]);
+    let targets = handoff_pipeline::calibration::targets_of_set(&set);
+    assert_eq!(targets.len(), 1, "{targets:?}");
+    assert_eq!(
+        (targets[0].trigger.as_str(), targets[0].config_key.as_str()),
+        ("confidence", "escalate-below")
+    );
+    assert_eq!(targets[0].current, Some(0.6));
+
+    let refused = |source| {
+        let set = handoff_policy::PolicySet::load(runtime(), vec![source], 1);
+        let rejection = set.rejected().first().cloned().expect("refused at load");
+        assert!(set.plugins().is_empty());
+        rejection
+    };
+    // A rule is mandated: it is never tuned from feedback.
+    let rule = with_manifest_edit(
+        reference("compliance-limits"),
+        "[config]",
+        "[calibrate]\nauth-limit = \"threshold\"\n\n[config]\nthreshold = 0.5",
+    );
+    let rejection = refused(rule);
+    assert_eq!(rejection.file, "compliance-limits.toml");
+    assert!(
+        rejection.reason.contains("calibrate.auth-limit")
+            && rejection.reason.contains("rule-based"),
+        "{}",
+        rejection.reason
+    );
+    // A trigger the plugin does not declare.
+    let unknown = with_manifest_edit(
+        reference("confidence-gate"),
+        "confidence = \"escalate-below\"",
+        "confidence = \"escalate-below\"\nconfidnce = \"escalate-below\"",
+    );
+    let rejection = refused(unknown);
+    assert!(
+        rejection.reason.contains("calibrate.confidnce")
+            && rejection.reason.contains("declares no trigger"),
+        "{}",
+        rejection.reason
+    );
+}

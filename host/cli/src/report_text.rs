@@ -130,7 +130,10 @@ pub fn render(report: &FeedbackReport) -> String {
     table(&mut out, "trigger kind", &report.by_trigger_kind, all);
     let costs = &report.costs;
     let basis = if costs.measured_on > 0 {
-        format!("measured on {} finished pieces of work", costs.measured_on)
+        format!(
+            "measured over the {} finished with people",
+            costs.measured_on
+        )
     } else {
         "assumed: no work finished with people yet".into()
     };
@@ -159,8 +162,8 @@ pub fn render(report: &FeedbackReport) -> String {
     }
     let _ = writeln!(
         out,
-        "calibration leaves out {} resolutions of rule-based triggers (mandated, never tuned) \
-         and {} of host-made handoffs; people only see escalated work, so review a random \
+        "calibration leaves out resolutions of rule-based triggers (mandated, never tuned): {}, \
+         and of handoffs the host made: {}. People only see escalated work: review a random \
          sample of autonomous work before adopting a lower threshold",
         cal.excluded_rule_based, cal.excluded_host_made
     );

@@ -1069,3 +1069,58 @@ fn handoff_from_row(row: &SqliteRow) -> Result<Handoff, StoreError> {
         payload,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store made before decisions recorded their trigger kind opens, keeps
+    /// its rows (with no trigger kind), and records the kind from then on.
+    #[tokio::test]
+    async fn a_store_from_an_earlier_version_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("handoffs.db");
+        let old = SqlitePoolOptions::new()
+            .connect_with(
+                SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true),
+            )
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE decisions (seq INTEGER PRIMARY KEY, item_id TEXT NOT NULL,
+                tier TEXT NOT NULL, driver TEXT, reason_code TEXT NOT NULL,
+                confidence REAL NOT NULL, at INTEGER NOT NULL);
+             INSERT INTO decisions (item_id, tier, driver, reason_code, confidence, at)
+                VALUES ('old', 'none', NULL, 'proceed', 0.9, 0);",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let row = DecisionRow {
+            item_id: "new".into(),
+            tier: Tier::Operator,
+            driver: Some("gate".into()),
+            reason_code: "confidence.low".into(),
+            trigger: Some(handoff_model::TriggerKind::Probabilistic),
+            confidence: 0.4,
+            at: time(1_000),
+        };
+        store.record_autonomous(&row).await.unwrap();
+        let decisions = store.decisions().await.unwrap();
+        assert_eq!(decisions.len(), 2);
+        assert_eq!(
+            (decisions[0].item_id.as_str(), decisions[0].trigger),
+            ("old", None)
+        );
+        assert_eq!(decisions[1], row);
+        store.close().await;
+        // Opening again changes nothing.
+        let again = SqliteStore::open(dir.path()).await.unwrap();
+        assert_eq!(again.decisions().await.unwrap().len(), 2);
+    }
+}

@@ -352,19 +352,16 @@ impl Context<'_> {
                 waiting.push((seconds(resolved_at - handoff.created_at) - held).max(0.0));
             }
         }
-        let human_minutes = handoffs.iter().map(|h| (self.held)(h)).sum::<f64>() / 60.0;
+        let human_minutes = handoffs.iter().map(|h| (self.held)(h)).sum::<f64>() / 60.0 + 0.0;
 
         let mut sla = Sla::default();
         for handoff in &handoffs {
-            match work::sla_met(handoff, self.now) {
-                Some(met) => {
-                    sla.judged += 1;
-                    sla.met += u64::from(met);
-                    if !met && handoff.state != HandoffState::Resolved {
-                        sla.open_breached += 1;
-                    }
+            if let Some(met) = work::sla_met(handoff, self.now) {
+                sla.judged += 1;
+                sla.met += u64::from(met);
+                if !met && handoff.state != HandoffState::Resolved {
+                    sla.open_breached += 1;
                 }
-                None => {}
             }
         }
         sla.compliance = share(sla.met as usize, sla.judged as usize);
@@ -374,7 +371,9 @@ impl Context<'_> {
             .iter()
             .filter(|w| w.route == Route::Autonomous)
             .map(|w| per_work - w.attempts() as f64 * self.costs.cost_per_agent_attempt)
-            .sum();
+            // An empty float sum is -0.0: report nothing avoided as 0.
+            .sum::<f64>()
+            + 0.0;
 
         Figures {
             work: pieces.len() as u64,
