@@ -291,6 +291,19 @@ impl SqliteStore {
         handoff_from_row(&row)
     }
 
+    /// The handoff `id`, if `worker` holds a live lease on it: what every
+    /// change only the holder may make starts with.
+    async fn held(
+        tx: &mut Transaction<'static, Sqlite>,
+        id: &str,
+        worker: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Handoff, StoreError> {
+        let handoff = Self::fetch(tx, id).await?;
+        Self::check_holder(&handoff, worker, now)?;
+        Ok(handoff)
+    }
+
     /// Checks that `worker` holds a live lease on `handoff`.
     fn check_holder(handoff: &Handoff, worker: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         if handoff.state == HandoffState::Resolved {
@@ -531,8 +544,7 @@ impl HandoffStore for SqliteStore {
         lease: Duration,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        let handoff = Self::fetch(&mut tx, id).await?;
-        Self::check_holder(&handoff, worker, now)?;
+        let handoff = Self::held(&mut tx, id, worker, now).await?;
         if handoff.acked_at.is_some() {
             return Ok(handoff);
         }
@@ -557,8 +569,7 @@ impl HandoffStore for SqliteStore {
         resolution: &Resolution,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        let handoff = Self::fetch(&mut tx, id).await?;
-        Self::check_holder(&handoff, worker, now)?;
+        let handoff = Self::held(&mut tx, id, worker, now).await?;
         let stored = serde_json::to_string(resolution).map_err(|e| StoreError::Corrupt {
             what: format!("resolution of {id}"),
             detail: e.to_string(),
@@ -592,8 +603,7 @@ impl HandoffStore for SqliteStore {
         lease: Duration,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        let handoff = Self::fetch(&mut tx, id).await?;
-        Self::check_holder(&handoff, worker, now)?;
+        let handoff = Self::held(&mut tx, id, worker, now).await?;
         let expires = now + lease;
         sqlx::query("UPDATE handoffs SET lease_expires = MAX(lease_expires, ?) WHERE id = ?")
             .bind(millis(expires))
@@ -650,8 +660,7 @@ impl HandoffStore for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        let handoff = Self::fetch(&mut tx, id).await?;
-        Self::check_holder(&handoff, worker, now)?;
+        Self::held(&mut tx, id, worker, now).await?;
         sqlx::query(
             "UPDATE handoffs SET state = 'queued', lease_owner = NULL, lease_expires = NULL WHERE id = ?",
         )
