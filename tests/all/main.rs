@@ -4,6 +4,7 @@
 //! store, and the real `handoff` binary on a loopback port.
 
 mod audit;
+mod authoring;
 mod common;
 mod dispatch;
 mod eval_cli;

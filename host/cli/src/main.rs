@@ -15,6 +15,7 @@ mod replay;
 mod report;
 mod report_text;
 mod serve;
+mod test_cmd;
 mod watch;
 
 use std::path::PathBuf;
@@ -116,10 +117,17 @@ enum Command {
     /// Work the human handoff queue: list, claim, ack, resolve, release,
     /// show. Works on the same store as a running host.
     Queue(queue::QueueArgs),
-    /// Feedback from human resolutions: escalation rates, warranted share,
-    /// first-contact resolution, time to acknowledge and resolve, SLA
-    /// compliance, cost avoided, and a suggested confidence threshold.
+    /// The feedback report, measured on pieces of work: autonomous share,
+    /// first-contact resolution, time to value, human handling time, SLA
+    /// compliance and cost avoided, per policy, reason code and trigger
+    /// kind, and a threshold suggestion per probabilistic trigger.
     Report(report::ReportArgs),
+    /// Run every plugin's fixtures and report each case (PASS, FAIL), with
+    /// the triggers no fixture exercises.
+    ///
+    /// Exits 1 if any case fails or any plugin cannot load, whatever else
+    /// passes; 2 if nothing was found to test.
+    Test(test_cmd::TestArgs),
     /// Compile one component read from stdin and write its artifact to
     /// stdout: the child process a host compiles in, under its compile
     /// budget. Not for people.
@@ -221,6 +229,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(args) => audit::run(args),
         Command::Queue(args) => queue::run_queue(args),
         Command::Report(args) => report::run(args),
+        Command::Test(args) => test_cmd::run(&runtime()?, args),
         Command::Compile { meters } => {
             let meters =
                 parse_meters(&meters).with_context(|| format!("unknown meters {meters:?}"))?;

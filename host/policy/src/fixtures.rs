@@ -34,23 +34,72 @@ pub struct FixtureFailure {
 /// Runs every fixture of `plugin`'s manifest, in order and then in reverse
 /// order on another instance, stopping at the first failure.
 pub(crate) fn check(plugin: &Plugin) -> Result<(), FixtureFailure> {
+    match run_cases(plugin, false)
+        .into_iter()
+        .find_map(|case| case.result.err())
+    {
+        Some(failure) => Err(failure),
+        None => Ok(()),
+    }
+}
+
+/// One fixture case as `handoff test` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseOutcome {
+    /// The case's name; the order check is reported as a case of its own.
+    pub name: String,
+    /// Passed, or how it failed.
+    pub result: Result<(), FixtureFailure>,
+    /// The reason code the plugin answered, when it answered: what trigger
+    /// coverage is read from.
+    pub reason_code: Option<String>,
+}
+
+/// The name the order check is reported under.
+pub const ORDER_CHECK: &str = "(the same answers in reverse order, on a fresh instance)";
+
+/// Runs the cases, in order and then in reverse order on another instance;
+/// with `keep_going`, every case runs and reports, else the first failure
+/// ends the run.
+pub(crate) fn run_cases(plugin: &Plugin, keep_going: bool) -> Vec<CaseOutcome> {
     let fixtures = &plugin.manifest.fixtures;
+    let mut outcomes = Vec::with_capacity(fixtures.len() + 1);
     if fixtures.is_empty() {
-        return Ok(());
+        return outcomes;
     }
     let mut instance = None;
     let mut first = Vec::with_capacity(fixtures.len());
     for fixture in fixtures {
-        first.push(check_one(plugin, &mut instance, fixture)?);
+        let result = check_one(plugin, &mut instance, fixture);
+        let answered = match &result {
+            Ok(record) => record.verdict.as_ref().map(|v| v.reason_code.clone()),
+            Err(_) => None,
+        };
+        let failed = result.is_err();
+        outcomes.push(CaseOutcome {
+            name: fixture.name.clone(),
+            reason_code: answered,
+            result: result.as_ref().map(|_| ()).map_err(Clone::clone),
+        });
+        if failed {
+            if !keep_going {
+                return outcomes;
+            }
+            // A failed case may have faulted the instance: start afresh.
+            instance = None;
+        }
+        first.push(result.ok());
     }
     let mut instance = None;
+    let mut order = Ok(());
     for (fixture, earlier) in fixtures.iter().zip(&first).rev() {
+        let Some(earlier) = earlier else { continue };
         let again = run_case(plugin, &mut instance, fixture);
         let same = again.classification == earlier.classification
             && again.assessment == earlier.assessment
             && again.verdict == earlier.verdict;
         if !same {
-            return Err(FixtureFailure {
+            order = Err(FixtureFailure {
                 name: fixture.name.clone(),
                 expected: "the same answer whatever ran before it".into(),
                 got: "another answer when the fixtures ran in reverse order on a fresh \
@@ -58,9 +107,15 @@ pub(crate) fn check(plugin: &Plugin) -> Result<(), FixtureFailure> {
                     .into(),
                 fault: Some(FaultKind::Nondeterministic),
             });
+            break;
         }
     }
-    Ok(())
+    outcomes.push(CaseOutcome {
+        name: ORDER_CHECK.into(),
+        result: order,
+        reason_code: None,
+    });
+    outcomes
 }
 
 /// Runs one case and checks its verdict; returns what the plugin answered.

@@ -12,7 +12,8 @@
 //!   for review, before anything runs;
 //! - `plugin`, `run`, `fixtures` and `loader`: compiling and trial-running
 //!   one component, running it on one item, and the self-tests a version
-//!   must pass before it serves;
+//!   must pass before it serves; [`testing`]: every self-test reported on
+//!   its own, for `handoff test`;
 //! - [`manifest`], `policy_dir` and [`PolicySet`]: the operator's settings,
 //!   the directory layout, and the plugins that evaluate together;
 //! - [`Evaluator`] and the [`evaluators`](LiveEvaluator) that follow a
@@ -42,6 +43,7 @@ mod runtime;
 mod sandbox;
 mod source;
 mod stats;
+pub mod testing;
 mod trap;
 
 pub use compile::{CompileError, Compiler, LoadLimits, compile_request, parse_meters};

@@ -126,7 +126,7 @@ fn load_plugin(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, LoadE
 
 /// A `[calibrate]` entry must name a probabilistic trigger the plugin
 /// declares: a rule-based trigger is mandated and never tuned from feedback.
-fn check_calibration(plugin: &Plugin) -> Result<(), ManifestError> {
+pub(crate) fn check_calibration(plugin: &Plugin) -> Result<(), ManifestError> {
     for trigger in plugin.manifest.calibrate.keys() {
         let declared = plugin.info.triggers.iter().find(|t| &t.code == trigger);
         let reason = match declared {
