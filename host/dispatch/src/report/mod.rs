@@ -236,10 +236,17 @@ pub fn feedback_report(
     for list in events.values_mut() {
         list.sort_by_key(|e| e.seq);
     }
-    let held = |handoff: &Handoff| {
-        let none = Vec::new();
-        work::held_seconds(events.get(handoff.id.as_str()).unwrap_or(&none), now)
-    };
+    // Each handoff's held time, walked from its events once: every group
+    // below reads it again.
+    let held_by_id: BTreeMap<&str, f64> = history
+        .handoffs
+        .iter()
+        .map(|h| {
+            let events = events.get(h.id.as_str()).map_or(&[][..], Vec::as_slice);
+            (h.id.as_str(), work::held_seconds(events, now))
+        })
+        .collect();
+    let held = |handoff: &Handoff| held_by_id.get(handoff.id.as_str()).copied().unwrap_or(0.0);
 
     let finished_minutes: Vec<f64> = pieces
         .iter()
