@@ -71,6 +71,7 @@ pub mod log;
 pub mod money;
 pub mod phrases;
 mod policy;
+pub mod text;
 mod types;
 
 pub use config::{Config, ConfigError};
@@ -84,7 +85,7 @@ pub use types::{
 pub mod prelude {
     pub use crate::confidence::{Band, ConfidenceBands};
     pub use crate::money::{LimitBreach, TierLimits};
-    pub use crate::phrases::PhraseSet;
+    pub use crate::phrases::{PhraseError, PhraseSet};
     pub use crate::{
         Assessment, Classification, Config, ConfigError, Money, Policy, PolicyInfo, Signal, Tier,
         TriggerInfo, TriggerKind, Verdict, WorkItem,

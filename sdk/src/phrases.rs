@@ -1,105 +1,100 @@
-//! Case-insensitive, whole-word phrase matching for regulatory and safety triggers.
+//! Named classes of text rules, such as `legal-threat` or `self-harm`.
 //!
-//! A compliance trigger that fires on "sue" inside "issue" trains operators
-//! to ignore it, so matches must start and end on word boundaries. All
-//! phrases are matched in one pass with an Aho-Corasick automaton.
+//! A class fires when any of its rules matches (see [`crate::text::Rule`] for
+//! the rule syntax). The text is normalised once and every class is checked
+//! against the same words.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use std::fmt;
 
-/// Named classes of phrases (for example `legal-threat`), matched together.
+use crate::text::{Rule, RuleError, Words};
+
+/// A rule of a class that does not parse: which class, which rule, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhraseError {
+    /// The class the rule belongs to.
+    pub class: String,
+    /// The rule's position in the class's list, from 0.
+    pub index: usize,
+    /// What is wrong with it.
+    pub error: RuleError,
+}
+
+impl fmt::Display for PhraseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "class `{}`, rule {}: {}",
+            self.class, self.index, self.error
+        )
+    }
+}
+
+impl std::error::Error for PhraseError {}
+
+/// Named classes of rules, matched together.
 #[derive(Debug, Clone)]
 pub struct PhraseSet {
-    automaton: Option<AhoCorasick>,
-    /// For each pattern, the index of its class in `classes`.
-    class_of_pattern: Vec<usize>,
-    classes: Vec<String>,
+    classes: Vec<(String, Vec<Rule>)>,
 }
 
 impl PhraseSet {
-    /// Builds the matcher from `(class, phrases)` pairs. Phrases are matched
-    /// case-insensitively; empty phrases are ignored.
-    pub fn new<C, P, S>(classes: C) -> Result<Self, String>
+    /// Parses every class's rules. Blank rules are ignored.
+    pub fn new<C, P, S>(classes: C) -> Result<Self, PhraseError>
     where
         C: IntoIterator<Item = (S, P)>,
         P: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut names = Vec::new();
-        let mut patterns = Vec::new();
-        let mut class_of_pattern = Vec::new();
-        for (class, phrases) in classes {
-            let index = names.len();
-            names.push(class.as_ref().to_string());
-            for phrase in phrases {
-                let phrase = phrase.as_ref().trim().to_lowercase();
-                if !phrase.is_empty() {
-                    patterns.push(phrase);
-                    class_of_pattern.push(index);
+        let mut parsed = Vec::new();
+        for (class, rules) in classes {
+            let class = class.as_ref().to_string();
+            let mut compiled = Vec::new();
+            for (index, rule) in rules.into_iter().enumerate() {
+                if rule.as_ref().trim().is_empty() {
+                    continue;
                 }
+                compiled.push(Rule::parse(rule.as_ref()).map_err(|error| PhraseError {
+                    class: class.clone(),
+                    index,
+                    error,
+                })?);
             }
+            parsed.push((class, compiled));
         }
-        let automaton = if patterns.is_empty() {
-            None
-        } else {
-            Some(
-                AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    // A DFA searches a little faster but takes ~100x longer
-                    // to build, and a fresh sandbox instance builds this set
-                    // for every item: for a few dozen short phrases over
-                    // short texts the NFA is the better trade.
-                    .kind(Some(AhoCorasickKind::NoncontiguousNFA))
-                    .build(&patterns)
-                    .map_err(|e| format!("cannot build the phrase matcher: {e}"))?,
-            )
-        };
-        Ok(PhraseSet {
-            automaton,
-            class_of_pattern,
-            classes: names,
-        })
+        Ok(PhraseSet { classes: parsed })
     }
 
-    /// The classes with at least one whole-word match in `text`, in the order
-    /// the classes were given, each once.
+    /// The classes with a rule matching `text`, in the order the classes
+    /// were given, each once.
     pub fn matching_classes(&self, text: &str) -> Vec<&str> {
-        let Some(automaton) = &self.automaton else {
-            return Vec::new();
-        };
-        // ASCII text is matched as is (the automaton folds ASCII case); other
-        // text is lower-cased first, the one allocation this may cost.
-        let lowered;
-        let haystack = if text.is_ascii() {
-            text
-        } else {
-            lowered = text.to_lowercase();
-            &lowered
-        };
-        let mut hit = vec![false; self.classes.len()];
-        for found in automaton.find_overlapping_iter(haystack) {
-            if is_whole_word(haystack, found.start(), found.end()) {
-                hit[self.class_of_pattern[found.pattern().as_usize()]] = true;
-            }
-        }
+        self.matching_classes_in(&Words::of(text))
+    }
+
+    /// As [`PhraseSet::matching_classes`], for words already normalised.
+    pub fn matching_classes_in(&self, words: &Words) -> Vec<&str> {
         self.classes
             .iter()
-            .zip(hit)
-            .filter(|(_, hit)| *hit)
-            .map(|(name, _)| name.as_str())
+            .filter(|(_, rules)| rules.iter().any(|rule| rule.matches(words)))
+            .map(|(class, _)| class.as_str())
             .collect()
     }
 
-    /// Whether no phrase is configured.
-    pub fn is_empty(&self) -> bool {
-        self.automaton.is_none()
+    /// The first rule of `class` that matches `text`: what a reviewer asks
+    /// when a class fired and they want to know why.
+    pub fn matching_rule(&self, class: &str, text: &str) -> Option<&Rule> {
+        let words = Words::of(text);
+        self.classes
+            .iter()
+            .find(|(name, _)| name == class)?
+            .1
+            .iter()
+            .find(|rule| rule.matches(&words))
     }
-}
 
-fn is_whole_word(text: &str, start: usize, end: usize) -> bool {
-    let before = text[..start].chars().next_back();
-    let after = text[end..].chars().next();
-    !before.is_some_and(char::is_alphanumeric) && !after.is_some_and(char::is_alphanumeric)
+    /// Whether no rule is configured.
+    pub fn is_empty(&self) -> bool {
+        self.classes.iter().all(|(_, rules)| rules.is_empty())
+    }
 }
 
 #[cfg(test)]
@@ -109,7 +104,10 @@ mod tests {
     fn set() -> PhraseSet {
         PhraseSet::new([
             ("legal", vec!["lawyer", "sue", "legal action"]),
-            ("deletion", vec!["delete my data", "löschen"]),
+            (
+                "deletion",
+                vec!["delete my data", "löschen", "delet* NEAR/6 data"],
+            ),
         ])
         .unwrap()
     }
@@ -131,10 +129,32 @@ mod tests {
     }
 
     #[test]
-    fn folds_non_ascii_case() {
+    fn folds_non_ascii_case_and_accents() {
         assert_eq!(
             set().matching_classes("Bitte LÖSCHEN Sie alles"),
             vec!["deletion"]
+        );
+        assert_eq!(set().matching_classes("bitte loschen"), vec!["deletion"]);
+    }
+
+    #[test]
+    fn names_the_rule_that_matched() {
+        let text = "Under GDPR I demand that you delete all of my personal data immediately";
+        assert_eq!(
+            set().matching_rule("deletion", text).map(Rule::source),
+            Some("delet* NEAR/6 data")
+        );
+        assert!(set().matching_rule("legal", text).is_none());
+    }
+
+    #[test]
+    fn a_bad_rule_names_its_class_and_position() {
+        let error =
+            PhraseSet::new([("legal", vec!["lawyer", "", "sue NEAR/x court"])]).unwrap_err();
+        assert_eq!((error.class.as_str(), error.index), ("legal", 2));
+        assert!(
+            error.to_string().contains("NEAR takes a distance"),
+            "{error}"
         );
     }
 

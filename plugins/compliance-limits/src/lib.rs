@@ -50,8 +50,9 @@ impl Policy for ComplianceLimits {
                 TriggerInfo::new(
                     "phrase",
                     TriggerKind::Rule,
-                    "Whole-word, case-insensitive phrases of a configured class (legal threat, \
-                     self-harm, data deletion, regulator complaint) in the work's text.",
+                    "Text rules of a configured class (legal threat, self-harm, data deletion, \
+                     regulator complaint) matching the work's text: whole normalised words, \
+                     phrases, prefixes, alternatives, proximity and negation.",
                 ),
                 TriggerInfo::new(
                     "attempts",
@@ -83,7 +84,12 @@ impl Policy for ComplianceLimits {
                 .iter()
                 .map(|rule| (rule.class.clone(), rule.phrases.clone())),
         )
-        .map_err(|reason| ConfigError::new("phrases", reason))?;
+        .map_err(|e| {
+            ConfigError::new(
+                format!("phrases.{}.match.{}", e.class, e.index),
+                e.error.to_string(),
+            )
+        })?;
         let max_attempts: u32 = config.parse_or("max-attempts", 3)?;
         if max_attempts == 0 {
             return Err(ConfigError::new("max-attempts", "must be at least 1"));
