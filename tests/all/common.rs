@@ -44,7 +44,10 @@ pub fn hostile(name: &str, mode: &str, manifest: &str) -> PluginSource {
     PluginSource {
         name: name.into(),
         wasm: handoff_test_fixtures::HOSTILE.to_vec(),
-        manifest: Some(format!("{manifest}\n[config]\nmode = \"{mode}\"\n")),
+        // One component under many names, each a declared instance.
+        manifest: Some(format!(
+            "policy = \"hostile\"\n{manifest}\n[config]\nmode = \"{mode}\"\n"
+        )),
     }
 }
 

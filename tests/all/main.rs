@@ -12,6 +12,7 @@ mod hardening;
 mod hot_reload;
 mod human_audit;
 mod policy_loading;
+mod policy_names;
 mod reference_policies;
 mod report;
 mod sandbox;

@@ -45,7 +45,11 @@ fn bad_files_are_rejected_and_the_rest_load() {
     fs::write(dir.path().join("lonely.toml"), "enabled = true\n").unwrap();
     // A disabled plugin loads but does not evaluate; hidden files are ignored.
     fs::write(dir.path().join("spare.wasm"), &gate_wasm).unwrap();
-    fs::write(dir.path().join("spare.toml"), "enabled = false\n").unwrap();
+    fs::write(
+        dir.path().join("spare.toml"),
+        "enabled = false\npolicy = \"confidence-gate\"\n",
+    )
+    .unwrap();
     fs::write(dir.path().join(".partial.wasm"), b"\0asm").unwrap();
 
     let set = PolicySet::load_dir(runtime(), dir.path(), 1).unwrap();

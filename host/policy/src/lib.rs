@@ -21,6 +21,7 @@
 
 mod bindings;
 pub mod cache;
+mod claims;
 mod compile;
 mod component;
 pub mod engine;

@@ -71,6 +71,10 @@ pub(crate) fn load(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, R
         Ok(mut plugin) => {
             plugin.remember(runtime);
             plugin.load_ms = started.elapsed().as_secs_f64() * 1000.0;
+            plugin.warnings = crate::claims::warnings(&plugin, source.manifest.is_some());
+            for warning in &plugin.warnings {
+                tracing::warn!(plugin = %plugin.name, %warning, "plugin loaded with a warning");
+            }
             Ok(plugin)
         }
         Err(error) => {
@@ -120,6 +124,7 @@ fn load_plugin(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, LoadE
         }
     }
     check_calibration(&plugin)?;
+    check_instance(&plugin)?;
     plugin.reset_stats();
     Ok(plugin)
 }
@@ -144,6 +149,22 @@ pub(crate) fn check_calibration(plugin: &Plugin) -> Result<(), ManifestError> {
         });
     }
     Ok(())
+}
+
+/// A manifest that says which policy it configures must sit beside that
+/// policy: a manifest copied next to the wrong component is caught here.
+fn check_instance(plugin: &Plugin) -> Result<(), ManifestError> {
+    match &plugin.manifest.policy {
+        Some(policy) if *policy != plugin.info.name => Err(ManifestError::Config {
+            key: "policy".into(),
+            reason: format!(
+                "says this file is an instance of `{policy}`, but the component beside it is \
+                 `{}`",
+                plugin.info.name
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// CPU time the calling thread has used.

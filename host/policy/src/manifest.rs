@@ -47,6 +47,11 @@ pub struct Manifest {
     /// the feedback report names when it suggests a new value, so that a
     /// suggestion is a change someone can make, not a number to interpret.
     pub calibrate: BTreeMap<String, String>,
+    /// The policy this file is a deliberate instance of (`policy`): the
+    /// same component under a second file name with its own configuration.
+    /// It must match the component's own name, and it exempts the file
+    /// from the one-policy-one-file rule.
+    pub policy: Option<String>,
 }
 
 /// One self-test case: an item and the verdict this plugin must give it.
@@ -100,6 +105,7 @@ impl Default for Manifest {
             fixtures: Vec::new(),
             escalation_role: None,
             calibrate: BTreeMap::new(),
+            policy: None,
         }
     }
 }
@@ -145,6 +151,8 @@ struct RawManifest {
     escalation_role: Option<String>,
     #[serde(default)]
     calibrate: BTreeMap<String, String>,
+    #[serde(default)]
+    policy: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +269,7 @@ impl Manifest {
             fixtures,
             escalation_role: raw.escalation_role,
             calibrate: raw.calibrate,
+            policy: raw.policy,
         })
     }
 }

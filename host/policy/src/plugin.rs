@@ -94,6 +94,9 @@ pub struct Plugin {
     /// Every import and what the sandbox grants it: the capability report
     /// compliance reviews for the serving version.
     pub imports: Vec<Import>,
+    /// What an operator should know about this version though it loaded:
+    /// no manifest, or a file name that is not the policy's own.
+    pub warnings: Vec<String>,
     /// SHA-256 of the component bytes.
     sha: [u8; 32],
     config: Arc<BTreeMap<String, String>>,
@@ -172,6 +175,7 @@ impl Plugin {
             compiled,
             load_ms: 0.0,
             imports,
+            warnings: Vec::new(),
             manifest,
             info: PolicyInfo {
                 name: String::new(),

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use handoff_model::LifecycleEvent;
 
+use crate::claims;
 use crate::loader;
 use crate::plugin::Plugin;
 use crate::policy_dir::{self, DirError};
@@ -31,17 +32,20 @@ impl PolicySet {
         let mut rejected = Vec::new();
         for source in sources {
             match loader::load(runtime, &source) {
-                Ok(plugin) => loaded.push(Arc::new(plugin)),
-                Err(rejection) => {
-                    tracing::warn!(
-                        file = rejection.file,
-                        reason = rejection.reason,
-                        "plugin rejected"
-                    );
-                    rejected.push(rejection);
-                }
+                Ok(plugin) => loaded.push(plugin),
+                Err(rejection) => rejected.push(rejection),
             }
         }
+        let (loaded, duplicates) = claims::refuse_duplicates(loaded);
+        rejected.extend(duplicates);
+        for rejection in &rejected {
+            tracing::warn!(
+                file = rejection.file,
+                reason = rejection.reason,
+                "plugin rejected"
+            );
+        }
+        let loaded = loaded.into_iter().map(Arc::new).collect();
         PolicySet::assemble(generation, loaded, rejected)
     }
 

@@ -106,7 +106,10 @@ fn check_corpus(dir: &Path, bar: Bar) {
     println!("{}", dir.display());
     println!("class                 recall            false positives");
     for path in classes {
-        let class = path.file_stem().and_then(|s| s.to_str()).expect("utf-8 name");
+        let class = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .expect("utf-8 name");
         let corpus = std::fs::read_to_string(&path).expect("corpus is readable");
         let f = measure(&policy, class, &corpus);
         assert!(

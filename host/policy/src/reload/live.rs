@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::sink::LifecycleSink;
+use crate::claims;
 use crate::component::digest_of;
 use crate::loader;
 use crate::plugin::Plugin;
@@ -58,7 +59,8 @@ pub struct PluginStatus {
     /// The version serving now, if any.
     pub serving: Option<Serving>,
     /// The most recent failed reload, kept after a later success so an
-    /// operator can still see what went wrong and when.
+    /// operator can still see what went wrong and when; `superseded_at`
+    /// says whether it is still the state of the files.
     pub last_error: Option<ReloadFailure>,
 }
 
@@ -78,6 +80,9 @@ pub struct Serving {
     /// Compiled or from the cache.
     #[serde(flatten)]
     pub compile: CompileOrigin,
+    /// What the operator should know though it loaded (no manifest, a file
+    /// name that is not the policy's own).
+    pub warnings: Vec<String>,
 }
 
 /// A reload that did not take effect.
@@ -89,6 +94,10 @@ pub struct ReloadFailure {
     pub reason: String,
     /// When it happened.
     pub at: DateTime<Utc>,
+    /// When the directory next held a version that serves (a fix, or the
+    /// serving files put back): from then on the failure is history, not
+    /// what the files say.
+    pub superseded_at: Option<DateTime<Utc>>,
 }
 
 /// What one reload did.
@@ -110,6 +119,8 @@ enum Staged {
         plugin: Arc<Plugin>,
         previous: Option<String>,
         load_ms: f64,
+        /// The unit's content digest, recorded as served once it activates.
+        content: [u8; 32],
     },
     Unload {
         digest: String,
@@ -227,6 +238,107 @@ impl LivePolicies {
         self.reload_locked(&mut registry, names)
     }
 
+    /// Refuses staged versions that claim a policy name another file
+    /// already has (see `claims`): a serving holder keeps it; between two
+    /// newcomers the file named after the policy wins, then the first.
+    fn resolve_claims(
+        &self,
+        current: &PolicySet,
+        registry: &mut Registry,
+        staged: Vec<(String, Staged)>,
+        events: &mut Vec<LifecycleEvent>,
+        outcome: &mut ReloadOutcome,
+    ) -> Vec<(String, Staged)> {
+        let unloading: BTreeSet<&str> = staged
+            .iter()
+            .filter(|(_, change)| matches!(change, Staged::Unload { .. }))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let serving_holder = |name: &str, claimed: &str| {
+            current
+                .loaded()
+                .find(|p| {
+                    &*p.name != name
+                        && claims::claims_name(p)
+                        && p.info.name == claimed
+                        && !unloading.contains(&*p.name)
+                        && !staged.iter().any(|(n, _)| n == &*p.name)
+                })
+                .map(|p| p.name.to_string())
+        };
+        let mut kept: Vec<(String, Staged)> = Vec::with_capacity(staged.len());
+        let mut refused: Vec<(String, Arc<Plugin>, [u8; 32], String)> = Vec::new();
+        for (name, change) in &staged {
+            let Staged::Load {
+                plugin, content, ..
+            } = change
+            else {
+                continue;
+            };
+            if !claims::claims_name(plugin) {
+                continue;
+            }
+            if let Some(holder) = serving_holder(name, &plugin.info.name) {
+                refused.push((name.clone(), plugin.clone(), *content, holder));
+            }
+        }
+        for (name, change) in staged {
+            if refused.iter().any(|(n, ..)| *n == name) {
+                continue;
+            }
+            let Staged::Load {
+                plugin, content, ..
+            } = &change
+            else {
+                kept.push((name, change));
+                continue;
+            };
+            let rival = kept.iter().position(|(_, other)| {
+                matches!(other, Staged::Load { plugin: p, .. }
+                    if claims::claims_name(p) && p.info.name == plugin.info.name)
+            });
+            let rival = rival.filter(|_| claims::claims_name(plugin));
+            match rival {
+                None => kept.push((name, change)),
+                Some(at) => {
+                    let Staged::Load {
+                        plugin: rival_plugin,
+                        content: rival_content,
+                        ..
+                    } = &kept[at].1
+                    else {
+                        unreachable!("only loads are rivals")
+                    };
+                    if claims::prefers(plugin, rival_plugin) {
+                        refused.push((
+                            kept[at].0.clone(),
+                            rival_plugin.clone(),
+                            *rival_content,
+                            name.clone(),
+                        ));
+                        kept[at] = (name, change);
+                    } else {
+                        refused.push((name, plugin.clone(), *content, kept[at].0.clone()));
+                    }
+                }
+            }
+        }
+        for (name, plugin, content, holder) in refused {
+            let unit = registry.units.entry(name.clone()).or_default();
+            unit.failed = Some(content);
+            let serving = current.get(&name).map(|p| p.digest.clone());
+            let rejection = claims::duplicate(&plugin, &holder);
+            events.push(reject(
+                unit,
+                rejection,
+                Some(plugin.digest.clone()),
+                serving,
+            ));
+            outcome.rejected.push(name);
+        }
+        kept
+    }
+
     fn registry(&self) -> MutexGuard<'_, Registry> {
         // A panic while reloading cannot leave the registry half-updated in
         // a way that matters: the live set is only ever replaced whole.
@@ -241,13 +353,21 @@ impl LivePolicies {
         let mut staged: Vec<(String, Staged)> = Vec::new();
         let mut events = Vec::new();
         for name in names {
-            let mut forget = false;
             let unit = registry.units.entry(name.clone()).or_default();
             unit.status.plugin.clone_from(&name);
             let serving = current.get(&name).map(|p| p.digest.clone());
             match policy_dir::read_unit(&self.dir, &name, self.runtime.limits()) {
                 Unit::Present(source) => {
                     let content = content_digest(&source);
+                    if unit.served == Some(content) && unit.failed.is_some() {
+                        // The serving files are back (a bad manifest undone,
+                        // say): the failure no longer describes the files,
+                        // and the same bad version must be reported again
+                        // if it returns.
+                        unit.failed = None;
+                        supersede(unit);
+                        tracing::info!(plugin = name, "the serving version's files are back");
+                    }
                     if unit.served == Some(content) || unit.failed == Some(content) {
                         outcome.unchanged.push(name);
                         continue;
@@ -262,14 +382,13 @@ impl LivePolicies {
                                     reason: reason.clone(),
                                 });
                             }
-                            unit.served = Some(content);
-                            unit.failed = None;
                             staged.push((
                                 name,
                                 Staged::Load {
                                     plugin: Arc::new(plugin),
                                     previous: serving,
                                     load_ms: started.elapsed().as_secs_f64() * 1e3,
+                                    content,
                                 },
                             ));
                         }
@@ -293,20 +412,41 @@ impl LivePolicies {
                         staged.push((name.clone(), Staged::Unload { digest }));
                     }
                     if matches!(missing, Unit::ManifestOnly) {
-                        let rejection = policy_dir::orphan_manifest(&name);
-                        events.push(reject(unit, rejection, None, None));
-                    } else {
-                        // Nothing serves and nothing failed: nothing to report.
-                        forget = unit.status.serving.is_none() && unit.status.last_error.is_none();
+                        // Not a failure: a manifest is often written before
+                        // its component, and the component's arrival is
+                        // what loads the unit.
+                        tracing::info!(plugin = name, "a manifest waits for {name}.wasm");
                     }
-                    if forget {
+                    // Nothing serves and nothing failed: nothing to report.
+                    if unit.status.serving.is_none() && unit.status.last_error.is_none() {
                         registry.units.remove(&name);
                     }
                 }
             }
         }
 
-        if !staged.is_empty() {
+        let staged = self.resolve_claims(&current, registry, staged, &mut events, &mut outcome);
+        let rejected_now = |registry: &Registry| -> Vec<Rejection> {
+            registry
+                .units
+                .values()
+                .filter(|unit| unit.failed.is_some())
+                .filter_map(|unit| unit.status.last_error.as_ref())
+                .map(|failure| Rejection {
+                    file: failure.file.clone(),
+                    reason: failure.reason.clone(),
+                })
+                .collect()
+        };
+        if staged.is_empty() {
+            let rejected = rejected_now(registry);
+            if rejected.as_slice() != current.rejected() {
+                // Same plugins, same generation: only what failed changed.
+                let plugins = current.loaded().cloned().collect();
+                let set = PolicySet::assemble(current.generation(), plugins, rejected);
+                self.current.store(Arc::new(set));
+            }
+        } else {
             registry.generation += 1;
             let generation = registry.generation;
             let mut plugins: BTreeMap<String, Arc<Plugin>> = current
@@ -321,7 +461,11 @@ impl LivePolicies {
                         plugin,
                         previous,
                         load_ms,
+                        content,
                     } => {
+                        unit.served = Some(content);
+                        unit.failed = None;
+                        supersede(unit);
                         unit.status.serving = Some(Serving {
                             version: plugin.info.version.clone(),
                             digest: plugin.digest.clone(),
@@ -329,6 +473,7 @@ impl LivePolicies {
                             since_generation: generation,
                             since: now,
                             compile: plugin.compiled.clone(),
+                            warnings: plugin.warnings.clone(),
                         });
                         events.push(loaded_event(&plugin, previous, generation, load_ms));
                         plugins.insert(name.clone(), plugin);
@@ -345,16 +490,7 @@ impl LivePolicies {
                 }
                 outcome.changed.push(name);
             }
-            let rejected = registry
-                .units
-                .values()
-                .filter(|unit| unit.failed.is_some())
-                .filter_map(|unit| unit.status.last_error.as_ref())
-                .map(|failure| Rejection {
-                    file: failure.file.clone(),
-                    reason: failure.reason.clone(),
-                })
-                .collect();
+            let rejected = rejected_now(registry);
             let set = PolicySet::assemble(generation, plugins.into_values().collect(), rejected);
             self.current.store(Arc::new(set));
             outcome.generation = Some(generation);
@@ -378,6 +514,15 @@ impl LivePolicies {
     }
 }
 
+/// Marks the unit's last failure as no longer describing its files.
+fn supersede(unit: &mut UnitState) {
+    if let Some(failure) = &mut unit.status.last_error
+        && failure.superseded_at.is_none()
+    {
+        failure.superseded_at = Some(Utc::now());
+    }
+}
+
 /// Records a refused version in the unit's status and describes it.
 fn reject(
     unit: &mut UnitState,
@@ -389,6 +534,7 @@ fn reject(
         file: rejection.file.clone(),
         reason: rejection.reason.clone(),
         at: Utc::now(),
+        superseded_at: None,
     });
     LifecycleEvent::Rejected {
         plugin: unit.status.plugin.clone(),
