@@ -98,3 +98,141 @@ fn handoff_test_reports_every_case_and_fails_the_gate_on_any() {
     assert_ne!(code, Some(0));
     assert!(text.contains("no such file or directory"), "{text}");
 }
+
+/// Where policy crates made by tests build: shared across runs, so that
+/// only the first run compiles the SDK's dependencies for the guest target.
+fn authoring_target_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/authoring-guests")
+}
+
+fn handoff_in(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", authoring_target_dir())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("handoff runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+#[test]
+fn a_new_policy_builds_outside_the_workspace_tests_and_hot_loads() {
+    // Outside the repository: nothing of the workspace's Cargo.toml applies.
+    let outside = tempfile::Builder::new()
+        .prefix("handoff-new-")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    let (code, text) = handoff_in(outside.path(), &["new", "pii-guard"]);
+    assert_eq!(code, Some(0), "{text}");
+    let crate_dir = outside.path().join("pii-guard");
+    for file in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "policy.toml",
+        "README.md",
+        ".gitignore",
+    ] {
+        assert!(crate_dir.join(file).is_file(), "{file} missing");
+    }
+    // The guest profile the reference policies use.
+    let cargo_toml = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    for line in [
+        "lto = true",
+        "codegen-units = 1",
+        "opt-level = 3",
+        "[workspace]",
+    ] {
+        assert!(cargo_toml.contains(line), "{line} not in:\n{cargo_toml}");
+    }
+    // Creating it again refuses rather than overwrites.
+    let (code, text) = handoff_in(outside.path(), &["new", "pii-guard"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("already exists"), "{text}");
+    let (code, text) = handoff_in(outside.path(), &["new", "Pii_Guard"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("lower-case letters"), "{text}");
+
+    // Built: named after the policy, not cargo's `pii_guard.wasm`.
+    let (code, text) = handoff_in(&crate_dir, &["build"]);
+    assert_eq!(code, Some(0), "{text}");
+    let dist = crate_dir.join("dist");
+    assert!(dist.join("pii-guard.wasm").is_file(), "{text}");
+    assert!(dist.join("pii-guard.toml").is_file(), "{text}");
+    assert!(!dist.join("pii_guard.wasm").exists());
+    assert!(text.contains("pii-guard@0.1.0"), "{text}");
+
+    let (code, text) = handoff_in(&crate_dir, &["test", "dist"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("  PASS  a mandated phrase goes to a human"),
+        "{text}"
+    );
+    assert!(text.contains("FAIL: 0"), "{text}");
+    assert!(!text.contains("triggers no fixture exercises"), "{text}");
+
+    // A broken fixture fails the gate, naming the case and what it got.
+    let policy_toml = crate_dir.join("policy.toml");
+    let good = std::fs::read_to_string(&policy_toml).unwrap();
+    let broken = good.replacen(
+        "name = \"routine work proceeds\"\nexpect = \"none\"",
+        "name = \"routine work proceeds\"\nexpect = \"executive\"",
+        1,
+    );
+    assert_ne!(broken, good, "the template's first fixture changed");
+    std::fs::write(&policy_toml, &broken).unwrap();
+    let (code, text) = handoff_in(&crate_dir, &["build"]);
+    assert_eq!(code, Some(0), "building does not run fixtures: {text}");
+    let (code, text) = handoff_in(&crate_dir, &["test", "dist"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("  FAIL  routine work proceeds: expected executive"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  PASS  low confidence goes to a human"),
+        "{text}"
+    );
+
+    // Fixed, and built straight into a running server's policy directory:
+    // it loads, and decides.
+    std::fs::write(&policy_toml, &good).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let server = crate::serve::Server::start(data.path(), &[]);
+    let policies = data.path().join("policies");
+    assert!(policies.is_dir());
+    let (code, text) = handoff_in(&crate_dir, &["build", "--out", path(&policies)]);
+    assert_eq!(code, Some(0), "{text}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let (_, listed) = server.get("/v1/policies", None);
+        let serving = listed["plugins"]
+            .as_array()
+            .is_some_and(|plugins| plugins.iter().any(|p| p["name"] == "pii-guard"));
+        if serving {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pii-guard never served: {listed}\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let item = serde_json::json!({
+        "id": "new-1", "kind": "reply", "agent": "bot", "confidence": 0.95,
+        "text": "Let me speak to a human, please."
+    });
+    let (status, decided) = server.post("/v1/evaluate", None, &item);
+    assert_eq!(status, 200, "{decided}");
+    assert_eq!(decided["tier"], "operator", "{decided}");
+    assert_eq!(decided["reason_code"], "phrase.matched", "{decided}");
+    // Loaded manifest-first, with no rejection on the way.
+    assert!(
+        !server.stderr().contains("rejected pii-guard"),
+        "{}",
+        server.stderr()
+    );
+}

@@ -6,9 +6,11 @@
 //! prints.
 
 mod audit;
+mod build_cmd;
 mod eval;
 mod host_args;
 mod inspect;
+mod new_policy;
 mod output;
 mod queue;
 mod replay;
@@ -128,6 +130,14 @@ enum Command {
     /// Exits 1 if any case fails or any plugin cannot load, whatever else
     /// passes; 2 if nothing was found to test.
     Test(test_cmd::TestArgs),
+    /// Create a policy crate NAME: the policy, its manifest with fixtures,
+    /// native unit tests and build instructions, built with the same guest
+    /// profile as the reference policies. It builds outside this repository.
+    New(new_policy::NewArgs),
+    /// Build a policy crate into dist/NAME.wasm and dist/NAME.toml, named
+    /// after the policy's own name (not cargo's file name), ready to copy
+    /// into a policy directory.
+    Build(build_cmd::BuildArgs),
     /// Compile one component read from stdin and write its artifact to
     /// stdout: the child process a host compiles in, under its compile
     /// budget. Not for people.
@@ -230,6 +240,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Queue(args) => queue::run_queue(args),
         Command::Report(args) => report::run(args),
         Command::Test(args) => test_cmd::run(&runtime()?, args),
+        Command::New(args) => new_policy::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Build(args) => build_cmd::run(&runtime()?, args).map(|()| ExitCode::SUCCESS),
         Command::Compile { meters } => {
             let meters =
                 parse_meters(&meters).with_context(|| format!("unknown meters {meters:?}"))?;

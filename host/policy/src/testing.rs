@@ -133,6 +133,13 @@ pub fn test_source(runtime: &Runtime, source: &PluginSource) -> PluginTest {
     test
 }
 
+/// The policy's own metadata, read by compiling and trial-running the
+/// component with its manifest's configuration but no fixture: what
+/// `handoff build` names the installed file after.
+pub fn policy_info(runtime: &Runtime, source: &PluginSource) -> Result<crate::PolicyInfo, String> {
+    prepare(runtime, source).map(|plugin| plugin.info)
+}
+
 fn prepare(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, String> {
     let manifest = match &source.manifest {
         Some(text) => Manifest::parse(text)
