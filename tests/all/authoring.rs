@@ -236,3 +236,108 @@ fn a_new_policy_builds_outside_the_workspace_tests_and_hot_loads() {
         server.stderr()
     );
 }
+
+/// A `multipart/form-data` body of named parts.
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "handoff-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\
+                 Content-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[test]
+fn the_replay_api_backtests_a_candidate_manifest() {
+    let data = tempfile::tempdir().unwrap();
+    let server = crate::serve::Server::start(data.path(), &[]);
+    for (id, confidence) in [("c-1", 0.7), ("c-2", 0.95), ("c-3", 0.72)] {
+        let item = serde_json::json!({
+            "id": id, "kind": "reply", "agent": "bot", "confidence": confidence,
+            "text": "Your order ships tomorrow."
+        });
+        assert_eq!(server.post("/v1/evaluate", None, &item).0, 200);
+    }
+    let gate = std::fs::read(data.path().join("policies/confidence-gate.wasm")).unwrap();
+    let replay = "/v1/replay?plugin=confidence-gate";
+
+    // Stricter thresholds: the two middling items now go to an operator.
+    let stricter = b"[config]\nescalate-below = 0.8\nself-correct-below = 0.9\n";
+    let (content_type, body) = multipart(&[("component", &gate), ("manifest", stricter)]);
+    let (status, replayed) = server.post_as(replay, &content_type, &body);
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["report"]["replayed"], 3, "{replayed}");
+    let changed: Vec<&str> = replayed["report"]["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, vec!["c-1", "c-3"], "{replayed}");
+    assert!(
+        replayed["report"]["changed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["new_tier"] == "operator"),
+        "{replayed}"
+    );
+    // Backtested, not installed: the serving manifest is untouched.
+    let (_, policies) = server.get("/v1/policies", None);
+    assert_eq!(policies["generation"], 1, "a replay activates nothing");
+
+    // New fixtures are run first: one that fails is the answer, named.
+    let failing = format!(
+        "{}\n[[fixture]]\nname = \"0.85 proceeds\"\nexpect = \"none\"\n\
+         item = {{ kind = \"reply\", confidence = 0.85 }}\n",
+        std::str::from_utf8(stricter).unwrap()
+    );
+    let (content_type, body) = multipart(&[("component", &gate), ("manifest", failing.as_bytes())]);
+    let (status, refused) = server.post_as(replay, &content_type, &body);
+    assert_eq!(status, 422, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(message.contains("0.85 proceeds"), "{message}");
+
+    // A new name with no manifest anywhere: it replays, and says so.
+    let (content_type, body) = multipart(&[("component", &gate)]);
+    let (status, replayed) = server.post_as("/v1/replay?plugin=gate-two", &content_type, &body);
+    assert_eq!(status, 200, "{replayed}");
+    let warnings = replayed["candidate"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("no manifest")),
+        "{replayed}"
+    );
+
+    // Malformed forms are refused by part name.
+    let (content_type, body) = multipart(&[("manifest", stricter)]);
+    let (status, refused) = server.post_as(replay, &content_type, &body);
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["error"]["field"], "component", "{refused}");
+    let (content_type, body) = multipart(&[("component", &gate), ("extra", b"x")]);
+    let (status, refused) = server.post_as(replay, &content_type, &body);
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown part"),
+        "{refused}"
+    );
+    let (content_type, body) = multipart(&[("component", &gate), ("manifest", b"\xff\xfe")]);
+    let (status, refused) = server.post_as(replay, &content_type, &body);
+    assert_eq!(
+        (status, refused["error"]["field"].as_str()),
+        (400, Some("manifest"))
+    );
+}

@@ -123,6 +123,21 @@ impl Server {
         (status, value)
     }
 
+    /// POSTs `body` as `content_type`.
+    pub(crate) fn post_as(&self, path: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+        let url = format!("{}{}", self.base, path);
+        let mut response = self
+            .http
+            .post(&url)
+            .content_type(content_type)
+            .send(body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
     pub(crate) fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         self.call("GET", path, token, None)
     }

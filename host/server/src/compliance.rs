@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
-use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, Multipart, Query, Request, State};
+use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -70,6 +70,9 @@ pub struct PluginView {
     pub compile: CompileOrigin,
     /// Time to load, validate and self-test it.
     pub load_ms: f64,
+    /// What an operator should know though it loaded: no manifest (it runs
+    /// with defaults and no fixture), a file name not the policy's own.
+    pub warnings: Vec<String>,
 }
 
 impl PluginView {
@@ -88,6 +91,7 @@ impl PluginView {
             capabilities: plugin.imports.clone(),
             compile: plugin.compiled.clone(),
             load_ms: plugin.load_ms,
+            warnings: plugin.warnings.clone(),
         }
     }
 }
@@ -239,17 +243,21 @@ pub struct ReplayView {
     pub report: ReplayReport,
 }
 
-/// `POST /v1/replay?plugin=NAME`: the body is a candidate component. It is
-/// loaded and validated like a reload (with the serving manifest), then the
+/// `POST /v1/replay?plugin=NAME`: the body is a candidate component, or a
+/// `multipart/form-data` body with a `component` part and an optional
+/// `manifest` part (TOML): new fixtures or configuration backtested before
+/// they are installed. It is loaded and validated like a reload (with the
+/// candidate manifest, else the one the directory holds for NAME), then the
 /// most recent decisions are decided again by the serving set with the
 /// candidate in place. Nothing is activated and nothing is written.
 pub async fn candidate_replay(
     State(app): State<Arc<App>>,
     query: Result<Query<ReplayQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<ReplayView>, ApiError> {
     let Query(query) = query?;
-    let wasm = body?.to_vec();
+    let max_manifest = app.live.runtime().limits().max_manifest_bytes;
+    let (wasm, manifest) = candidate_parts(request, &app, max_manifest).await?;
     let recent = query.recent.unwrap_or(1000);
     let name = query.plugin;
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
@@ -262,7 +270,7 @@ pub async fn candidate_replay(
     // evaluators, one compile at a time (the runtime's compile lane).
     let live = app.live.clone();
     let (name, loaded) = tokio::task::spawn_blocking(move || {
-        let loaded = live.candidate(&name, wasm);
+        let loaded = live.candidate(&name, wasm, manifest);
         (name, loaded)
     })
     .await
@@ -290,6 +298,74 @@ pub async fn candidate_replay(
         .offload(move || replay(&decisions, &mut Evaluator::fresh(Arc::new(set))))
         .await?;
     Ok(Json(ReplayView { candidate, report }))
+}
+
+/// The candidate's component and manifest: the whole body, or the
+/// `component` and `manifest` parts of a multipart body. Both are bounded:
+/// the body by the route's limit, the manifest by the load limit.
+async fn candidate_parts(
+    request: Request,
+    app: &Arc<App>,
+    max_manifest: usize,
+) -> Result<(Vec<u8>, Option<String>), ApiError> {
+    let multipart = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"));
+    if !multipart {
+        let body = Bytes::from_request(request, app).await?;
+        return Ok((body.to_vec(), None));
+    }
+    let bad = |field: &str, reason: String| ApiError::invalid_field(field, reason);
+    let mut form = Multipart::from_request(request, app)
+        .await
+        .map_err(|e| bad("body", format!("not a multipart form: {e}")))?;
+    let (mut component, mut manifest) = (None, None);
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| bad("body", format!("a broken multipart part: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| bad(&name, format!("cannot read the part: {e}")))?;
+        match name.as_str() {
+            "component" if component.is_none() => component = Some(bytes.to_vec()),
+            "manifest" if manifest.is_none() => {
+                if bytes.len() > max_manifest {
+                    return Err(bad(
+                        "manifest",
+                        format!("larger than the {max_manifest}-byte manifest limit"),
+                    ));
+                }
+                let text = String::from_utf8(bytes.to_vec())
+                    .map_err(|_| bad("manifest", "not UTF-8 text".into()))?;
+                manifest = Some(text);
+            }
+            "component" | "manifest" => {
+                return Err(bad(&name, format!("the part `{name}` is given twice")));
+            }
+            other => {
+                return Err(bad(
+                    "body",
+                    format!(
+                        "unknown part {:?}: the parts are `component` and `manifest`",
+                        other.chars().take(64).collect::<String>()
+                    ),
+                ));
+            }
+        }
+    }
+    let component = component.ok_or_else(|| {
+        bad(
+            "component",
+            "the multipart body has no `component` part".into(),
+        )
+    })?;
+    Ok((component, manifest))
 }
 
 /// The most recent `recent` decision records of the audit log.

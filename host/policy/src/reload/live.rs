@@ -182,25 +182,20 @@ impl LivePolicies {
         self.published.load().as_ref().clone()
     }
 
-    /// The serving set with `wasm` loaded as plugin `name` (with the
-    /// manifest `name` has in the directory, if any), validated exactly as
-    /// a reload would validate it but never activated: what a replay of a
-    /// candidate runs. Every other plugin is the serving one, shared.
+    /// The serving set with `wasm` loaded as plugin `name`, with
+    /// `manifest` (else the manifest `name` has in the directory, if any),
+    /// validated exactly as a reload would validate it but never activated:
+    /// what a replay of a candidate runs. Every other plugin is the serving
+    /// one, shared.
     pub fn candidate(
         &self,
         name: &str,
         wasm: Vec<u8>,
+        manifest: Option<String>,
     ) -> Result<(PolicySet, Arc<Plugin>), Rejection> {
-        let manifest = match policy_dir::read_unit(&self.dir, name, self.runtime.limits()) {
-            Unit::Present(source) => source.manifest,
-            Unit::Unreadable(rejection) => return Err(rejection),
-            Unit::ManifestOnly | Unit::Absent => {
-                let path = self.dir.join(format!("{name}.toml"));
-                match crate::files::read_regular(&path, self.runtime.limits().max_manifest_bytes) {
-                    Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-                    Err(_) => None,
-                }
-            }
+        let manifest = match manifest {
+            Some(text) => Some(text),
+            None => self.directory_manifest(name)?,
         };
         let source = PluginSource {
             name: name.to_string(),
@@ -216,6 +211,26 @@ impl LivePolicies {
             .chain([candidate.clone()])
             .collect();
         Ok((PolicySet::assemble(0, plugins, Vec::new()), candidate))
+    }
+
+    /// The manifest the directory holds for `name`, if any.
+    fn directory_manifest(&self, name: &str) -> Result<Option<String>, Rejection> {
+        Ok(
+            match policy_dir::read_unit(&self.dir, name, self.runtime.limits()) {
+                Unit::Present(source) => source.manifest,
+                Unit::Unreadable(rejection) => return Err(rejection),
+                Unit::ManifestOnly | Unit::Absent => {
+                    let path = self.dir.join(format!("{name}.toml"));
+                    match crate::files::read_regular(
+                        &path,
+                        self.runtime.limits().max_manifest_bytes,
+                    ) {
+                        Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+                        Err(_) => None,
+                    }
+                }
+            },
+        )
     }
 
     /// Reloads every unit in the directory, and unloads any that vanished.
