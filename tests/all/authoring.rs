@@ -341,3 +341,60 @@ fn the_replay_api_backtests_a_candidate_manifest() {
         (400, Some("manifest"))
     );
 }
+
+#[test]
+fn handoff_bench_reports_percentiles_per_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    write_reference_policies(dir.path());
+    let sample = examples_dir().join("sample.jsonl");
+    let out = handoff(
+        &[
+            "bench",
+            path(dir.path()),
+            "--input",
+            path(&sample),
+            "--count",
+            "40",
+            "--json",
+        ],
+        "",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let mut plugins: Vec<&str> = rows.iter().map(|r| r["plugin"].as_str().unwrap()).collect();
+    plugins.sort_unstable();
+    assert_eq!(plugins, vec!["compliance-limits", "confidence-gate"]);
+    for row in &rows {
+        assert_eq!(row["evaluations"], 40, "{row}");
+        assert_eq!(row["faults"], 0, "{row}");
+        for measure in ["wall_us", "fuel", "memory_kib"] {
+            let value = |p: &str| row[measure][p].as_f64().unwrap();
+            assert!(value("p50") > 0.0, "{row}");
+            assert!(value("p50") <= value("p90"), "{row}");
+            assert!(value("p90") <= value("p99"), "{row}");
+            assert!(value("p99") <= value("max"), "{row}");
+        }
+    }
+
+    // By default the plugins' own fixtures are the items; the table says so.
+    let out = handoff(&["bench", path(dir.path()), "--count", "20"], "");
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    assert!(table.contains("wall µs p50/p90/p99/max"), "{table}");
+    assert!(table.contains("confidence-gate"), "{table}");
+
+    // A bad input line is named.
+    let input = dir.path().join("items.jsonl");
+    std::fs::write(&input, "{\"id\": \"x\"}\n").unwrap();
+    let out = handoff(&["bench", path(dir.path()), "--input", path(&input)], "");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("items.jsonl line 1"), "{said}");
+}

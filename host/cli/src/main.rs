@@ -6,6 +6,7 @@
 //! prints.
 
 mod audit;
+mod bench_cmd;
 mod build_cmd;
 mod eval;
 mod host_args;
@@ -138,6 +139,9 @@ enum Command {
     /// after the policy's own name (not cargo's file name), ready to copy
     /// into a policy directory.
     Build(build_cmd::BuildArgs),
+    /// Measure each plugin per evaluation: wall time, fuel and peak memory
+    /// percentiles, on the given items or the plugins' own fixtures.
+    Bench(bench_cmd::BenchArgs),
     /// Compile one component read from stdin and write its artifact to
     /// stdout: the child process a host compiles in, under its compile
     /// budget. Not for people.
@@ -241,6 +245,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(args) => report::run(args),
         Command::Test(args) => test_cmd::run(&runtime()?, args),
         Command::New(args) => new_policy::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(args) => bench_cmd::run(&runtime()?, args),
         Command::Build(args) => build_cmd::run(&runtime()?, args).map(|()| ExitCode::SUCCESS),
         Command::Compile { meters } => {
             let meters =
