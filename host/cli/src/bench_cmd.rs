@@ -132,35 +132,47 @@ fn measure(
     for item in items {
         evaluator.evaluate(item).context("warming up")?;
     }
-    let mut samples: Vec<(Vec<f64>, Vec<f64>, Vec<f64>, usize)> =
-        names.iter().map(|_| Default::default()).collect();
+    let mut samples: Vec<Samples> = names.iter().map(|_| Samples::default()).collect();
     for item in items.iter().cycle().take(count as usize) {
         let decision = evaluator.evaluate(item).context("evaluating")?;
-        for (metering, verdict) in decision.metering.plugins.iter().zip(&decision.verdicts) {
+        for metering in &decision.metering.plugins {
             let Some(at) = names.iter().position(|n| *n == metering.plugin) else {
                 continue;
             };
+            let faulted = decision
+                .verdicts
+                .iter()
+                .any(|v| v.plugin == metering.plugin && v.fault.is_some());
             let sample = &mut samples[at];
-            sample.0.push(metering.wall_us);
-            sample.1.push(metering.fuel as f64);
-            sample.2.push(metering.memory_bytes as f64 / 1024.0);
-            sample.3 += usize::from(verdict.fault.is_some());
+            sample.wall_us.push(metering.wall_us);
+            sample.fuel.push(metering.fuel as f64);
+            sample
+                .memory_kib
+                .push(metering.memory_bytes as f64 / 1024.0);
+            sample.faults += usize::from(faulted);
         }
     }
     Ok(names
         .into_iter()
         .zip(samples)
-        .map(
-            |(plugin, (mut wall, mut fuel, mut memory, faults))| PluginBench {
-                plugin,
-                evaluations: wall.len(),
-                faults,
-                wall_us: spread(&mut wall),
-                fuel: spread(&mut fuel),
-                memory_kib: spread(&mut memory),
-            },
-        )
+        .map(|(plugin, mut s)| PluginBench {
+            plugin,
+            evaluations: s.wall_us.len(),
+            faults: s.faults,
+            wall_us: spread(&mut s.wall_us),
+            fuel: spread(&mut s.fuel),
+            memory_kib: spread(&mut s.memory_kib),
+        })
         .collect())
+}
+
+/// One plugin's measurements, one entry per evaluation.
+#[derive(Default)]
+struct Samples {
+    wall_us: Vec<f64>,
+    fuel: Vec<f64>,
+    memory_kib: Vec<f64>,
+    faults: usize,
 }
 
 /// Nearest-rank percentiles.
