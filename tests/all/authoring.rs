@@ -398,3 +398,45 @@ fn handoff_bench_reports_percentiles_per_plugin() {
     assert!(!out.status.success());
     assert!(said.contains("items.jsonl line 1"), "{said}");
 }
+
+#[test]
+fn a_side_file_of_cases_runs_with_the_fixtures() {
+    let dir = tempfile::tempdir().unwrap();
+    write_reference_policies(dir.path());
+    let cases = dir.path().join("confidence-gate.cases.jsonl");
+    std::fs::write(
+        &cases,
+        concat!(
+            r#"{"name": "0.55 goes to an operator", "expect": "operator", "expect-reason-code": "confidence.low", "item": {"kind": "reply", "confidence": 0.55}}"#,
+            "\n\n",
+            r#"{"name": "0.99 claimed to escalate", "expect": "executive", "item": {"kind": "reply", "confidence": 0.99}}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let (code, text) = test(&[path(dir.path())]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("with the cases of confidence-gate.cases.jsonl"),
+        "{text}"
+    );
+    assert!(text.contains("  PASS  0.55 goes to an operator"), "{text}");
+    assert!(
+        text.contains("  FAIL  0.99 claimed to escalate: expected executive"),
+        "{text}"
+    );
+    // The manifest's own fixtures still ran, and a load ignores the file.
+    assert!(
+        text.contains("  PASS  low confidence goes to an operator"),
+        "{text}"
+    );
+    let set = handoff_policy::PolicySet::load_dir(runtime(), dir.path(), 1).unwrap();
+    assert!(set.rejected().is_empty(), "{:?}", set.rejected());
+
+    // A malformed case is named by its line, and fails the gate.
+    std::fs::write(&cases, "{\"name\": \"x\", \"expect\": \"operator\"}\n").unwrap();
+    let (code, text) = test(&[path(dir.path())]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("confidence-gate.cases.jsonl"), "{text}");
+    assert!(text.contains("line 1: missing field `item`"), "{text}");
+}

@@ -96,9 +96,12 @@ fn metadata_is_capped_and_checked_at_load() {
         ("meta-bad-name", "the policy name must be lower-case"),
     ];
     for (mode, expected) in cases {
-        // Fuel enough to build the oversized metadata: the cap, not the
-        // budget, must be what refuses it.
-        let reason = rejection(&load(mode, "[limits]\nfuel = 5000000000\nmemory-mib = 128"));
+        // Fuel and time enough to build the oversized metadata, even on a
+        // loaded machine: the cap, not a budget, must be what refuses it.
+        let reason = rejection(&load(
+            mode,
+            "[limits]\nfuel = 5000000000\nmemory-mib = 128\ndeadline-ms = 30000",
+        ));
         assert!(
             reason.starts_with("hostile.wasm: ") && reason.contains(expected),
             "{mode}: {reason}"

@@ -212,12 +212,14 @@ fn a_kill_9_neither_loses_nor_repeats_a_handoff_event() {
     for n in 0..15 {
         let id = refund(&server, &format!("k-{n}"));
         let claim = json!({"role": "finance-operator", "worker": "dana"});
-        assert_eq!(server.post("/v1/queue/claim", None, &claim).0, 200);
-        server.post(
+        let (status, claimed) = server.post("/v1/queue/claim", None, &claim);
+        assert_eq!(status, 200, "claim {n}: {claimed}\n{}", server.stderr());
+        let (status, resolved) = server.post(
             &format!("/v1/handoffs/{id}/resolve"),
             None,
             &json!({"worker": "dana", "outcome": "approved", "warranted": true}),
         );
+        assert_eq!(status, 200, "resolve {n}: {resolved}\n{}", server.stderr());
     }
     server.kill();
     let server = Server::start(&data, &[]);

@@ -62,7 +62,15 @@ pub const ORDER_CHECK: &str = "(the same answers in reverse order, on a fresh in
 /// with `keep_going`, every case runs and reports, else the first failure
 /// ends the run.
 pub(crate) fn run_cases(plugin: &Plugin, keep_going: bool) -> Vec<CaseOutcome> {
-    let fixtures = &plugin.manifest.fixtures;
+    run_fixtures(plugin, &plugin.manifest.fixtures, keep_going)
+}
+
+/// [`run_cases`] over any cases: the manifest's and a side file's together.
+pub(crate) fn run_fixtures(
+    plugin: &Plugin,
+    fixtures: &[Fixture],
+    keep_going: bool,
+) -> Vec<CaseOutcome> {
     let mut outcomes = Vec::with_capacity(fixtures.len() + 1);
     if fixtures.is_empty() {
         return outcomes;

@@ -172,15 +172,11 @@ impl RawFixture {
             reason: format!("fixture `{}`: {reason}", self.name),
         };
         let mut fields = serde_json::Map::new();
-        fields.insert("id".into(), self.name.clone().into());
-        fields.insert("agent".into(), "fixture".into());
-        fields.insert("text".into(), "".into());
         for (key, value) in &self.item {
             let value = serde_json::to_value(value).map_err(|e| invalid(e.to_string()))?;
             fields.insert(key.clone(), value);
         }
-        let item = WorkItem::from_json(&serde_json::Value::Object(fields).to_string())
-            .map_err(|e| invalid(e.to_string()))?;
+        let item = case_item(&self.name, fields).map_err(invalid)?;
         Ok(Fixture {
             item,
             expect: self.expect,
@@ -188,6 +184,67 @@ impl RawFixture {
             name: self.name,
         })
     }
+}
+
+/// A case's item: `id` defaults to the case name, `agent` to `fixture`,
+/// `text` to empty.
+fn case_item(
+    name: &str,
+    given: serde_json::Map<String, serde_json::Value>,
+) -> Result<WorkItem, String> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("id".into(), name.into());
+    fields.insert("agent".into(), "fixture".into());
+    fields.insert("text".into(), "".into());
+    fields.extend(given);
+    WorkItem::from_json(&serde_json::Value::Object(fields).to_string()).map_err(|e| e.to_string())
+}
+
+/// One line of a side file of cases, `NAME.cases.jsonl`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct RawCase {
+    name: String,
+    expect: Tier,
+    #[serde(default)]
+    expect_reason_code: Option<String>,
+    item: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The most cases one side file may hold.
+pub const MAX_SIDE_CASES: usize = 100_000;
+
+/// Parses a side file of cases: one JSON object per line with `name`,
+/// `expect`, an optional `expect-reason-code` and an `item`, as a
+/// `[[fixture]]` has. `handoff test` runs them with the manifest's fixtures;
+/// a load does not, so a large corpus never slows a reload. A bad line is
+/// named by its number.
+pub fn parse_cases(text: &str) -> Result<Vec<Fixture>, String> {
+    let mut cases = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at = |reason: String| format!("line {}: {reason}", index + 1);
+        if cases.len() == MAX_SIDE_CASES {
+            return Err(at(format!("more than {MAX_SIDE_CASES} cases")));
+        }
+        let raw: RawCase = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+        if !names.insert(raw.name.clone()) {
+            return Err(at(format!("two cases are called `{}`", raw.name)));
+        }
+        let item =
+            case_item(&raw.name, raw.item).map_err(|e| at(format!("case `{}`: {e}", raw.name)))?;
+        cases.push(Fixture {
+            item,
+            expect: raw.expect,
+            expect_reason_code: raw.expect_reason_code,
+            name: raw.name,
+        });
+    }
+    Ok(cases)
 }
 
 fn default_recycle_after() -> u64 {

@@ -15,7 +15,7 @@ use handoff_model::FaultKind;
 
 use crate::fixtures::{self, CaseOutcome};
 use crate::loader::{self, LOAD_ATTEMPTS};
-use crate::manifest::Manifest;
+use crate::manifest::{Fixture, Manifest};
 use crate::plugin::Plugin;
 use crate::policy_dir::{self, DirError, Unit};
 use crate::runtime::Runtime;
@@ -38,6 +38,8 @@ pub struct PluginTest {
     /// Declared triggers whose code no passing case's reason code starts
     /// with.
     pub untested_triggers: Vec<String>,
+    /// The side file of cases that ran too (`NAME.cases.jsonl`), if any.
+    pub side_file: Option<String>,
 }
 
 /// One case.
@@ -96,8 +98,14 @@ pub fn sources_at(
     })
 }
 
-/// Tests one plugin.
-pub fn test_source(runtime: &Runtime, source: &PluginSource) -> PluginTest {
+/// The side file of cases beside a unit: `NAME.cases.jsonl`.
+pub fn side_cases_path(dir: &Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{name}.cases.jsonl"))
+}
+
+/// Tests one plugin: its manifest's fixtures, then `extra` cases (a side
+/// file's), all in one run with one order check.
+pub fn test_source(runtime: &Runtime, source: &PluginSource, extra: &[Fixture]) -> PluginTest {
     let mut test = PluginTest {
         file: format!("{}.wasm", source.name),
         policy: None,
@@ -105,6 +113,7 @@ pub fn test_source(runtime: &Runtime, source: &PluginSource) -> PluginTest {
         error: None,
         cases: Vec::new(),
         untested_triggers: Vec::new(),
+        side_file: None,
     };
     let plugin = match prepare(runtime, source) {
         Ok(plugin) => plugin,
@@ -116,7 +125,14 @@ pub fn test_source(runtime: &Runtime, source: &PluginSource) -> PluginTest {
     test.policy = Some(format!("{}@{}", plugin.info.name, plugin.info.version));
     // As a load does: a deadline a busy machine made the plugin miss is
     // tried again; a plugin that really runs too long misses it every time.
-    let mut outcomes = fixtures::run_cases(&plugin, true);
+    let cases: Vec<Fixture> = plugin
+        .manifest
+        .fixtures
+        .iter()
+        .chain(extra)
+        .cloned()
+        .collect();
+    let mut outcomes = fixtures::run_fixtures(&plugin, &cases, true);
     for _ in 1..LOAD_ATTEMPTS {
         let slow = outcomes.iter().any(|o| {
             o.result
@@ -126,7 +142,7 @@ pub fn test_source(runtime: &Runtime, source: &PluginSource) -> PluginTest {
         if !slow {
             break;
         }
-        outcomes = fixtures::run_cases(&plugin, true);
+        outcomes = fixtures::run_fixtures(&plugin, &cases, true);
     }
     test.untested_triggers = untested(&plugin, &outcomes);
     test.cases = outcomes.into_iter().map(report).collect();
