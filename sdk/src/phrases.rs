@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::text::{Rule, RuleError, Words};
+use crate::text::{Compiled, Index, Rule, RuleError, Vocabulary, Words};
 
 /// A rule of a class that does not parse: which class, which rule, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,10 @@ impl std::error::Error for PhraseError {}
 /// Named classes of rules, matched together.
 #[derive(Debug, Clone)]
 pub struct PhraseSet {
-    classes: Vec<(String, Vec<Rule>)>,
+    /// Every word and prefix of every rule, numbered once.
+    vocabulary: Vocabulary,
+    /// Each class's rules, as written and compiled against `vocabulary`.
+    classes: Vec<(String, Vec<(Rule, Compiled)>)>,
 }
 
 impl PhraseSet {
@@ -45,6 +48,7 @@ impl PhraseSet {
         P: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let mut vocabulary = Vocabulary::default();
         let mut parsed = Vec::new();
         for (class, rules) in classes {
             let class = class.as_ref().to_string();
@@ -53,15 +57,20 @@ impl PhraseSet {
                 if rule.as_ref().trim().is_empty() {
                     continue;
                 }
-                compiled.push(Rule::parse(rule.as_ref()).map_err(|error| PhraseError {
+                let rule = Rule::parse(rule.as_ref()).map_err(|error| PhraseError {
                     class: class.clone(),
                     index,
                     error,
-                })?);
+                })?;
+                let shared = rule.compile_into(&mut vocabulary);
+                compiled.push((rule, shared));
             }
             parsed.push((class, compiled));
         }
-        Ok(PhraseSet { classes: parsed })
+        Ok(PhraseSet {
+            vocabulary,
+            classes: parsed,
+        })
     }
 
     /// The classes with a rule matching `text`, in the order the classes
@@ -72,9 +81,13 @@ impl PhraseSet {
 
     /// As [`PhraseSet::matching_classes`], for words already normalised.
     pub fn matching_classes_in(&self, words: &Words) -> Vec<&str> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let index = Index::new(&self.vocabulary, words);
         self.classes
             .iter()
-            .filter(|(_, rules)| rules.iter().any(|rule| rule.matches(words)))
+            .filter(|(_, rules)| rules.iter().any(|(_, rule)| rule.holds(&index)))
             .map(|(class, _)| class.as_str())
             .collect()
     }
@@ -82,13 +95,14 @@ impl PhraseSet {
     /// The first rule of `class` that matches `text`: what a reviewer asks
     /// when a class fired and they want to know why.
     pub fn matching_rule(&self, class: &str, text: &str) -> Option<&Rule> {
-        let words = Words::of(text);
+        let index = Index::new(&self.vocabulary, &Words::of(text));
         self.classes
             .iter()
             .find(|(name, _)| name == class)?
             .1
             .iter()
-            .find(|rule| rule.matches(&words))
+            .find(|(_, compiled)| compiled.holds(&index))
+            .map(|(rule, _)| rule)
     }
 
     /// Whether no rule is configured.

@@ -351,3 +351,40 @@ fn calibration_keys_name_probabilistic_triggers_only() {
         rejection.reason
     );
 }
+
+#[test]
+fn compliance_reads_a_long_text_to_the_end_and_rules_that_catch_real_phrasings() {
+    let mut ev = compliance();
+    // 200 KB of routine chatter, with the request at the very end.
+    let chatter = "Thanks for the update on my order, the parcel arrived and the \
+                   support team was helpful. ";
+    let mut text = chatter.repeat(200_000 / chatter.len());
+    text.push_str("Under GDPR I demand that you delete all of my personal data immediately.");
+    let d = decide(&mut ev, &item(json!({ "text": text })));
+    assert!(d.verdicts[0].fault.is_none(), "{:?}", d.verdicts[0].fault);
+    assert_eq!(d.reason_code(), "phrase.data-deletion");
+    let fuel = d.metering.plugins[0].fuel;
+    assert!(fuel < 100_000_000, "within the manifest's budget: {fuel}");
+
+    // Normalised, not exact: case, curly apostrophes, a zero-width space.
+    for text in [
+        "I’m going to SUE you",
+        "i want to end my life",
+        "I've contacted the Financial Ombudsman",
+        "pls delete\u{200b} my data",
+    ] {
+        let d = decide(&mut ev, &item(json!({ "text": text })));
+        assert_ne!(d.tier(), Tier::None, "{text}");
+    }
+    // Negation that helps: the denial alone does not fire, the threat does.
+    let calm = decide(
+        &mut ev,
+        &item(json!({"text": "I'm not going to sue, just fix it"})),
+    );
+    assert_eq!(calm.tier(), Tier::None);
+    let both = decide(
+        &mut ev,
+        &item(json!({"text": "I'm not going to sue, but my lawyer will"})),
+    );
+    assert_eq!(both.reason_code(), "phrase.legal-threat");
+}

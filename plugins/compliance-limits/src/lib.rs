@@ -119,7 +119,7 @@ impl Policy for ComplianceLimits {
 
     fn score(&self, item: &WorkItem, classification: &Classification) -> Assessment {
         let mut signals: Vec<Signal> = self
-            .rules(item)
+            .rules_classified(item, classification)
             .iter()
             .map(|rule| Signal::new(rule.code(), 1.0, rule.explain()))
             .collect();
@@ -166,10 +166,10 @@ impl Policy for ComplianceLimits {
     fn escalate(
         &self,
         item: &WorkItem,
-        _classification: &Classification,
+        classification: &Classification,
         _assessment: &Assessment,
     ) -> Verdict {
-        let rules = self.rules(item);
+        let rules = self.rules_classified(item, classification);
         // Highest tier wins; `max_by_key` keeps the last of equals, so search
         // in reverse to keep the first.
         let Some(driver) = rules.iter().rev().max_by_key(|rule| rule.tier().level()) else {
@@ -193,6 +193,22 @@ impl ComplianceLimits {
 
     /// Every rule that fires for `item`, in precedence order.
     pub fn rules(&self, item: &WorkItem) -> Vec<Rule<'_>> {
+        self.rules_with(item, &self.phrases.matching_classes(&item.text))
+    }
+
+    /// As [`ComplianceLimits::rules`], with the phrase classes read from the
+    /// classification instead of matching the text again: the text is
+    /// scanned once per item, in `classify`.
+    fn rules_classified(&self, item: &WorkItem, classification: &Classification) -> Vec<Rule<'_>> {
+        let classes: Vec<&str> = classification
+            .rules_fired
+            .iter()
+            .filter_map(|code| code.strip_prefix("phrase."))
+            .collect();
+        self.rules_with(item, &classes)
+    }
+
+    fn rules_with(&self, item: &WorkItem, phrase_classes: &[&str]) -> Vec<Rule<'_>> {
         let mut fired = Vec::new();
         if let (Some(amount), Some(limits)) = (&item.amount, self.limits_for(&item.kind)) {
             match limits.check(amount) {
@@ -209,8 +225,8 @@ impl ComplianceLimits {
                 }),
             }
         }
-        for class in self.phrases.matching_classes(&item.text) {
-            if let Some(rule) = self.phrase_rules.iter().find(|r| r.class == class) {
+        for class in phrase_classes {
+            if let Some(rule) = self.phrase_rules.iter().find(|r| r.class == *class) {
                 fired.push(Rule::Phrase(rule));
             }
         }

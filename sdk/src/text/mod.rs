@@ -7,8 +7,11 @@
 //! groups (see [`Rule`] for the syntax), and still never backtrack, so a
 //! compliance trigger stays fast and predictable on hostile text.
 
+mod index;
 mod normalize;
 mod rule;
 
+pub(crate) use index::{Index, Vocabulary};
 pub use normalize::Words;
+pub(crate) use rule::Compiled;
 pub use rule::{MAX_NEAR, MIN_PREFIX, Rule, RuleError};

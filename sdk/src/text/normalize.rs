@@ -44,9 +44,8 @@ impl Words {
             }
         };
         if text.is_ascii() {
-            for c in text.chars() {
-                push(c, &mut words, &mut start);
-            }
+            words.ascii(text.as_bytes());
+            return words;
         } else {
             for c in text.nfkd().filter(|c| !is_combining_mark(*c)) {
                 push(c, &mut words, &mut start);
@@ -56,6 +55,42 @@ impl Words {
             words.close(begin);
         }
         words
+    }
+
+    /// The common case, byte by byte and without Unicode tables: the same
+    /// words as the general path gives for ASCII text.
+    fn ascii(&mut self, bytes: &[u8]) {
+        let mut at = 0;
+        while at < bytes.len() {
+            while at < bytes.len() && ASCII[bytes[at] as usize] != LETTER {
+                at += 1;
+            }
+            if at == bytes.len() {
+                break;
+            }
+            let begin = self.buffer.len();
+            let mut run = at;
+            while at < bytes.len() && ASCII[bytes[at] as usize] != BREAK {
+                if bytes[at] == b'\'' {
+                    self.push_lowered(&bytes[run..at]);
+                    run = at + 1;
+                }
+                at += 1;
+            }
+            self.push_lowered(&bytes[run..at]);
+            self.close(begin);
+        }
+    }
+
+    /// Appends ASCII letters and digits, lower-cased, in one copy.
+    fn push_lowered(&mut self, letters: &[u8]) {
+        let from = self.buffer.len();
+        // Only ASCII letters and digits reach here, so this is valid UTF-8.
+        self.buffer
+            .push_str(std::str::from_utf8(letters).unwrap_or_default());
+        if let Some(added) = self.buffer.get_mut(from..) {
+            added.make_ascii_lowercase();
+        }
     }
 
     fn close(&mut self, begin: usize) {
@@ -85,6 +120,27 @@ impl Words {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 }
+
+/// What an ASCII byte is to a word: a letter or digit, an apostrophe (which
+/// joins inside a word), or a break.
+const BREAK: u8 = 0;
+const LETTER: u8 = 1;
+const JOIN: u8 = 2;
+
+static ASCII: [u8; 256] = {
+    let mut table = [BREAK; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            table[b] = LETTER;
+        } else if c == b'\'' {
+            table[b] = JOIN;
+        }
+        b += 1;
+    }
+    table
+};
 
 fn is_apostrophe(c: char) -> bool {
     matches!(
@@ -146,6 +202,15 @@ mod tests {
         assert_eq!(words("su\u{200b}e"), ["sue"]);
         assert_eq!(words("law\u{00ad}yer"), ["lawyer"]);
         assert_eq!(words("\u{feff}suicide"), ["suicide"]);
+    }
+
+    #[test]
+    fn ascii_and_general_paths_agree() {
+        for text in ["I don't, 'sue' you!", "a''b c'", "x1-y2_z3", "  ", "end."] {
+            // A non-ASCII space at the end sends the text down the general path.
+            let general = format!("{text}\u{3000}");
+            assert_eq!(words(text), words(&general), "{text:?}");
+        }
     }
 
     #[test]

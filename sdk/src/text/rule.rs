@@ -23,6 +23,7 @@
 
 use std::fmt;
 
+use super::index::{Atoms, Index, Vocabulary};
 use super::normalize::Words;
 
 /// A rule that cannot be parsed, with where and why.
@@ -46,7 +47,9 @@ impl std::error::Error for RuleError {}
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     source: String,
-    expr: Expr,
+    /// The rule as parsed; its atoms are numbered when it is compiled into
+    /// a vocabulary (see [`Rule::compile_into`]).
+    expr: Expr<Term>,
 }
 
 /// What one word position accepts.
@@ -57,14 +60,21 @@ enum Term {
     AnyOf(Vec<Term>),
 }
 
+/// A rule compiled against a vocabulary: each phrase position is the set
+/// of atoms it accepts.
 #[derive(Debug, Clone, PartialEq)]
-enum Expr {
-    Phrase(Vec<Term>),
-    Near(Box<Expr>, Box<Expr>, Proximity),
-    Except(Box<Expr>, Box<Expr>),
-    And(Vec<Expr>),
-    Or(Vec<Expr>),
-    Not(Box<Expr>),
+pub(crate) struct Compiled(Expr<Atoms>);
+
+/// A rule's structure, over what one phrase position is: a [`Term`] as
+/// parsed, or [`Atoms`] once compiled.
+#[derive(Debug, Clone, PartialEq)]
+enum Expr<Position> {
+    Phrase(Vec<Position>),
+    Near(Box<Expr<Position>>, Box<Expr<Position>>, Proximity),
+    Except(Box<Expr<Position>>, Box<Expr<Position>>),
+    And(Vec<Expr<Position>>),
+    Or(Vec<Expr<Position>>),
+    Not(Box<Expr<Position>>),
 }
 
 /// How close two spans must be, and whether the left must come first.
@@ -119,45 +129,103 @@ impl Rule {
         &self.source
     }
 
-    /// Whether the rule matches these words.
+    /// Whether the rule matches these words. Matching many rules against
+    /// one text is cheaper through a [`crate::phrases::PhraseSet`], which
+    /// indexes the text once for all of them.
     pub fn matches(&self, words: &Words) -> bool {
-        self.expr.holds(words)
+        let mut vocabulary = Vocabulary::default();
+        let compiled = self.compile_into(&mut vocabulary);
+        compiled.holds(&Index::new(&vocabulary, words))
+    }
+
+    /// The rule with its atoms numbered in a shared `vocabulary`, to be
+    /// matched against an index of that vocabulary.
+    pub(crate) fn compile_into(&self, vocabulary: &mut Vocabulary) -> Compiled {
+        Compiled(self.expr.compile(vocabulary))
+    }
+}
+
+impl Compiled {
+    /// Whether the rule matches the indexed text.
+    pub(crate) fn holds(&self, index: &Index) -> bool {
+        self.0.holds(index)
     }
 }
 
 impl Term {
-    fn accepts(&self, word: &str) -> bool {
+    /// The atoms this term accepts, numbered in `vocabulary`.
+    fn atoms(&self, vocabulary: &mut Vocabulary, out: &mut Atoms) {
         match self {
-            Term::Word(w) => w == word,
-            Term::Prefix(p) => word.starts_with(p.as_str()),
-            Term::AnyOf(terms) => terms.iter().any(|t| t.accepts(word)),
+            Term::Word(w) => out.push(vocabulary.word(w)),
+            Term::Prefix(p) => out.push(vocabulary.prefix(p)),
+            Term::AnyOf(terms) => terms.iter().for_each(|t| t.atoms(vocabulary, out)),
         }
     }
 }
 
-impl Expr {
-    fn holds(&self, words: &Words) -> bool {
+impl Expr<Term> {
+    /// The expression with every phrase position's atoms numbered in
+    /// `vocabulary`.
+    fn compile(&self, vocabulary: &mut Vocabulary) -> Expr<Atoms> {
+        let mut boxed = |e: &Expr<Term>| Box::new(e.compile(vocabulary));
         match self {
-            Expr::And(all) => all.iter().all(|e| e.holds(words)),
-            Expr::Or(any) => any.iter().any(|e| e.holds(words)),
-            Expr::Not(inner) => !inner.holds(words),
-            Expr::Phrase(_) | Expr::Near(..) | Expr::Except(..) => !self.spans(words).is_empty(),
+            Expr::Phrase(terms) => Expr::Phrase(
+                terms
+                    .iter()
+                    .map(|term| {
+                        let mut atoms = Vec::new();
+                        term.atoms(vocabulary, &mut atoms);
+                        atoms.sort_unstable();
+                        atoms.dedup();
+                        atoms
+                    })
+                    .collect(),
+            ),
+            Expr::Near(a, b, proximity) => {
+                let a = boxed(a);
+                Expr::Near(a, boxed(b), *proximity)
+            }
+            Expr::Except(a, b) => {
+                let a = boxed(a);
+                Expr::Except(a, boxed(b))
+            }
+            Expr::And(all) => Expr::And(all.iter().map(|e| e.compile(vocabulary)).collect()),
+            Expr::Or(any) => Expr::Or(any.iter().map(|e| e.compile(vocabulary)).collect()),
+            Expr::Not(inner) => Expr::Not(boxed(inner)),
+        }
+    }
+}
+
+impl Expr<Atoms> {
+    fn holds(&self, index: &Index) -> bool {
+        match self {
+            Expr::And(all) => all.iter().all(|e| e.holds(index)),
+            Expr::Or(any) => any.iter().any(|e| e.holds(index)),
+            Expr::Not(inner) => !inner.holds(index),
+            Expr::Phrase(_) | Expr::Near(..) | Expr::Except(..) => !self.spans(index).is_empty(),
         }
     }
 
     /// Where a phrase or proximity expression matches, in order of start.
     /// Only those kinds reach here: the parser rejects NEAR over AND/NOT.
-    fn spans(&self, words: &Words) -> Vec<Span> {
+    fn spans(&self, index: &Index) -> Vec<Span> {
         match self {
-            Expr::Phrase(terms) => phrase_spans(terms, words),
+            Expr::Phrase(positions) => phrase_spans(positions, index),
             Expr::Except(keep, unless) => {
-                let unless = unless.spans(words);
-                let mut kept = keep.spans(words);
+                let mut kept = keep.spans(index);
+                if kept.is_empty() {
+                    return kept;
+                }
+                let unless = unless.spans(index);
                 kept.retain(|x| !unless.iter().any(|y| x.0 < y.1 && y.0 < x.1));
                 kept
             }
             Expr::Near(a, b, Proximity { within, ordered }) => {
-                let (a, b) = (a.spans(words), b.spans(words));
+                let a = a.spans(index);
+                if a.is_empty() {
+                    return a;
+                }
+                let b = b.spans(index);
                 let (within, ordered) = (*within, *ordered);
                 let longest = b.iter().map(|y| y.1 - y.0).max().unwrap_or(0);
                 let mut out = Vec::new();
@@ -181,11 +249,13 @@ impl Expr {
                 }
                 shortest_per_start(out)
             }
-            Expr::Or(any) => shortest_per_start(any.iter().flat_map(|e| e.spans(words)).collect()),
+            Expr::Or(any) => shortest_per_start(any.iter().flat_map(|e| e.spans(index)).collect()),
             Expr::And(_) | Expr::Not(_) => Vec::new(),
         }
     }
+}
 
+impl<Position> Expr<Position> {
     /// Whether a match needs some word to be present: false for `NOT x`
     /// alone, which would fire on every text without `x`.
     fn requires_something(&self) -> bool {
@@ -209,22 +279,36 @@ impl Expr {
 /// Sorts spans by start and keeps the shortest at each start: for whether
 /// anything else is near, a shorter span with the same start is never worse.
 fn shortest_per_start(mut spans: Vec<Span>) -> Vec<Span> {
-    spans.sort_unstable();
+    // Often sorted already (one phrase's spans are): then it costs a pass.
+    if !spans.is_sorted() {
+        spans.sort_unstable();
+    }
     spans.dedup_by_key(|span| span.0);
     spans
 }
 
-fn phrase_spans(terms: &[Term], words: &Words) -> Vec<Span> {
-    let n = terms.len();
-    if n == 0 || words.len() < n {
+/// Where a phrase matches. Candidates come from its rarest position (in a
+/// text full of "my", `my lawyer` is looked for where "lawyer" is), and each
+/// is checked against the other positions: the work follows the rarest word.
+fn phrase_spans(positions: &[Atoms], index: &Index) -> Vec<Span> {
+    let Some((anchor, rarest)) = positions
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, atoms)| index.count(atoms))
+    else {
         return Vec::new();
-    }
-    (0..=words.len() - n)
+    };
+    let (n, len) = (positions.len(), index.len());
+    index
+        .occurrences(rarest)
+        .into_iter()
+        .filter_map(|at| (at as usize).checked_sub(anchor))
         .filter(|&start| {
-            terms
-                .iter()
-                .enumerate()
-                .all(|(i, term)| words.get(start + i).is_some_and(|w| term.accepts(w)))
+            start + n <= len
+                && positions
+                    .iter()
+                    .enumerate()
+                    .all(|(i, atoms)| i == anchor || index.has(start + i, atoms))
         })
         .map(|start| (start as u32, (start + n) as u32))
         .collect()
@@ -320,6 +404,9 @@ fn lex(source: &str) -> Result<Vec<Token>, String> {
                         return Err(format!("{chunk} takes a distance in words, like {chunk}/5"));
                     }
                     _ if chunk.ends_with('*') => tokens.push(Token::Term(single_term(chunk)?)),
+                    _ if is_plain_word(chunk) => {
+                        tokens.push(Token::Term(Term::Word(chunk.to_ascii_lowercase())));
+                    }
                     _ => tokens.extend(
                         Words::of(chunk)
                             .iter()
@@ -337,6 +424,10 @@ fn single_term(chunk: &str) -> Result<Term, String> {
         Some(stem) => (stem, true),
         None => (chunk, false),
     };
+    if is_plain_word(stem) {
+        let word = stem.to_ascii_lowercase();
+        return finish_term(chunk, word, prefix);
+    }
     let words = Words::of(stem);
     let word = match (words.len(), words.get(0)) {
         (1, Some(word)) => word.to_string(),
@@ -347,6 +438,16 @@ fn single_term(chunk: &str) -> Result<Term, String> {
             ));
         }
     };
+    finish_term(chunk, word, prefix)
+}
+
+/// A chunk that is one ASCII word as it stands, normalised by lower-casing:
+/// most of a rule, parsed without the general normaliser's allocations.
+fn is_plain_word(chunk: &str) -> bool {
+    !chunk.is_empty() && chunk.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn finish_term(chunk: &str, word: String, prefix: bool) -> Result<Term, String> {
     if !prefix {
         return Ok(Term::Word(word));
     }
@@ -359,7 +460,7 @@ fn single_term(chunk: &str) -> Result<Term, String> {
 }
 
 /// Span operators join expressions that say where they match.
-fn check_spans(operator: &Token, left: &Expr, right: &Expr) -> Result<(), String> {
+fn check_spans(operator: &Token, left: &Expr<Term>, right: &Expr<Term>) -> Result<(), String> {
     if left.has_spans() && right.has_spans() {
         Ok(())
     } else {
@@ -389,7 +490,7 @@ impl Parser<'_> {
         }
     }
 
-    fn or(&mut self) -> Result<Expr, String> {
+    fn or(&mut self) -> Result<Expr<Term>, String> {
         let mut any = vec![self.and()?];
         while self.eat(&Token::Or) {
             any.push(self.and()?);
@@ -401,7 +502,7 @@ impl Parser<'_> {
         })
     }
 
-    fn and(&mut self) -> Result<Expr, String> {
+    fn and(&mut self) -> Result<Expr<Term>, String> {
         let mut all = vec![self.unary()?];
         while self.eat(&Token::And) {
             all.push(self.unary()?);
@@ -413,14 +514,14 @@ impl Parser<'_> {
         })
     }
 
-    fn unary(&mut self) -> Result<Expr, String> {
+    fn unary(&mut self) -> Result<Expr<Term>, String> {
         if self.eat(&Token::Not) {
             return Ok(Expr::Not(Box::new(self.unary()?)));
         }
         self.except()
     }
 
-    fn except(&mut self) -> Result<Expr, String> {
+    fn except(&mut self) -> Result<Expr<Term>, String> {
         let mut left = self.near()?;
         while self.eat(&Token::Except) {
             let right = self.near()?;
@@ -430,7 +531,7 @@ impl Parser<'_> {
         Ok(left)
     }
 
-    fn near(&mut self) -> Result<Expr, String> {
+    fn near(&mut self) -> Result<Expr<Term>, String> {
         let mut left = self.primary()?;
         loop {
             let (operator, proximity) = match self.peek() {
@@ -458,7 +559,7 @@ impl Parser<'_> {
         Ok(left)
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Expr<Term>, String> {
         if self.eat(&Token::Open) {
             self.depth += 1;
             if self.depth > MAX_DEPTH {
