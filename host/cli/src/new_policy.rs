@@ -181,7 +181,11 @@ mod tests {
     }
 
     #[test]
-    fn toml_strings_are_escaped() {
-        assert_eq!(toml_string(r#"a"b\c"#), r#""a\"b\\c""#);
+    fn toml_strings_round_trip_whatever_they_hold() {
+        for text in [r#"a"b\c"#, "it's", "/tmp/x y", "'\"'\n"] {
+            let line = format!("path = {}", toml_string(text));
+            let parsed: toml::Table = toml::from_str(&line).expect("valid TOML");
+            assert_eq!(parsed["path"].as_str(), Some(text), "{line}");
+        }
     }
 }
