@@ -7,7 +7,7 @@
 
 mod audit;
 mod bench_cmd;
-mod build_cmd;
+mod build;
 mod eval;
 mod host_args;
 mod inspect;
@@ -138,7 +138,7 @@ enum Command {
     /// Build a policy crate into dist/NAME.wasm and dist/NAME.toml, named
     /// after the policy's own name (not cargo's file name), ready to copy
     /// into a policy directory.
-    Build(build_cmd::BuildArgs),
+    Build(build::BuildArgs),
     /// Measure each plugin per evaluation: wall time, fuel and peak memory
     /// percentiles, on the given items or the plugins' own fixtures.
     Bench(bench_cmd::BenchArgs),
@@ -246,7 +246,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test_cmd::run(&runtime()?, args),
         Command::New(args) => new_policy::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench_cmd::run(&runtime()?, args),
-        Command::Build(args) => build_cmd::run(&runtime()?, args).map(|()| ExitCode::SUCCESS),
+        Command::Build(args) => build::run(&runtime()?, args).map(|()| ExitCode::SUCCESS),
         Command::Compile { meters } => {
             let meters =
                 parse_meters(&meters).with_context(|| format!("unknown meters {meters:?}"))?;

@@ -1,5 +1,7 @@
-//! `handoff new NAME`: a policy crate that builds out of the box, outside
-//! this repository, with the guest profile the reference policies use.
+//! `handoff new NAME [--lang rust|python|js]`: a policy project that builds
+//! out of the box, outside this repository: for Rust a crate with the guest
+//! profile the reference policies use, for Python and JavaScript a project
+//! on their SDKs; each with a manifest, fixtures and native unit tests.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -14,34 +16,68 @@ pub struct NewArgs {
     /// Where to create the crate (a new directory NAME inside it).
     #[arg(long, value_name = "DIR", default_value = ".")]
     dir: PathBuf,
-    /// The language of the policy. Only Rust has an SDK here today.
+    /// The language of the policy.
     #[arg(long, value_enum, default_value_t = Lang::Rust)]
     lang: Lang,
-    /// The `handoff-sdk` crate to depend on, as a path to a checkout's
-    /// `sdk` directory. Defaults to $HANDOFF_SDK, then to the SDK of the
-    /// checkout this binary was built from, if it is still there.
+    /// The SDKs to depend on, as a path to a checkout's `sdk` directory
+    /// (the Rust crate; `python/` and `js/` inside it). Defaults to
+    /// $HANDOFF_SDK, then to the SDK of the checkout this binary was built
+    /// from, if it is still there.
     #[arg(long, value_name = "PATH", conflicts_with = "sdk_git")]
     sdk: Option<PathBuf>,
-    /// Depend on `handoff-sdk` from this git repository instead of a path.
+    /// Depend on `handoff-sdk` from this git repository instead of a path
+    /// (Rust only).
     #[arg(long, value_name = "URL")]
     sdk_git: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Lang {
     Rust,
+    Python,
+    Js,
 }
 
-const CARGO_TOML: &str = include_str!("../templates/rust/Cargo.toml.tmpl");
-const LIB_RS: &str = include_str!("../templates/rust/lib.rs.tmpl");
-const POLICY_TOML: &str = include_str!("../templates/rust/policy.toml.tmpl");
-const README_MD: &str = include_str!("../templates/rust/README.md.tmpl");
-const GITIGNORE: &str = include_str!("../templates/rust/gitignore.tmpl");
+/// The manifest is the same in every language: the host reads it, not the
+/// policy.
+const POLICY_TOML: &str = include_str!("../templates/policy.toml.tmpl");
+
+/// A project's files: where each goes and its template.
+type Template = &'static [(&'static str, &'static str)];
+
+const RUST: Template = &[
+    ("Cargo.toml", include_str!("../templates/rust/Cargo.toml.tmpl")),
+    ("src/lib.rs", include_str!("../templates/rust/lib.rs.tmpl")),
+    ("README.md", include_str!("../templates/rust/README.md.tmpl")),
+    (".gitignore", include_str!("../templates/rust/gitignore.tmpl")),
+];
+
+const PYTHON: Template = &[
+    ("pyproject.toml", include_str!("../templates/python/pyproject.toml.tmpl")),
+    ("policy.py", include_str!("../templates/python/policy.py.tmpl")),
+    ("app.py", include_str!("../templates/python/app.py.tmpl")),
+    ("conftest.py", include_str!("../templates/python/conftest.py.tmpl")),
+    ("tests/test_policy.py", include_str!("../templates/python/test_policy.py.tmpl")),
+    ("README.md", include_str!("../templates/python/README.md.tmpl")),
+    (".gitignore", include_str!("../templates/python/gitignore.tmpl")),
+];
+
+const JS: Template = &[
+    ("package.json", include_str!("../templates/js/package.json.tmpl")),
+    ("policy.js", include_str!("../templates/js/policy.js.tmpl")),
+    ("component.js", include_str!("../templates/js/component.js.tmpl")),
+    ("test/policy.test.js", include_str!("../templates/js/policy.test.js.tmpl")),
+    ("README.md", include_str!("../templates/js/README.md.tmpl")),
+    (".gitignore", include_str!("../templates/js/gitignore.tmpl")),
+];
 
 pub fn run(args: NewArgs) -> anyhow::Result<()> {
-    let Lang::Rust = args.lang;
     check_name(&args.name)?;
-    let sdk = sdk_dependency(&args)?;
+    let sdk = match args.lang {
+        Lang::Rust => sdk_dependency(&args)?,
+        Lang::Python => json_string(&sdk_path(&args, "python", "handoff_policy/__init__.py")?),
+        Lang::Js => json_string(&format!("file:{}", sdk_path(&args, "js", "package.json")?)),
+    };
     let root = args.dir.join(&args.name);
     if root.exists() {
         bail!(
@@ -56,18 +92,19 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
             .replace("{{type}}", &type_name(&args.name))
             .replace("{{sdk}}", &sdk)
     };
-    let files = [
-        ("Cargo.toml", fill(CARGO_TOML)),
-        ("src/lib.rs", fill(LIB_RS)),
-        ("policy.toml", fill(POLICY_TOML)),
-        ("README.md", fill(README_MD)),
-        (".gitignore", fill(GITIGNORE)),
-    ];
-    std::fs::create_dir_all(root.join("src"))
-        .with_context(|| format!("cannot create {}", root.display()))?;
-    for (file, text) in files {
+    let template = match args.lang {
+        Lang::Rust => RUST,
+        Lang::Python => PYTHON,
+        Lang::Js => JS,
+    };
+    for (file, text) in template.iter().chain(&[("policy.toml", POLICY_TOML)]) {
         let path = root.join(file);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::write(&path, fill(text))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut next = String::new();
     let _ = writeln!(
@@ -77,7 +114,15 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
         args.name
     );
     let _ = writeln!(next, "  cd {}", root.display());
-    let _ = writeln!(next, "  cargo test          # native unit tests");
+    let (setup, unit_tests) = match args.lang {
+        Lang::Rust => (None, "cargo test         "),
+        Lang::Python => (None, "python -m pytest   "),
+        Lang::Js => (Some("npm install         # the SDK, jco and esbuild"), "npm test           "),
+    };
+    if let Some(setup) = setup {
+        let _ = writeln!(next, "  {setup}");
+    }
+    let _ = writeln!(next, "  {unit_tests} # native unit tests");
     let _ = writeln!(
         next,
         "  handoff build       # dist/{0}.wasm and dist/{0}.toml",
@@ -124,32 +169,46 @@ fn sdk_dependency(args: &NewArgs) -> anyhow::Result<String> {
     if let Some(url) = &args.sdk_git {
         return Ok(format!("git = {}", toml_string(url)));
     }
+    Ok(format!("path = {}", toml_string(&sdk_path(args, "", "Cargo.toml")?)))
+}
+
+/// The absolute path of the SDK for one language (`sub` inside a
+/// checkout's `sdk` directory), checked by a file it must hold.
+fn sdk_path(args: &NewArgs, sub: &str, must_hold: &str) -> anyhow::Result<String> {
+    if args.sdk_git.is_some() && args.lang != Lang::Rust {
+        bail!("--sdk-git is for Rust policies; pass --sdk PATH (a checkout's `sdk` directory)");
+    }
     let explicit = args
         .sdk
         .clone()
         .or_else(|| std::env::var_os("HANDOFF_SDK").map(PathBuf::from));
     let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
-    let path = match explicit {
+    let root = match explicit {
         Some(path) => path,
         None if built_from.join("Cargo.toml").is_file() => built_from,
         None => bail!(
-            "cannot find handoff-sdk: pass --sdk PATH (a checkout's `sdk` directory), set \
-             HANDOFF_SDK, or pass --sdk-git URL"
+            "cannot find the Handoff SDK: pass --sdk PATH (a checkout's `sdk` directory), set \
+             HANDOFF_SDK, or, for Rust, pass --sdk-git URL"
         ),
     };
+    let path = root.join(sub);
     let path = path
         .canonicalize()
         .with_context(|| format!("--sdk {}", path.display()))?;
-    if !path.join("Cargo.toml").is_file() {
+    if !path.join(must_hold).is_file() {
         bail!(
-            "--sdk {}: no Cargo.toml there; point it at the `sdk` directory of a checkout",
-            path.display()
+            "--sdk {}: no {must_hold} there; point it at the `sdk` directory of a checkout",
+            root.display()
         );
     }
-    let path = path
-        .to_str()
-        .context("the SDK's path is not UTF-8, which Cargo.toml cannot hold")?;
-    Ok(format!("path = {}", toml_string(path)))
+    path.to_str()
+        .map(str::to_string)
+        .context("the SDK's path is not UTF-8, which a project file cannot hold")
+}
+
+/// A JSON string: also a valid TOML basic string and Python literal.
+fn json_string(text: &str) -> String {
+    serde_json::Value::String(text.to_string()).to_string()
 }
 
 fn toml_string(text: &str) -> String {

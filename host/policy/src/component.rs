@@ -37,7 +37,7 @@ pub struct Import {
     pub name: String,
     /// `instance`, `function`, ...
     pub kind: &'static str,
-    /// Granted, stubbed or refused.
+    /// Granted, stubbed, denied or refused.
     pub grant: Grant,
 }
 

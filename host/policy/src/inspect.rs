@@ -79,6 +79,7 @@ impl fmt::Display for ComponentReport {
             let (verdict, note) = match import.grant {
                 Grant::Granted(note) => ("granted", note),
                 Grant::Stubbed(note) => ("stubbed", note),
+                Grant::Denied(note) => ("denied", note),
                 Grant::Refused => ("REFUSED", "not provided; the component is rejected at load"),
             };
             writeln!(

@@ -3,7 +3,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8080"
 //! body-limit-bytes = 1048576
-//! candidate-limit-bytes = 16777216
+//! candidate-limit-bytes = 75497472
 //! max-batch = 1000
 //! max-wait-secs = 60
 //! evaluators = 2          # default: the number of CPUs
@@ -137,7 +137,8 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: None,
             body_limit_bytes: 1 << 20,
-            candidate_limit_bytes: 16 << 20,
+            // A Python component is about 19 MiB; the loader takes up to 64.
+            candidate_limit_bytes: 72 << 20,
             max_batch: 1000,
             max_wait_secs: 60,
             evaluators: None,

@@ -71,7 +71,7 @@ impl Words {
             let begin = self.buffer.len();
             let mut run = at;
             while at < bytes.len() && ASCII[bytes[at] as usize] != BREAK {
-                if bytes[at] == b'\'' {
+                if ASCII[bytes[at] as usize] == JOIN {
                     self.push_lowered(&bytes[run..at]);
                     run = at + 1;
                 }
@@ -134,7 +134,7 @@ static ASCII: [u8; 256] = {
         let c = b as u8;
         if c.is_ascii_alphanumeric() {
             table[b] = LETTER;
-        } else if c == b'\'' {
+        } else if c == b'\'' || c == b'`' {
             table[b] = JOIN;
         }
         b += 1;
@@ -206,7 +206,7 @@ mod tests {
 
     #[test]
     fn ascii_and_general_paths_agree() {
-        for text in ["I don't, 'sue' you!", "a''b c'", "x1-y2_z3", "  ", "end."] {
+        for text in ["I don't, 'sue' you!", "a''b c'", "x1-y2_z3", "  ", "end.", "don`t `x"] {
             // A non-ASCII space at the end sends the text down the general path.
             let general = format!("{text}\u{3000}");
             assert_eq!(words(text), words(&general), "{text:?}");

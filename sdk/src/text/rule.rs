@@ -516,7 +516,14 @@ impl Parser<'_> {
 
     fn unary(&mut self) -> Result<Expr<Term>, String> {
         if self.eat(&Token::Not) {
-            return Ok(Expr::Not(Box::new(self.unary()?)));
+            // Each NOT nests too: a chain of them must not exhaust the stack.
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(format!("nested deeper than {MAX_DEPTH} groups"));
+            }
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Ok(Expr::Not(Box::new(inner)));
         }
         self.except()
     }
@@ -719,6 +726,7 @@ mod tests {
         assert!(reason("a BEFORE b").contains("BEFORE takes a distance"));
         assert!(reason("a AND").contains("at the end"));
         assert!(reason(&"(".repeat(40)).contains("nested deeper"));
+        assert!(reason(&format!("{}x", "NOT ".repeat(40_000))).contains("nested deeper"));
     }
 
     #[test]

@@ -11,7 +11,8 @@ use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::cli::{WasiCli, WasiCliView};
 use wasmtime_wasi::clocks::{WasiClocks, WasiClocksView};
 use wasmtime_wasi::filesystem::{WasiFilesystem, WasiFilesystemView};
-use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sync};
+use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets, sync};
+use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
 use super::PluginState;
 use crate::bindings::since_v0_1_0;
@@ -24,6 +25,10 @@ pub enum Grant {
     Granted(&'static str),
     /// Linked, but answers with nothing real (empty, frozen or seeded).
     Stubbed(&'static str),
+    /// Linked only so that a standard toolchain's component loads: every
+    /// call fails, so the plugin gets nothing from it. Python's runtime
+    /// imports the sockets interfaces whether or not a policy uses them.
+    Denied(&'static str),
     /// Not provided: a component importing it is rejected at load.
     Refused,
 }
@@ -49,7 +54,10 @@ const fn row(interface: &'static str, grant: Grant, link: Link) -> Row {
     }
 }
 
-use Grant::{Granted, Stubbed};
+use Grant::{Denied, Granted, Stubbed};
+
+/// What a plugin gets from every sockets interface.
+const NO_NETWORK: &str = "no network: every call fails with `access-denied`";
 
 /// Every interface the sandbox links, and how.
 static TABLE: &[Row] = &[
@@ -151,6 +159,30 @@ static TABLE: &[Row] = &[
         Stubbed("no file can be reached without a preopen"),
         |l| sync::filesystem::types::add_to_linker::<_, WasiFilesystem>(l, PluginState::filesystem),
     ),
+    // The network: linked with every use disallowed in the WASI context
+    // (`PluginState::new`), so creating a socket or resolving a name fails,
+    // and without a socket nothing else in these interfaces can be reached.
+    row("wasi:sockets/network", Denied(NO_NETWORK), |l| {
+        sockets::network::add_to_linker::<_, WasiSockets>(l, &Default::default(), PluginState::sockets)
+    }),
+    row("wasi:sockets/instance-network", Denied(NO_NETWORK), |l| {
+        sockets::instance_network::add_to_linker::<_, WasiSockets>(l, PluginState::sockets)
+    }),
+    row("wasi:sockets/tcp-create-socket", Denied(NO_NETWORK), |l| {
+        sockets::tcp_create_socket::add_to_linker::<_, WasiSockets>(l, PluginState::sockets)
+    }),
+    row("wasi:sockets/tcp", Denied(NO_NETWORK), |l| {
+        sync::sockets::tcp::add_to_linker::<_, WasiSockets>(l, PluginState::sockets)
+    }),
+    row("wasi:sockets/udp-create-socket", Denied(NO_NETWORK), |l| {
+        sync::sockets::udp_create_socket::add_to_linker::<_, WasiSockets>(l, PluginState::sockets)
+    }),
+    row("wasi:sockets/udp", Denied(NO_NETWORK), |l| {
+        sync::sockets::udp::add_to_linker::<_, WasiSockets>(l, PluginState::sockets)
+    }),
+    row("wasi:sockets/ip-name-lookup", Denied(NO_NETWORK), |l| {
+        sockets::ip_name_lookup::add_to_linker::<_, WasiSockets>(l, PluginState::sockets)
+    }),
 ];
 
 /// How the sandbox answers an import named `name` (`wasi:cli/stdout@0.2.6`).
@@ -229,8 +261,9 @@ mod tests {
 
     #[test]
     fn interfaces_outside_the_table_are_refused_whatever_their_version() {
-        assert_eq!(grant_for("wasi:sockets/tcp@0.2.6"), Grant::Refused);
+        assert_eq!(grant_for("wasi:sockets/tcp@0.2.6"), Grant::Denied(NO_NETWORK));
         assert_eq!(grant_for("wasi:http/outgoing-handler"), Grant::Refused);
+        assert_eq!(grant_for("wasi:sockets/http"), Grant::Refused);
         assert!(matches!(
             grant_for("wasi:cli/stdout@0.2.9"),
             Grant::Stubbed(_)

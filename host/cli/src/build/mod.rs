@@ -1,13 +1,20 @@
-//! `handoff build [DIR]`: build a policy crate into an installable unit,
+//! `handoff build [DIR]`: build a policy project into an installable unit,
 //! `NAME.wasm` and `NAME.toml`, named after the policy's own metadata name.
 //!
-//! Cargo names the component after the crate (`pii_guard.wasm`); a policy
-//! directory names plugins by file. Reading the name from the component
-//! itself means what is installed is called what the policy says it is.
+//! The project's language is read from what is in DIR: a `Cargo.toml` is a
+//! Rust crate, a `pyproject.toml` with `app.py` a Python policy, a
+//! `package.json` with `component.js` a JavaScript one. Each toolchain names
+//! its output its own way (cargo after the crate, `pii_guard.wasm`); a
+//! policy directory names plugins by file. Reading the name from the
+//! component itself means what is installed is called what the policy says
+//! it is.
 
-use std::io::BufRead;
+mod js;
+mod python;
+mod rust;
+mod toolchain;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 use handoff_policy::testing::policy_info;
@@ -15,12 +22,39 @@ use handoff_policy::{PluginSource, Runtime, read_regular};
 
 use super::output::terminal;
 
-/// The target policies are built for.
-const TARGET: &str = "wasm32-wasip2";
+/// The languages `handoff build` knows, by what their projects hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+impl Lang {
+    /// The language of the project in `dir`, or why there is none.
+    fn of(dir: &Path) -> anyhow::Result<Lang> {
+        let has = |file: &str| dir.join(file).is_file();
+        if has("Cargo.toml") {
+            Ok(Lang::Rust)
+        } else if has("pyproject.toml") && has("app.py") {
+            Ok(Lang::Python)
+        } else if has("package.json") && has("component.js") {
+            Ok(Lang::Js)
+        } else {
+            bail!(
+                "{}: not a policy project; `handoff build` builds a directory with a Cargo.toml \
+                 (Rust), a pyproject.toml and app.py (Python), or a package.json and component.js \
+                 (JavaScript); `handoff new` writes one",
+                dir.display()
+            )
+        }
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct BuildArgs {
-    /// The policy crate (the directory with its Cargo.toml).
+    /// The policy project: a Rust crate, or a Python or JavaScript policy
+    /// written by `handoff new`.
     #[arg(value_name = "DIR", default_value = ".")]
     dir: PathBuf,
     /// Where to write NAME.wasm and NAME.toml. Defaults to DIR/dist.
@@ -29,20 +63,18 @@ pub struct BuildArgs {
 }
 
 pub fn run(runtime: &Runtime, args: BuildArgs) -> anyhow::Result<()> {
-    let manifest_path = args.dir.join("Cargo.toml");
-    if !manifest_path.is_file() {
-        bail!(
-            "{}: no Cargo.toml; `handoff build` builds a policy crate (see `handoff new`)",
-            args.dir.display()
-        );
-    }
-    let components = cargo_build(&manifest_path)?;
-    if components.is_empty() {
-        bail!(
-            "{}: cargo built no component; the crate needs `crate-type = [\"cdylib\"]` in [lib]",
-            args.dir.display()
-        );
-    }
+    let lang = Lang::of(&args.dir)?;
+    // Python and JavaScript toolchains write into a scratch directory that
+    // lives until the unit is installed.
+    let scratch = tempfile::Builder::new()
+        .prefix("handoff-build-")
+        .tempdir()
+        .context("cannot create a scratch directory")?;
+    let components = match lang {
+        Lang::Rust => rust::build(&args.dir)?,
+        Lang::Python => vec![python::build(&args.dir, scratch.path())?],
+        Lang::Js => vec![js::build(&args.dir, scratch.path())?],
+    };
     let policy_toml = args.dir.join("policy.toml");
     let manifest = match read_regular(&policy_toml, runtime.limits().max_manifest_bytes) {
         Ok(bytes) => Some(
@@ -95,56 +127,6 @@ pub fn run(runtime: &Runtime, args: BuildArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Runs cargo for the policy target and returns the components it wrote.
-fn cargo_build(manifest_path: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(cargo);
-    command
-        .args(["build", "--release", "--target", TARGET, "--manifest-path"])
-        .arg(manifest_path)
-        .arg("--message-format=json-render-diagnostics")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    // Flags meant for a host build (or an outer cargo's) are not the guest's.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_TARGET"] {
-        command.env_remove(var);
-    }
-    let mut child = command
-        .spawn()
-        .context("cannot run cargo; is Rust installed (https://rustup.rs)?")?;
-    let stdout = child.stdout.take().context("cargo's output")?;
-    let mut components = Vec::new();
-    for line in std::io::BufReader::new(stdout).lines() {
-        let line = line.context("reading cargo's output")?;
-        let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if message["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let is_cdylib = message["target"]["kind"]
-            .as_array()
-            .is_some_and(|kinds| kinds.iter().any(|k| k == "cdylib"));
-        if !is_cdylib {
-            continue;
-        }
-        for file in message["filenames"].as_array().into_iter().flatten() {
-            if let Some(file) = file.as_str().filter(|f| f.ends_with(".wasm")) {
-                components.push(PathBuf::from(file));
-            }
-        }
-    }
-    let status = child.wait().context("waiting for cargo")?;
-    if !status.success() {
-        bail!(
-            "cargo build failed ({status}); if it says the target is missing, run \
-             `rustup target add {TARGET}`"
-        );
-    }
-    Ok(components)
 }
 
 fn is_file_name(name: &str) -> bool {
