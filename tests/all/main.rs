@@ -11,6 +11,7 @@ mod eval_cli;
 mod hardening;
 mod hot_reload;
 mod human_audit;
+mod languages;
 mod policy_loading;
 mod policy_names;
 mod reference_policies;

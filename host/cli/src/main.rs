@@ -161,15 +161,24 @@ struct PolicyArgs {
     /// binary are used.
     #[arg(long, value_name = "DIR")]
     policies: Option<PathBuf>,
+    /// Keep compiled policies in DIR, so the next run skips compiling them
+    /// (a Python component takes about ten seconds). Defaults to
+    /// $HANDOFF_CACHE, else $XDG_CACHE_HOME/handoff, else ~/.cache/handoff.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache: Option<PathBuf>,
+    /// Compile every policy, using no artifact cache.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 impl PolicyArgs {
     /// Loads the policy set, failing when no plugin could load: evaluating
     /// with none would wave every item through.
     fn load(&self, runtime: &Runtime) -> anyhow::Result<PolicySet> {
+        let runtime = self.with_cache(runtime);
         let set = match &self.policies {
-            Some(dir) => PolicySet::load_dir(runtime, dir, 1)?,
-            None => reference::set(runtime),
+            Some(dir) => PolicySet::load_dir(&runtime, dir, 1)?,
+            None => reference::set(&runtime),
         };
         for rejection in set.rejected() {
             eprintln!(
@@ -190,6 +199,38 @@ impl PolicyArgs {
         }
         Ok(set)
     }
+
+    /// `runtime` with the artifact cache, when there is one to use. A cache
+    /// that cannot be opened costs a compile, not the run.
+    fn with_cache(&self, runtime: &Runtime) -> Runtime {
+        let dir = if self.no_cache {
+            None
+        } else {
+            self.cache.clone().or_else(default_cache_dir)
+        };
+        let Some(dir) = dir else {
+            return runtime.clone();
+        };
+        match runtime.clone().with_cache(&dir) {
+            Ok(cached) => cached,
+            Err(e) => {
+                tracing::warn!(cache = %dir.display(), error = %e, "artifact cache unusable; compiling");
+                runtime.clone()
+            }
+        }
+    }
+}
+
+/// Where commands keep compiled policies by default.
+fn default_cache_dir() -> Option<PathBuf> {
+    let var = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("HANDOFF_CACHE")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("handoff")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/handoff")))
 }
 
 fn main() -> ExitCode {

@@ -46,27 +46,63 @@ const POLICY_TOML: &str = include_str!("../templates/policy.toml.tmpl");
 type Template = &'static [(&'static str, &'static str)];
 
 const RUST: Template = &[
-    ("Cargo.toml", include_str!("../templates/rust/Cargo.toml.tmpl")),
+    (
+        "Cargo.toml",
+        include_str!("../templates/rust/Cargo.toml.tmpl"),
+    ),
     ("src/lib.rs", include_str!("../templates/rust/lib.rs.tmpl")),
-    ("README.md", include_str!("../templates/rust/README.md.tmpl")),
-    (".gitignore", include_str!("../templates/rust/gitignore.tmpl")),
+    (
+        "README.md",
+        include_str!("../templates/rust/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../templates/rust/gitignore.tmpl"),
+    ),
 ];
 
 const PYTHON: Template = &[
-    ("pyproject.toml", include_str!("../templates/python/pyproject.toml.tmpl")),
-    ("policy.py", include_str!("../templates/python/policy.py.tmpl")),
+    (
+        "pyproject.toml",
+        include_str!("../templates/python/pyproject.toml.tmpl"),
+    ),
+    (
+        "policy.py",
+        include_str!("../templates/python/policy.py.tmpl"),
+    ),
     ("app.py", include_str!("../templates/python/app.py.tmpl")),
-    ("conftest.py", include_str!("../templates/python/conftest.py.tmpl")),
-    ("tests/test_policy.py", include_str!("../templates/python/test_policy.py.tmpl")),
-    ("README.md", include_str!("../templates/python/README.md.tmpl")),
-    (".gitignore", include_str!("../templates/python/gitignore.tmpl")),
+    (
+        "conftest.py",
+        include_str!("../templates/python/conftest.py.tmpl"),
+    ),
+    (
+        "tests/test_policy.py",
+        include_str!("../templates/python/test_policy.py.tmpl"),
+    ),
+    (
+        "README.md",
+        include_str!("../templates/python/README.md.tmpl"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../templates/python/gitignore.tmpl"),
+    ),
 ];
 
 const JS: Template = &[
-    ("package.json", include_str!("../templates/js/package.json.tmpl")),
+    (
+        "package.json",
+        include_str!("../templates/js/package.json.tmpl"),
+    ),
     ("policy.js", include_str!("../templates/js/policy.js.tmpl")),
-    ("component.js", include_str!("../templates/js/component.js.tmpl")),
-    ("test/policy.test.js", include_str!("../templates/js/policy.test.js.tmpl")),
+    (
+        "component.js",
+        include_str!("../templates/js/component.js.tmpl"),
+    ),
+    (
+        "test/policy.test.js",
+        include_str!("../templates/js/policy.test.js.tmpl"),
+    ),
     ("README.md", include_str!("../templates/js/README.md.tmpl")),
     (".gitignore", include_str!("../templates/js/gitignore.tmpl")),
 ];
@@ -117,7 +153,10 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
     let (setup, unit_tests) = match args.lang {
         Lang::Rust => (None, "cargo test         "),
         Lang::Python => (None, "python -m pytest   "),
-        Lang::Js => (Some("npm install         # the SDK, jco and esbuild"), "npm test           "),
+        Lang::Js => (
+            Some("npm install         # the SDK, jco and esbuild"),
+            "npm test           ",
+        ),
     };
     if let Some(setup) = setup {
         let _ = writeln!(next, "  {setup}");
@@ -169,7 +208,10 @@ fn sdk_dependency(args: &NewArgs) -> anyhow::Result<String> {
     if let Some(url) = &args.sdk_git {
         return Ok(format!("git = {}", toml_string(url)));
     }
-    Ok(format!("path = {}", toml_string(&sdk_path(args, "", "Cargo.toml")?)))
+    Ok(format!(
+        "path = {}",
+        toml_string(&sdk_path(args, "", "Cargo.toml")?)
+    ))
 }
 
 /// The absolute path of the SDK for one language (`sub` inside a

@@ -185,3 +185,124 @@ fn reference_rules_generalise_to_held_out_phrasings() {
         },
     );
 }
+
+/// Every corpus line, main and held-out, with the `+ `/`- ` mark removed,
+/// plus texts that take the normaliser's other paths.
+fn every_corpus_text() -> Vec<String> {
+    let mut texts = Vec::new();
+    for dir in [corpus_dir(), corpus_dir().join("held-out")] {
+        for entry in std::fs::read_dir(&dir).expect("the corpus directory exists") {
+            let path = entry.expect("corpus entry").path();
+            if path.extension().is_some_and(|e| e == "txt") {
+                let corpus = std::fs::read_to_string(&path).expect("corpus is readable");
+                texts.extend(corpus.lines().filter_map(|line| {
+                    line.strip_prefix("+ ")
+                        .or_else(|| line.strip_prefix("- "))
+                        .map(str::to_string)
+                }));
+            }
+        }
+    }
+    texts.extend(
+        [
+            "I’LL SUE YOU — ﬁnal warning",
+            "je vais porter plainte auprès de la CNIL, supprimez mes données",
+            "su\u{200b}icide",
+            "don`t delete my data",
+            "DELETE\u{00ad}MY\u{00ad}DATA",
+            "",
+        ]
+        .map(str::to_string),
+    );
+    texts
+}
+
+/// Runs an SDK's rule matcher in another language on `request` and returns
+/// the classes it found per text.
+fn other_language(program: &str, script: &str, request: &str) -> Vec<Vec<String>> {
+    use std::io::Write;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = std::process::Command::new(program)
+        .arg(root.join("tests/conformance").join(script))
+        .env("PYTHONPATH", root.join("sdk/python"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} runs (install it; .ci/run does): {e}"));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    stdin
+        .write_all(request.as_bytes())
+        .expect("request is written");
+    drop(stdin);
+    let out = child.wait_with_output().expect("the matcher finishes");
+    assert!(out.status.success(), "{program} {script} failed");
+    serde_json::from_slice(&out.stdout).expect("the matcher prints JSON")
+}
+
+/// The Python and JavaScript SDKs read the reference rules as the Rust SDK
+/// does: the same classes for every corpus text, main and held-out.
+#[test]
+fn python_and_javascript_match_the_rules_as_rust_does() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(dir.join("policy.toml")).expect("policy.toml is readable");
+    let manifest = handoff_policy::manifest::Manifest::parse(&text).expect("policy.toml parses");
+    let config = Config::from_pairs(manifest.config);
+    let classes: Vec<(String, Vec<String>)> = config
+        .children("phrases")
+        .into_iter()
+        .map(|class| {
+            let rules = config.list(&format!("phrases.{class}.match"));
+            (
+                class.to_string(),
+                rules.into_iter().map(str::to_string).collect(),
+            )
+        })
+        .collect();
+    let phrases = handoff_sdk::phrases::PhraseSet::new(
+        classes
+            .iter()
+            .map(|(c, rules)| (c.as_str(), rules.iter().map(String::as_str))),
+    )
+    .expect("the reference rules parse");
+    let texts = every_corpus_text();
+    assert!(texts.len() > 1000, "{} texts", texts.len());
+    let rust: Vec<Vec<String>> = texts
+        .iter()
+        .map(|t| {
+            phrases
+                .matching_classes(t)
+                .into_iter()
+                .map(str::to_string)
+                .collect()
+        })
+        .collect();
+    assert!(rust.iter().filter(|found| !found.is_empty()).count() > 500);
+    let request = serde_json::json!({
+        "classes": classes
+            .iter()
+            .map(|(c, rules)| (c.clone(), serde_json::json!(rules)))
+            .collect::<serde_json::Map<_, _>>(),
+        "texts": texts,
+    })
+    .to_string();
+    for (program, script) in [("python3", "rules.py"), ("node", "rules.mjs")] {
+        let theirs = other_language(program, script, &request);
+        assert_eq!(theirs.len(), texts.len(), "{script}");
+        let differ: Vec<_> = (0..texts.len())
+            .filter(|&i| theirs[i] != rust[i])
+            .map(|i| {
+                format!(
+                    "{:?}: rust {:?}, {script} {:?}",
+                    texts[i], rust[i], theirs[i]
+                )
+            })
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{} differ:\n{}",
+            differ.len(),
+            differ.join("\n")
+        );
+    }
+}

@@ -206,7 +206,14 @@ mod tests {
 
     #[test]
     fn ascii_and_general_paths_agree() {
-        for text in ["I don't, 'sue' you!", "a''b c'", "x1-y2_z3", "  ", "end.", "don`t `x"] {
+        for text in [
+            "I don't, 'sue' you!",
+            "a''b c'",
+            "x1-y2_z3",
+            "  ",
+            "end.",
+            "don`t `x",
+        ] {
             // A non-ASCII space at the end sends the text down the general path.
             let general = format!("{text}\u{3000}");
             assert_eq!(words(text), words(&general), "{text:?}");

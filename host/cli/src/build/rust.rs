@@ -71,4 +71,3 @@ fn cargo_build(manifest_path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
     Ok(components)
 }
-

@@ -163,7 +163,11 @@ static TABLE: &[Row] = &[
     // (`PluginState::new`), so creating a socket or resolving a name fails,
     // and without a socket nothing else in these interfaces can be reached.
     row("wasi:sockets/network", Denied(NO_NETWORK), |l| {
-        sockets::network::add_to_linker::<_, WasiSockets>(l, &Default::default(), PluginState::sockets)
+        sockets::network::add_to_linker::<_, WasiSockets>(
+            l,
+            &Default::default(),
+            PluginState::sockets,
+        )
     }),
     row("wasi:sockets/instance-network", Denied(NO_NETWORK), |l| {
         sockets::instance_network::add_to_linker::<_, WasiSockets>(l, PluginState::sockets)
@@ -261,7 +265,10 @@ mod tests {
 
     #[test]
     fn interfaces_outside_the_table_are_refused_whatever_their_version() {
-        assert_eq!(grant_for("wasi:sockets/tcp@0.2.6"), Grant::Denied(NO_NETWORK));
+        assert_eq!(
+            grant_for("wasi:sockets/tcp@0.2.6"),
+            Grant::Denied(NO_NETWORK)
+        );
         assert_eq!(grant_for("wasi:http/outgoing-handler"), Grant::Refused);
         assert_eq!(grant_for("wasi:sockets/http"), Grant::Refused);
         assert!(matches!(

@@ -1,5 +1,5 @@
 //! A policy that tries to phone home: it links `wasi:sockets`, which the
-//! sandbox must refuse at load, naming the imports.
+//! sandbox links with every call denied, so it loads and reaches nothing.
 
 use handoff_sdk::prelude::*;
 

@@ -148,6 +148,12 @@ impl Policy for Hostile {
             "role-escape" => operator().with_role("\u{1b}[31mops"),
             "role-nul" => operator().with_role("ops\0"),
             "role-empty" => operator().with_role(""),
+            // Reaches for the network every way std offers; the verdict
+            // reports what each attempt got.
+            "network" => Verdict {
+                reason: network_attempts(),
+                ..operator()
+            },
             "reason-escape" => Verdict {
                 reason: "Approved by \u{1b}[32mthe CFO\u{1b}[0m".into(),
                 ..operator()
@@ -194,3 +200,33 @@ fn recurse(depth: u64) -> u64 {
 }
 
 handoff_sdk::export_policy!(Hostile);
+
+/// Tries a TCP connection, a TCP listener, a UDP socket and a name lookup,
+/// and says how each failed (or that it did not).
+fn network_attempts() -> String {
+    use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
+    let outcome = |result: std::io::Result<()>| match result {
+        Ok(()) => "CONNECTED".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    [
+        (
+            "tcp-connect",
+            outcome(TcpStream::connect("127.0.0.1:5432").map(drop)),
+        ),
+        (
+            "tcp-listen",
+            outcome(TcpListener::bind("127.0.0.1:0").map(drop)),
+        ),
+        (
+            "udp-bind",
+            outcome(UdpSocket::bind("127.0.0.1:0").map(drop)),
+        ),
+        (
+            "name-lookup",
+            outcome("localhost:80".to_socket_addrs().map(drop)),
+        ),
+    ]
+    .map(|(what, how)| format!("{what}={how}"))
+    .join(" ")
+}
