@@ -238,7 +238,7 @@ fn a_new_policy_builds_outside_the_workspace_tests_and_hot_loads() {
 }
 
 /// A `multipart/form-data` body of named parts.
-fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+pub(crate) fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
     let boundary = "handoff-test-boundary-7d1f";
     let mut body = Vec::new();
     for (name, bytes) in parts {

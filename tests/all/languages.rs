@@ -313,4 +313,119 @@ fn python_and_js_policies_from_the_templates_test_build_and_hot_load() {
         fired.contains(&"pii-py") && fired.contains(&"pii-js"),
         "{decided}"
     );
+
+    // A Python component (about 19 MiB) fits the replay API's candidate
+    // limit: backtested against the decision just recorded, with a
+    // manifest whose rule no longer matches it.
+    let wasm = std::fs::read(policies.join("pii-py.wasm")).unwrap();
+    assert!(wasm.len() > 16 << 20, "{} bytes", wasm.len());
+    let manifest = std::fs::read_to_string(policies.join("pii-py.toml"))
+        .unwrap()
+        .replacen("speak BEFORE/3", "shout BEFORE/3", 1);
+    let (content_type, body) =
+        crate::authoring::multipart(&[("component", &wasm), ("manifest", manifest.as_bytes())]);
+    let (status, replayed) = server.post_as("/v1/replay?plugin=pii-py", &content_type, &body);
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["report"]["replayed"], 1, "{replayed}");
+}
+
+/// What a Python or JavaScript policy prints, and the exception that stops
+/// it, reach the host's log attributed to the plugin; the exception is a
+/// fault handled by the failure mode, and the next item is decided as usual.
+#[test]
+fn python_and_js_output_and_exceptions_reach_the_plugin_log() {
+    let outside = tempfile::Builder::new()
+        .prefix("handoff-new-")
+        .tempdir_in(std::env::temp_dir())
+        .unwrap();
+    let policies = outside.path().join("policies");
+    for (name, lang, file, from, to) in [
+        (
+            "loud-py",
+            "python",
+            "policy.py",
+            "        labels = [f\"kind.{item.kind}\"]",
+            "        print(f\"classifying {item.id}\")\n        if item.text == \"boom\":\n            \
+             raise ValueError(\"exploded on purpose\")\n        labels = [f\"kind.{item.kind}\"]",
+        ),
+        (
+            "loud-js",
+            "js",
+            "policy.js",
+            "    const labels = [`kind.${item.kind}`];",
+            "    console.log('classifying', item.id);\n    if (item.text === 'boom') throw new \
+             Error('exploded on purpose');\n    const labels = [`kind.${item.kind}`];",
+        ),
+    ] {
+        let (code, text) = handoff_in(outside.path(), &["new", name, "--lang", lang]);
+        assert_eq!(code, Some(0), "{text}");
+        let project = outside.path().join(name);
+        let source = project.join(file);
+        let original = std::fs::read_to_string(&source).unwrap();
+        let edited = original.replacen(from, to, 1);
+        assert_ne!(edited, original, "{file} of the template changed");
+        std::fs::write(&source, edited).unwrap();
+        if lang == "js" {
+            npm_install(&project);
+        }
+        let (code, text) = handoff_in(&project, &["build", "--out", policies.to_str().unwrap()]);
+        assert_eq!(code, Some(0), "{name}: {text}");
+    }
+    let items = outside.path().join("items.jsonl");
+    std::fs::write(
+        &items,
+        "{\"id\":\"b-1\",\"kind\":\"reply\",\"agent\":\"a\",\"text\":\"boom\",\"confidence\":0.9}\n\
+         {\"id\":\"b-2\",\"kind\":\"reply\",\"agent\":\"a\",\"text\":\"fine\",\"confidence\":0.9}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["eval", "--no-cache", "--policies"])
+        .arg(&policies)
+        .arg("--input")
+        .arg(&items)
+        .env("HANDOFF_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let decisions: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(decisions.len(), 2, "{stdout}\n{stderr}");
+    let log_lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("plugin output"))
+        .collect();
+    for plugin in ["loud-py", "loud-js"] {
+        let mine: Vec<&&str> = log_lines.iter().filter(|l| l.contains(plugin)).collect();
+        assert!(
+            mine.iter().any(|l| l.contains("classifying b-2")),
+            "{plugin}'s output not logged:\n{stderr}"
+        );
+        assert!(
+            mine.iter().any(|l| l.contains("exploded on purpose")),
+            "{plugin}'s exception not logged:\n{stderr}"
+        );
+        for (decision, faulted) in [(&decisions[0], true), (&decisions[1], false)] {
+            let verdict = decision["verdicts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["plugin"] == plugin)
+                .unwrap();
+            assert_eq!(verdict["fault"].is_object(), faulted, "{plugin}: {verdict}");
+        }
+    }
+    assert!(
+        log_lines
+            .iter()
+            .any(|l| l.contains("loud-py") && l.contains("Traceback")),
+        "no traceback:\n{stderr}"
+    );
+    // The boom item escalates through the failure mode; the fine one proceeds.
+    assert_ne!(decisions[0]["tier"], "none", "{}", decisions[0]);
+    assert_eq!(decisions[1]["tier"], "none", "{}", decisions[1]);
 }

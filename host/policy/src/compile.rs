@@ -127,6 +127,9 @@ fn compile_in_child(
     command
         .args(args)
         .arg(meters_arg(meters))
+        // The child's own logging is noise here, and a debug log could read
+        // as a diagnosis: what it prints on failure is what counts.
+        .env_remove("HANDOFF_LOG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -190,9 +193,12 @@ fn compile_in_child(
     }
 }
 
-fn read_bounded(from: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
+/// Keeps the first `limit` bytes and drains the rest, so that a child
+/// writing more never blocks on a full pipe.
+fn read_bounded(mut from: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
-    from.take(limit).read_to_end(&mut out)?;
+    (&mut from).take(limit).read_to_end(&mut out)?;
+    std::io::copy(&mut from, &mut std::io::sink())?;
     Ok(out)
 }
 

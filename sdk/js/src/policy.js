@@ -6,7 +6,7 @@
 // replays recorded decisions.
 
 import { Config, ConfigError } from './config.js';
-import { bindHost } from './log.js';
+import { bindHost, log } from './log.js';
 
 export class Policy {
   /** Name, version, description and triggers, for reports and review. */
@@ -34,6 +34,18 @@ export class Policy {
  */
 export function component(PolicyClass, host) {
   bindHost(host);
+  // The QuickJS runtime has no `console`; give it one that writes to the
+  // plugin log, so `console.log` debugging works as it does natively.
+  if (typeof globalThis.console === 'undefined') {
+    const line = (write) => (...parts) => write(parts.map(String).join(' '));
+    globalThis.console = {
+      log: line(log.info),
+      info: line(log.info),
+      debug: line(log.debug),
+      warn: line(log.warn),
+      error: line(log.error),
+    };
+  }
   let configured;
   const hostConfig = () => {
     const values = new Map();
