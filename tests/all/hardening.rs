@@ -310,12 +310,7 @@ fn the_api_answers_while_a_candidate_and_a_reload_compile() {
 
 /// The server's base URL, as it printed it.
 fn server_base(server: &Server) -> String {
-    let stderr = server.stderr();
-    stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("handoff: listening on "))
-        .expect("the server printed its address")
-        .to_string()
+    server.base().to_string()
 }
 
 // 6. The artifact cache.

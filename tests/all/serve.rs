@@ -61,10 +61,15 @@ impl Server {
         let lines = stderr.clone();
         thread::spawn(move || {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if let Some(address) = line.strip_prefix("handoff: listening on ") {
-                    let _ = address_tx.send(address.to_string());
-                }
+                // Kept before the address is announced, so that whoever
+                // waited for the address also finds the line in stderr.
+                let address = line
+                    .strip_prefix("handoff: listening on ")
+                    .map(str::to_string);
                 lines.lock().unwrap().push(line);
+                if let Some(address) = address {
+                    let _ = address_tx.send(address);
+                }
             }
         });
         let base = match address_rx.recv_timeout(Duration::from_secs(120)) {
@@ -140,6 +145,11 @@ impl Server {
 
     pub(crate) fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         self.call("GET", path, token, None)
+    }
+
+    /// The base URL it printed, `http://127.0.0.1:PORT`.
+    pub(crate) fn base(&self) -> &str {
+        &self.base
     }
 
     /// The address it listens on, `127.0.0.1:PORT`.
