@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
+use super::build::Lang;
+
 #[derive(Debug, clap::Args)]
 pub struct NewArgs {
     /// The policy's name: lower-case letters, digits and `-`, starting with
@@ -29,13 +31,6 @@ pub struct NewArgs {
     /// (Rust only).
     #[arg(long, value_name = "URL")]
     sdk_git: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Lang {
-    Rust,
-    Python,
-    Js,
 }
 
 /// The manifest is the same in every language: the host reads it, not the

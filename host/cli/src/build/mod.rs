@@ -22,8 +22,9 @@ use handoff_policy::{PluginSource, Runtime, read_regular};
 
 use super::output::terminal;
 
-/// The languages `handoff build` knows, by what their projects hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The languages a policy can be written in: what `handoff new --lang`
+/// writes, and what `handoff build` tells apart by what a project holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
     Python,
