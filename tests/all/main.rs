@@ -6,6 +6,7 @@
 mod audit;
 mod authoring;
 mod common;
+mod dashboard;
 mod dispatch;
 mod eval_cli;
 mod hardening;

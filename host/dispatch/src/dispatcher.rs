@@ -517,6 +517,12 @@ impl<S: HandoffStore> Dispatcher<S> {
             .await
     }
 
+    /// The store's newest event position: it moves whenever any handoff
+    /// changes, which is what live views watch.
+    pub async fn newest_event(&self) -> Result<i64, StoreError> {
+        self.tracked(false, self.store.newest_event()).await
+    }
+
     /// Handoffs matching `filter`.
     pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Handoff>, StoreError> {
         self.tracked(false, self.store.list(filter, self.clock.now()))

@@ -953,6 +953,13 @@ impl HandoffStore for SqliteStore {
             .collect()
     }
 
+    async fn newest_event(&self) -> Result<i64, StoreError> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(newest.unwrap_or(0))
+    }
+
     async fn depth(&self, now: DateTime<Utc>) -> Result<Vec<QueueDepth>, StoreError> {
         let rows = sqlx::query(
             "SELECT tier, role,

@@ -370,4 +370,9 @@ pub trait HandoffStore: Send + Sync {
         &self,
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<QueueDepth>, StoreError>> + Send;
+
+    /// The position of the newest event (0 for none): one indexed read, so
+    /// that a live view can tell cheaply whether anything changed, whoever
+    /// changed it (this process, another host, `handoff queue`).
+    fn newest_event(&self) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }

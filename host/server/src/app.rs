@@ -8,11 +8,12 @@ use handoff_audit::AuditLog;
 use handoff_dispatch::{Dispatcher, SqliteStore};
 use handoff_pipeline::{Host, Pipeline};
 use handoff_policy::reload::LivePolicies;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 use super::auth::Identities;
 use super::config::ServerConfig;
 use super::metrics::Metrics;
+use super::ui::Sessions;
 
 /// The running server's state.
 pub struct App {
@@ -33,6 +34,11 @@ pub struct App {
     /// Woken whenever this server resolves a handoff, so that long polls
     /// answer at once instead of at their next check.
     pub resolved: Notify,
+    /// The dashboard's signed-in people.
+    pub sessions: Sessions,
+    /// Set when the server begins to shut down, so that the streams that
+    /// never end on their own (the dashboard's live feed) end then.
+    pub closing: watch::Sender<bool>,
 }
 
 /// A host missing a part the server needs.
@@ -68,6 +74,8 @@ impl App {
             identities: Arc::new(identities),
             config,
             resolved: Notify::new(),
+            sessions: Sessions::default(),
+            closing: watch::channel(false).0,
         })
     }
 }

@@ -98,6 +98,11 @@ impl PluginView {
 
 /// `GET /v1/policies`.
 pub async fn policies(State(app): State<Arc<App>>) -> Json<PoliciesView> {
+    Json(policies_view(&app))
+}
+
+/// The serving policy set, as the API and the dashboard show it.
+pub(crate) fn policies_view(app: &App) -> PoliciesView {
     let set = app.live.current();
     let plugins = set
         .plugins()
@@ -105,22 +110,27 @@ pub async fn policies(State(app): State<Arc<App>>) -> Json<PoliciesView> {
         .chain(set.disabled())
         .map(|p| PluginView::of(p))
         .collect();
-    Json(PoliciesView {
+    PoliciesView {
         generation: set.generation(),
         dir: app.live.dir().display().to_string(),
         plugins,
         status: app.live.status(),
-    })
+    }
 }
 
 /// `GET /v1/audit/verify`: whether the chain is intact, and where it breaks
 /// if not. A broken chain is a finding, so it is a 200 with `intact: false`.
 pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(verification(&app).await?))
+}
+
+/// Whether the chain is intact, as `GET /v1/audit/verify` answers it.
+pub(crate) async fn verification(app: &App) -> Result<Value, ApiError> {
     let audit = app.audit.clone();
     let outcome = tokio::task::spawn_blocking(move || log_files(&audit).map(|f| verify(&f)))
         .await
         .map_err(|e| ApiError::internal("verification did not finish", e))??;
-    Ok(Json(match outcome {
+    Ok(match outcome {
         Ok(verified) => json!({
             "intact": true,
             "records": verified.records,
@@ -137,20 +147,22 @@ pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, Ap
             "line": at.line,
         }),
         Err(error) => json!({"intact": false, "error": error.to_string()}),
-    }))
+    })
 }
 
-#[derive(Debug, Deserialize)]
+/// What an audit search asks for: the API's query string and the
+/// dashboard's search form alike.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
-    tier: Option<Tier>,
-    plugin: Option<String>,
-    reason_code: Option<String>,
-    item: Option<String>,
-    since: Option<DateTime<Utc>>,
-    until: Option<DateTime<Utc>>,
+    pub(crate) tier: Option<Tier>,
+    pub(crate) plugin: Option<String>,
+    pub(crate) reason_code: Option<String>,
+    pub(crate) item: Option<String>,
+    pub(crate) since: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
     /// The most recent this many matches (default 100, at most 10,000).
-    limit: Option<usize>,
+    pub(crate) limit: Option<usize>,
 }
 
 /// `GET /v1/audit`: matching records, oldest first, as stored.
@@ -159,6 +171,19 @@ pub async fn audit_query(
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
     let Query(query) = query?;
+    let matching = search(&app, query).await?;
+    // Only the records answered are turned back into JSON values.
+    Ok(Json(
+        matching
+            .iter()
+            .map(|entry| serde_json::from_str(&entry.line).unwrap_or(Value::Null))
+            .collect(),
+    ))
+}
+
+/// The most recent records matching `query` (100 unless it says, at most
+/// 10,000), oldest first.
+pub(crate) async fn search(app: &App, query: AuditQuery) -> Result<Vec<Entry>, ApiError> {
     let limit = query.limit.unwrap_or(100).min(10_000);
     let filter = Filter {
         tier: query.tier,
@@ -169,24 +194,20 @@ pub async fn audit_query(
         item: query.item,
     };
     let audit = app.audit.clone();
-    let entries = tokio::task::spawn_blocking(move || read_log(&audit))
-        .await
-        .map_err(|e| ApiError::internal("the audit query did not finish", e))??;
-    let matching: Vec<&Entry> = entries
-        .iter()
-        .filter(|entry| filter.matches(&entry.record))
-        .collect();
-    // Only the records answered are turned back into JSON values.
-    let skip = matching.len().saturating_sub(limit);
-    Ok(Json(
-        matching[skip..]
-            .iter()
-            .map(|entry| serde_json::from_str(&entry.line).unwrap_or(Value::Null))
-            .collect(),
-    ))
+    tokio::task::spawn_blocking(move || {
+        let mut matching: Vec<Entry> = read_log(&audit)?
+            .into_iter()
+            .filter(|entry| filter.matches(&entry.record))
+            .collect();
+        let skip = matching.len().saturating_sub(limit);
+        matching.drain(..skip);
+        Ok(matching)
+    })
+    .await
+    .map_err(|e| ApiError::internal("the audit query did not finish", e))?
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReportQuery {
     cost_per_human_minute: Option<f64>,
@@ -203,6 +224,14 @@ pub async fn feedback(
     query: Result<Query<ReportQuery>, QueryRejection>,
 ) -> Result<Json<FeedbackReport>, ApiError> {
     let Query(query) = query?;
+    let options = report_options(&query)?;
+    let (history, now) = app.dispatcher.history().await?;
+    let targets = calibration::targets_of_set(&app.pipeline.evaluators().policies().current());
+    Ok(Json(feedback_report(&history, now, &options, &targets)))
+}
+
+/// The report's options: the defaults, with what the query gives.
+pub(crate) fn report_options(query: &ReportQuery) -> Result<ReportOptions, ApiError> {
     let defaults = ReportOptions::default();
     let options = ReportOptions {
         cost_per_human_minute: query
@@ -220,9 +249,7 @@ pub async fn feedback(
     options
         .validate()
         .map_err(|e| ApiError::invalid_field(e.field, format!("`{}` {}", e.field, e.reason)))?;
-    let (history, now) = app.dispatcher.history().await?;
-    let targets = calibration::targets_of_set(&app.pipeline.evaluators().policies().current());
-    Ok(Json(feedback_report(&history, now, &options, &targets)))
+    Ok(options)
 }
 
 #[derive(Debug, Deserialize)]
@@ -388,6 +415,6 @@ fn log_files(audit: &AuditLog) -> Result<Vec<PathBuf>, ApiError> {
 }
 
 /// Every record of the audit log.
-fn read_log(audit: &AuditLog) -> Result<Vec<Entry>, ApiError> {
+pub(crate) fn read_log(audit: &AuditLog) -> Result<Vec<Entry>, ApiError> {
     query::read(&log_files(audit)?).map_err(|e| ApiError::internal("cannot read the audit log", e))
 }

@@ -82,10 +82,20 @@ impl ApiError {
         )
     }
 
-    /// The status, for tests.
-    #[cfg(test)]
+    /// The status: also what the dashboard answers with when it shows
+    /// this error on a page.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The message for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The field at fault, if the error is about one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
     }
 }
 

@@ -241,24 +241,50 @@ pub async fn resolve(
 ) -> Result<Json<Handoff>, ApiError> {
     let request: ResolveBody = body::parse(&body?)?;
     let worker = acting_worker(caller, request.worker.as_deref())?;
-    let outcome = Outcome::from_parts(&request.outcome, request.correction).map_err(|e| {
+    let resolution = resolution_of(
+        &request.outcome,
+        request.correction,
+        request.note,
+        request.warranted,
+    )?;
+    Ok(Json(resolve_as(&app, &id, &worker, &resolution).await?))
+}
+
+/// A resolution from its parts, with the error naming the part at fault:
+/// the API and the dashboard's form refuse the same input the same way.
+pub(crate) fn resolution_of(
+    outcome: &str,
+    correction: Option<String>,
+    note: String,
+    warranted: bool,
+) -> Result<Resolution, ApiError> {
+    let outcome = Outcome::from_parts(outcome, correction).map_err(|e| {
         let field = match e {
             OutcomeError::Unknown(_) => "outcome",
             OutcomeError::MissingCorrection | OutcomeError::StrayCorrection(_) => "correction",
         };
         ApiError::invalid_field(field, format!("`{field}`: {e}"))
     })?;
-    let resolution = Resolution {
+    Ok(Resolution {
         outcome,
-        note: request.note,
-        warranted: request.warranted,
-    };
-    let handoff = app.dispatcher.resolve(&id, &worker, &resolution).await?;
-    app.resolved.notify_waiters();
-    Ok(Json(handoff))
+        note,
+        warranted,
+    })
 }
 
-fn nonempty<'a>(field: &'static str, value: &'a str) -> Result<&'a str, ApiError> {
+/// Resolves `id` as `worker` and wakes the long polls waiting for it.
+pub(crate) async fn resolve_as(
+    app: &App,
+    id: &str,
+    worker: &str,
+    resolution: &Resolution,
+) -> Result<Handoff, ApiError> {
+    let handoff = app.dispatcher.resolve(id, worker, resolution).await?;
+    app.resolved.notify_waiters();
+    Ok(handoff)
+}
+
+pub(crate) fn nonempty<'a>(field: &'static str, value: &'a str) -> Result<&'a str, ApiError> {
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::invalid_field(

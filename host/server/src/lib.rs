@@ -12,6 +12,8 @@
 //! - `body` and `error`: JSON in with the failing field named, JSON
 //!   errors out;
 //! - `metrics`: the Prometheus exposition;
+//! - `ui`: the intervention dashboard, web pages over the same data and
+//!   under the same access rules;
 //! - `app`: the state they share.
 
 mod app;
@@ -27,6 +29,7 @@ mod jwt;
 mod metrics;
 mod monitoring;
 mod routes;
+mod ui;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -39,6 +42,7 @@ pub use jwt::{JwksError, JwtConfig};
 pub use metrics::Metrics;
 pub use monitoring::OPENAPI;
 pub use routes::{MissingHandler, ROUTES, Route, router};
+pub use ui::{Sessions, UI_ROUTES, UiRoute};
 
 /// Serves `app` on `listener` until `shutdown` completes, then stops taking
 /// connections and lets the requests in flight finish, up to the
@@ -50,7 +54,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), MissingHandler> {
     let limits = app.config.connection_limits();
-    let router = router(app)?;
+    let router = router(app.clone())?;
+    let shutdown = async move {
+        shutdown.await;
+        app.closing.send_replace(true);
+    };
     connections::serve(listener, router, limits, shutdown).await;
     Ok(())
 }

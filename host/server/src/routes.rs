@@ -143,6 +143,7 @@ pub fn router(app: Arc<App>) -> Result<Router, MissingHandler> {
         );
     }
     Ok(router
+        .merge(super::ui::router(&app))
         .fallback(monitoring::no_route)
         .layer(DefaultBodyLimit::max(app.config.body_limit_bytes))
         .layer(CatchPanicLayer::custom(on_panic))

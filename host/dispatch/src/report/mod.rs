@@ -8,9 +8,11 @@
 //! "Feedback report" section defines each figure.
 //!
 //! - [`work`]: decisions and handoffs grouped into pieces of work;
-//! - [`calibration`]: threshold suggestions with an error bound.
+//! - [`calibration`]: threshold suggestions with an error bound;
+//! - [`series`]: the same figures per interval, for charts over time.
 
 pub mod calibration;
+pub mod series;
 mod work;
 
 use std::collections::BTreeMap;

@@ -1,0 +1,172 @@
+//! What serves now: the generation, each plugin's version, digest, limits,
+//! failure mode and capabilities (what the sandbox grants, stubs, denies),
+//! the last reload that failed, and the history of policy changes from the
+//! audit trail. The plugin facts are those of `GET /v1/policies`.
+
+use handoff_model::Named;
+use std::sync::Arc;
+
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use maud::{Markup, html};
+use serde_json::Value;
+
+use super::access::Viewer;
+use super::layout::{api_error_box, digest, instant, respond, shell};
+use crate::app::App;
+use crate::compliance::{AuditQuery, PluginView, policies_view, search};
+use handoff_audit::Body;
+
+/// How many policy changes the history shows.
+const HISTORY: usize = 50;
+
+/// `GET /ui/policies`.
+pub async fn page(State(app): State<Arc<App>>, Extension(viewer): Extension<Viewer>) -> Response {
+    let view = policies_view(&app);
+    let history = if viewer.may("queryAudit") {
+        Some(reload_history(&app).await)
+    } else {
+        None
+    };
+    let body = html! {
+        h1 { "Policies" }
+        p { "Generation " strong #generation { (view.generation) } " serving from " code { (view.dir) } "." }
+        @for plugin in &view.plugins {
+            (plugin_card(plugin, view.status.iter().find(|s| s.plugin == plugin.name)))
+        }
+        @for status in view.status.iter().filter(|s| s.serving.is_none()) {
+            section.card {
+                h2 { (status.plugin) " " span.bad { "not serving" } }
+                @if let Some(failure) = &status.last_error { (failure_text(failure)) }
+            }
+        }
+        h2 { "Reload history" }
+        @match &history {
+            None => p.muted { "The history is in the audit trail, which compliance reads." },
+            Some(Err(error)) => (api_error_box(error)),
+            Some(Ok(rows)) => {
+                @if rows.is_empty() { p.muted { "No policy change recorded yet." } }
+                table {
+                    caption.visually-hidden { "Policy changes, newest first" }
+                    thead { tr { th { "When" } th { "Change" } th { "Plugin" } th { "Version" } th { "Digest" } th { "Generation" } th { "Detail" } } }
+                    tbody { @for row in rows { (row) } }
+                }
+            }
+        }
+    };
+    respond(
+        StatusCode::OK,
+        shell(Some(&viewer), "policies", "Policies", body),
+    )
+}
+
+fn plugin_card(
+    plugin: &PluginView,
+    status: Option<&handoff_policy::reload::PluginStatus>,
+) -> Markup {
+    let limits = serde_json::to_value(plugin.limits).unwrap_or(Value::Null);
+    html! {
+        section.card data-plugin=(plugin.name) aria-label={ "Plugin " (plugin.name) } {
+            h2 {
+                (plugin.name) " "
+                span.version { (plugin.version) } " "
+                @if plugin.enabled { span.ok { "enabled" } } @else { span.muted { "disabled" } }
+            }
+            p.muted { (plugin.description) }
+            dl.facts {
+                dt { "Digest" } dd { code.digest-full { (plugin.digest) } }
+                dt { "Order" } dd { (plugin.order) }
+                dt { "On a fault" } dd { (super::layout::kebab(&plugin.failure_mode)) }
+                dt { "Instances" } dd { (super::layout::kebab(&plugin.instance_reuse)) }
+                dt { "Limits" } dd { (object_text(&limits)) }
+                dt { "Loaded in" } dd { (format!("{:.0} ms", plugin.load_ms)) }
+                dt { "Triggers" } dd {
+                    @for (i, t) in plugin.triggers.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        code { (t.code) } " (" (t.kind.as_str()) ")"
+                    }
+                }
+                @if let Some(serving) = status.and_then(|s| s.serving.as_ref()) {
+                    dt { "Serving since" } dd { (instant(serving.since)) " (generation " (serving.since_generation) ")" }
+                }
+                @for warning in &plugin.warnings { dt { "Warning" } dd.bad { (warning) } }
+                @if let Some(failure) = status.and_then(|s| s.last_error.as_ref()) {
+                    dt { "Last reload error" } dd { (failure_text(failure)) }
+                }
+            }
+            details {
+                summary { "Capabilities: what the sandbox gives it (" (plugin.capabilities.len()) " imports)" }
+                table {
+                    thead { tr { th { "Import" } th { "Kind" } th { "Sandbox" } } }
+                    tbody {
+                        @for import in &plugin.capabilities {
+                            @let grant = serde_json::to_value(import.grant).unwrap_or(Value::Null);
+                            tr {
+                                td { code { (import.name) } }
+                                td { (import.kind) }
+                                td { (grant["grant"].as_str().unwrap_or("")) " " span.muted { (grant["note"].as_str().unwrap_or("")) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn failure_text(failure: &handoff_policy::reload::ReloadFailure) -> Markup {
+    html! {
+        span.bad { (failure.reason) } " in " code { (failure.file) } " at " (instant(failure.at))
+        @if let Some(at) = failure.superseded_at { " — superseded " (instant(at)) }
+    }
+}
+
+fn object_text(value: &Value) -> String {
+    value
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(" · ")
+        })
+        .unwrap_or_default()
+}
+
+async fn reload_history(app: &App) -> Result<Vec<Markup>, crate::error::ApiError> {
+    let entries = search(
+        app,
+        AuditQuery {
+            limit: Some(10_000),
+            ..AuditQuery::default()
+        },
+    )
+    .await?;
+    Ok(entries
+        .iter()
+        .rev()
+        .filter_map(|entry| match &entry.record.body {
+            Body::Lifecycle { event } => {
+                let name: &'static str = event.into();
+                (name != "fault").then(|| {
+                    let v = serde_json::to_value(event).unwrap_or(Value::Null);
+                    let text = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                    html! {
+                        tr {
+                            td { (instant(entry.record.ts)) }
+                            td { (name) }
+                            td { (text("plugin")) }
+                            td { (text("version")) }
+                            td { @if let Some(d) = v["digest"].as_str() { (digest(d)) } }
+                            td { (v["generation"].as_u64().map(|g| g.to_string()).unwrap_or_default()) }
+                            td { (text("reason")) }
+                        }
+                    }
+                })
+            }
+            _ => None,
+        })
+        .take(HISTORY)
+        .collect())
+}
