@@ -692,3 +692,62 @@ fn the_readme_shows_screenshots_that_exist() {
         assert!(png.starts_with(b"\x89PNG"), "{shot} is a PNG");
     }
 }
+
+#[test]
+fn an_open_server_signs_in_by_name_and_search_errors_match_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("data"), &[]);
+    let base = server.base().to_string();
+    let http = raw_client();
+    let sign_in = |form: &str| {
+        let mut response = http
+            .post(format!("{base}/ui/login"))
+            .header("Origin", &base)
+            .content_type("application/x-www-form-urlencoded")
+            .send(form.to_string())
+            .unwrap();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().unwrap().to_string());
+        let body = response.body_mut().read_to_string().unwrap_or_default();
+        (response.status().as_u16(), cookie, body)
+    };
+    let (status, cookie, body) = sign_in("name=al%0Aice");
+    assert_eq!(status, 400);
+    assert!(cookie.is_none());
+    assert!(body.contains("no line breaks"), "{body}");
+    let (status, cookie, _) = sign_in("name=alice&next=https%3A%2F%2Fevil.example");
+    assert_eq!(status, 303);
+    let session = cookie.unwrap().split(';').next().unwrap().to_string();
+
+    let get = |path: &str| {
+        let mut response = http
+            .get(format!("{base}{path}"))
+            .header("Cookie", &session)
+            .call()
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    };
+    // Every section opens; the name given is who acts.
+    for section in ["queue", "decisions", "policies", "performance"] {
+        let (status, page) = get(&format!("/ui/{section}"));
+        assert_eq!(status, 200, "{section}: {page}");
+        assert!(page.contains("alice") && page.contains("every role (open server)"));
+    }
+    // A bad search gets the API's message for the same query.
+    let (status, page) = get("/ui/decisions?tier=urgent&item=");
+    assert_eq!(status, 400);
+    let (api_status, api) = server.get("/v1/audit?tier=urgent", None);
+    assert_eq!(api_status, 400);
+    let message = api["error"]["message"].as_str().unwrap();
+    let escaped = message.replace('`', "`").replace('"', "&quot;");
+    assert!(
+        page.contains(&escaped),
+        "the page says the API's {message:?}:\n{page}"
+    );
+}

@@ -326,5 +326,15 @@ pub(crate) fn query_of<T: serde::de::DeserializeOwned>(
         .map(|(name, value)| (name, value.trim().to_string()))
         .collect();
     let again = serde_urlencoded::to_string(&kept).map_err(|e| invalid(&e))?;
-    serde_urlencoded::from_str(&again).map_err(|e| invalid(&e))
+    // Read with the failing field's path in front, as axum's `Query` does.
+    let reader = serde_urlencoded::Deserializer::new(form_urlencoded::parse(again.as_bytes()));
+    serde_path_to_error::deserialize(reader).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." {
+            invalid(&inner)
+        } else {
+            invalid(&format!("{path}: {inner}"))
+        }
+    })
 }
