@@ -122,9 +122,10 @@ struct WorkerBody {
     worker: Option<String>,
 }
 
-/// What the holder of a lease does with it, with no other input.
+/// What the holder of a lease does with it, with no other input: the API
+/// and the dashboard's buttons alike.
 #[derive(Debug, Clone, Copy)]
-enum LeaseVerb {
+pub(crate) enum LeaseVerb {
     Acknowledge,
     Renew,
     Release,
@@ -169,13 +170,24 @@ async fn lease(
     verb: LeaseVerb,
 ) -> Result<Json<Handoff>, ApiError> {
     let worker = worker_of(caller, body)?;
-    let dispatcher = &app.dispatcher;
-    let handoff = match verb {
-        LeaseVerb::Acknowledge => dispatcher.acknowledge(&id, &worker).await,
-        LeaseVerb::Renew => dispatcher.renew(&id, &worker).await,
-        LeaseVerb::Release => dispatcher.release(&id, &worker).await,
-    }?;
-    Ok(Json(handoff))
+    Ok(Json(verb.apply(&app, &id, &worker).await?))
+}
+
+impl LeaseVerb {
+    /// Does it to `id` as `worker`.
+    pub(crate) async fn apply(
+        self,
+        app: &App,
+        id: &str,
+        worker: &str,
+    ) -> Result<Handoff, ApiError> {
+        let dispatcher = &app.dispatcher;
+        Ok(match self {
+            LeaseVerb::Acknowledge => dispatcher.acknowledge(id, worker).await,
+            LeaseVerb::Renew => dispatcher.renew(id, worker).await,
+            LeaseVerb::Release => dispatcher.release(id, worker).await,
+        }?)
+    }
 }
 
 /// The acting worker, for a body that carries nothing else. An empty body

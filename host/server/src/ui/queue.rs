@@ -21,7 +21,7 @@ use super::layout::{Problem, api_error_box, countdown, instant, respond, shell, 
 use super::query_of;
 use crate::app::App;
 use crate::error::ApiError;
-use crate::handoffs::{nonempty, resolution_of, resolve_as};
+use crate::handoffs::{LeaseVerb, nonempty, resolution_of, resolve_as};
 use handoff_dispatch::{Handoff, HandoffState, ListFilter, QueueDepth};
 use handoff_model::{Named, Tier};
 
@@ -56,18 +56,15 @@ pub async fn page(
 ) -> Response {
     match query_of::<QueueFilter>(raw.as_deref()) {
         Ok(filter) => queue_page(&app, &viewer, &filter, None, StatusCode::OK).await,
-        Err(error) => {
-            let status = error.status();
-            queue_page(
-                &app,
-                &viewer,
-                &QueueFilter::default(),
-                Some(Notice::Error(error)),
-                status,
-            )
-            .await
-        }
+        Err(error) => queue_error(&app, &viewer, error).await,
     }
+}
+
+/// The unfiltered queue with `error` above it, answered with its status.
+async fn queue_error(app: &App, viewer: &Viewer, error: ApiError) -> Response {
+    let status = error.status();
+    let notice = Some(Notice::Error(error));
+    queue_page(app, viewer, &QueueFilter::default(), notice, status).await
 }
 
 enum Notice {
@@ -437,30 +434,13 @@ pub async fn claim(
             let notice = Notice::Info(format!("Nothing is waiting for {role}."));
             queue_page(&app, &viewer, &filter, Some(notice), StatusCode::OK).await
         }
-        Err(error) => {
-            let status = error.status();
-            queue_page(
-                &app,
-                &viewer,
-                &QueueFilter::default(),
-                Some(Notice::Error(error)),
-                status,
-            )
-            .await
-        }
+        Err(error) => queue_error(&app, &viewer, error).await,
     }
 }
 
 /// A form that could not be read, as the API words an unreadable body.
 fn form_error(rejection: FormRejection) -> ApiError {
     ApiError::bad_request(rejection.body_text())
-}
-
-#[derive(Debug, Clone, Copy)]
-enum LeaseVerb {
-    Acknowledge,
-    Renew,
-    Release,
 }
 
 /// `POST /ui/handoffs/{id}/ack`.
@@ -492,17 +472,11 @@ async fn lease(
     Path(id): Path<String>,
     verb: LeaseVerb,
 ) -> Response {
-    let worker = viewer.principal.name.as_str();
-    let dispatcher = &app.dispatcher;
-    let result = match verb {
-        LeaseVerb::Acknowledge => dispatcher.acknowledge(&id, worker).await,
-        LeaseVerb::Renew => dispatcher.renew(&id, worker).await,
-        LeaseVerb::Release => dispatcher.release(&id, worker).await,
-    };
+    let result = verb.apply(&app, &id, &viewer.principal.name).await;
     match result {
         Ok(_) if matches!(verb, LeaseVerb::Release) => Redirect::to("/ui/queue").into_response(),
         Ok(_) => Redirect::to(&format!("/ui/handoffs/{}", encode_component(&id))).into_response(),
-        Err(error) => handoff_page(&app, &viewer, &id, Some(error.into()), None).await,
+        Err(error) => handoff_page(&app, &viewer, &id, Some(error), None).await,
     }
 }
 
