@@ -742,3 +742,163 @@ fn operators_work_the_queue_from_the_command_line() {
     let none = run(&["queue", "claim", "--role", "nobody", "--worker", "alice"]);
     assert_eq!(none.status.code(), Some(1));
 }
+
+/// P(X ≤ k) for X ~ Binomial(n, p), summed directly: the test's own
+/// arithmetic, independent of the crate's.
+fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
+    let mut term = (1.0 - p).powi(n as i32); // P(X = 0)
+    let mut total = term;
+    for i in 1..=k {
+        term *= (n - i + 1) as f64 / i as f64 * p / (1.0 - p);
+        total += term;
+    }
+    total
+}
+
+#[tokio::test]
+async fn a_known_share_of_autonomous_work_is_sampled_for_review_without_holding_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = DispatchConfig {
+        review: handoff_dispatch::ReviewSampling {
+            rate: 0.02,
+            seed: 20_261_202,
+            ..Default::default()
+        },
+        ..DispatchConfig::default()
+    };
+    let mut setup = setup_with(dir.path(), config).await;
+    const N: u64 = 10_000;
+    for i in 0..N {
+        let item = reply(&format!("auto-{i}"), 0.97);
+        assert_eq!(
+            setup.submit(&item).await,
+            Dispatched::Proceed,
+            "{}",
+            item.id
+        );
+    }
+    let (history, _) = setup.host.history().await.unwrap();
+    let reviews: Vec<_> = history
+        .handoffs
+        .iter()
+        .filter(|h| h.role == "reviewer")
+        .collect();
+    assert_eq!(
+        reviews.len(),
+        history.handoffs.len(),
+        "only reviews were made"
+    );
+    let sampled = reviews.len() as u64;
+    // The central 99.9% of Binomial(10,000, 0.02): P(X < low) ≤ 0.0005 and
+    // P(X > high) ≤ 0.0005.
+    let low = (0..N).find(|&k| binomial_cdf(k, N, 0.02) > 0.0005).unwrap();
+    let high = (0..N)
+        .find(|&k| binomial_cdf(k, N, 0.02) >= 0.9995)
+        .unwrap();
+    assert!(
+        (150..=160).contains(&low) && (240..=250).contains(&high),
+        "{low}..{high}"
+    );
+    assert!(
+        (low..=high).contains(&sampled),
+        "{sampled} sampled, outside {low}..={high}"
+    );
+    for review in &reviews {
+        assert_eq!(review.tier, Tier::None);
+        assert_eq!(review.state, HandoffState::Queued);
+        let sample = review.payload.review.expect("recorded as a review");
+        assert_eq!(sample.probability, 0.02);
+        assert!(sample.draw < 0.02);
+        assert_eq!(review.payload.decision.tier(), Tier::None);
+    }
+    // The same traffic with the same seed samples the same items.
+    let config = DispatchConfig::default().review;
+    let again = handoff_dispatch::ReviewSampling {
+        rate: 0.02,
+        seed: 20_261_202,
+        ..config
+    };
+    let resampled = (0..N)
+        .filter(|i| again.sample(&reply(&format!("auto-{i}"), 0.97)).is_some())
+        .count() as u64;
+    assert_eq!(resampled, sampled);
+
+    // A review past its deadline is flagged, never escalated: nothing
+    // waits on it.
+    setup.advance(2 * 24 * 3600);
+    let events = setup.host.enforce_sla().await.unwrap();
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, SlaEvent::Escalated { .. })),
+        "{events:?}"
+    );
+    let (history, _) = setup.host.history().await.unwrap();
+    assert!(history.handoffs.iter().all(|h| h.tier == Tier::None));
+}
+
+#[test]
+fn calibration_weights_sampled_reviews_by_inverse_probability() {
+    use handoff_dispatch::report::{Evidence, suggest_weighted};
+    // A constructed history. Escalated: 40 items at confidence 0.5, 4 of
+    // them wrong (weight 1: a human sees every escalation). Reviewed: 30
+    // autonomous items at 0.9, sampled with probability 0.1 (weight 10), 1
+    // of them wrong: they stand for 300 autonomous items, of which about 10
+    // were wrong, so the true error rate at or above 0.9 is 1/30.
+    let mut evidence = Vec::new();
+    for i in 0..40 {
+        evidence.push(Evidence {
+            confidence: 0.5,
+            wrong: i < 4,
+            weight: 1.0,
+        });
+    }
+    for i in 0..30 {
+        evidence.push(Evidence {
+            confidence: 0.9,
+            wrong: i < 1,
+            weight: 10.0,
+        });
+    }
+    let suggestion = suggest_weighted(&evidence, 0.2, 0.1);
+    // By hand. At 0.9: Σw = 300, Σw² = 3000, n_eff = 300²/3000 = 30;
+    // weighted error rate 10/300, so 1 error in 30: the one-sided 90%
+    // Clopper–Pearson bound for 1 in 30 is 0.1236.
+    // At 0.5: Σw = 340, Σw² = 3040, n_eff = 38.03 → 38 items; weighted
+    // error rate 14/340 = 0.0412, times 38.03 = 1.566 → 2 errors; the bound
+    // for 2 in 38 is 0.1341. Both are under α = 0.2: the suggestion is 0.5.
+    let steps = &suggestion.steps;
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert_eq!(
+        (steps[0].threshold, steps[0].n, steps[0].errors),
+        (0.9, 30, 1)
+    );
+    assert!((steps[0].effective_n - 30.0).abs() < 1e-9);
+    assert!((steps[0].effective_errors - 1.0).abs() < 1e-9);
+    assert!(
+        (steps[0].upper_bound - 0.1236).abs() < 5e-4,
+        "{}",
+        steps[0].upper_bound
+    );
+    assert_eq!(
+        (steps[1].threshold, steps[1].n, steps[1].errors),
+        (0.5, 70, 5)
+    );
+    assert!(
+        (steps[1].effective_n - 38.026).abs() < 1e-3,
+        "{}",
+        steps[1].effective_n
+    );
+    assert!((steps[1].effective_errors - 1.566).abs() < 1e-3);
+    assert!(
+        (steps[1].upper_bound - 0.1341).abs() < 5e-4,
+        "{}",
+        steps[1].upper_bound
+    );
+    assert_eq!(suggestion.threshold, Some(0.5));
+    // Unweighted, the 30 reviews would count as 30 items, not 300: the
+    // same history would look like 5 errors in 70 (7%) where the weighted
+    // estimate is 14 in 340 (4%).
+    let unweighted: Vec<(f64, bool)> = evidence.iter().map(|e| (e.confidence, e.wrong)).collect();
+    assert_eq!(suggest_threshold(&unweighted, 0.2, 0.1).steps[1].n, 70);
+}

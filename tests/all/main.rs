@@ -13,6 +13,7 @@ mod hardening;
 mod hot_reload;
 mod human_audit;
 mod languages;
+mod pilot;
 mod policy_loading;
 mod policy_names;
 mod reference_policies;

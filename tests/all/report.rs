@@ -46,6 +46,7 @@ fn decision(
     let metering = Metering {
         elapsed_us: 0.0,
         plugins: vec![],
+        shadow: vec![],
     };
     Decision::combine(id.into(), 1, verdicts, metering)
 }
@@ -83,6 +84,7 @@ impl World {
                 resolve_secs: 3_600,
             },
             lease_secs: 600,
+            review: Default::default(),
         };
         let host = Dispatcher::new(store, clock.clone(), config);
         World {

@@ -329,7 +329,9 @@ impl AuditLog {
         let body = String::from_utf8(body)
             .map_err(|e| AuditError::Serialize(serde::ser::Error::custom(e)))?;
         let seq = self.append_serialized(body)?;
-        for verdict in &decision.verdicts {
+        // A shadow's fault is recorded too: a pilot must show how often the
+        // candidate misbehaves, though its faults never touch the item.
+        for verdict in decision.verdicts.iter().chain(&decision.shadow) {
             if let Some(fault) = &verdict.fault {
                 self.record_lifecycle(&LifecycleEvent::Fault {
                     plugin: verdict.plugin.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use handoff_audit::{CheckpointKey, CheckpointOptions};
-use handoff_dispatch::{DispatchConfig, SlaEvent};
+use handoff_dispatch::{DispatchConfig, ReviewSampling, SlaEvent};
 use handoff_model::LifecycleEvent;
 use handoff_pipeline::{Host, HostConfig, Observers, Placement, PolicySetup, policy_dir};
 use handoff_policy::Runtime;
@@ -59,6 +59,20 @@ pub struct HostArgs {
     /// whichever comes first; and always at shutdown.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub checkpoint_secs: u64,
+    /// Also send this share of the items decided `none` to the `reviewer`
+    /// queue, without holding the agent back, so humans see an unbiased
+    /// sample of autonomous work; calibration weights each review by the
+    /// inverse of this probability. 0 turns sampling off.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.0)]
+    pub review_rate: f64,
+    /// A different review share for items of one kind, as KIND=SHARE
+    /// (for example `refund=0.1`); repeatable.
+    #[arg(long, value_name = "KIND=SHARE")]
+    pub review_kind: Vec<String>,
+    /// Seeds which items are sampled for review: the same traffic with the
+    /// same seed samples the same items.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub review_seed: u64,
 }
 
 impl HostArgs {
@@ -101,7 +115,10 @@ impl HostArgs {
             cache: (!self.no_cache).then(|| self.data.join("cache")),
             audit: Some(audit),
             store: Some(self.data.clone()),
-            dispatch: DispatchConfig::default(),
+            dispatch: DispatchConfig {
+                review: self.review()?,
+                ..DispatchConfig::default()
+            },
             sla_clock: true,
             placement,
         };
@@ -119,6 +136,29 @@ impl HostArgs {
 }
 
 impl HostArgs {
+    /// Which autonomous items are sampled for review.
+    fn review(&self) -> anyhow::Result<ReviewSampling> {
+        let mut review = ReviewSampling {
+            rate: self.review_rate,
+            seed: self.review_seed,
+            ..ReviewSampling::default()
+        };
+        for entry in &self.review_kind {
+            let (kind, share) = entry
+                .split_once('=')
+                .with_context(|| format!("--review-kind {entry:?}: expected KIND=SHARE"))?;
+            let share: f64 = share
+                .trim()
+                .parse()
+                .with_context(|| format!("--review-kind {entry:?}: {share:?} is not a number"))?;
+            review.kinds.insert(kind.trim().to_string(), share);
+        }
+        review
+            .validate()
+            .map_err(|reason| anyhow::anyhow!("--review-rate / --review-kind: {reason}"))?;
+        Ok(review)
+    }
+
     /// Where and how often audit checkpoints are signed; the key is read,
     /// or created, now.
     fn checkpoints(&self) -> anyhow::Result<CheckpointOptions> {

@@ -13,7 +13,9 @@ mod host_args;
 mod inspect;
 mod new_policy;
 mod output;
+mod pilot;
 mod queue;
+mod remote;
 mod replay;
 mod report;
 mod report_text;
@@ -117,6 +119,21 @@ enum Command {
     /// Reads the log and writes nothing to it. Prints a matrix of recorded
     /// tier against candidate tier and each changed item with both reasons.
     Replay(replay::ReplayArgs),
+    /// Compare every shadow version with what enforced, on the live
+    /// decisions it ran beside (from the audit log): the tier-transition
+    /// matrix, each item whose tier would change with both reasons, the
+    /// human workload and SLA load per day by tier and role, and the
+    /// shadow's faults and latency. `--fail-on` makes it a promotion gate.
+    Pilot(pilot::PilotArgs),
+    /// Promote a shadow version (`NAME@LABEL`) to enforce, on a running
+    /// server, in one generation; the replaced version runs on in shadow
+    /// under that name, so the same command again rolls back. The token is
+    /// read from $HANDOFF_TOKEN.
+    Promote(remote::PromoteArgs),
+    /// Threshold calibration on a running server: propose the threshold the
+    /// evidence supports, and approve it as a second person.
+    #[command(subcommand)]
+    Calibrate(remote::CalibrateCommand),
     /// Work the human handoff queue: list, claim, ack, resolve, release,
     /// show. Works on the same store as a running host.
     Queue(queue::QueueArgs),
@@ -281,6 +298,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(&runtime()?, args),
         Command::Watch(args) => watch::run(&runtime()?, args),
         Command::Replay(args) => replay::run(&runtime()?, args),
+        Command::Pilot(args) => pilot::run(args),
+        Command::Promote(args) => remote::promote(args),
+        Command::Calibrate(command) => remote::calibrate(command),
         Command::Audit(args) => audit::run(args),
         Command::Queue(args) => queue::run_queue(args),
         Command::Report(args) => report::run(args),

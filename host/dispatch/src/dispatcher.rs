@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::Clock;
 use super::forward::{EventForwarder, EventSink, ForwardError};
-use super::handoff::{AttemptRecord, DrivingReason, Handoff, Resolution, TransferPayload};
+use super::handoff::{
+    AttemptRecord, DrivingReason, Handoff, Resolution, ReviewSample, TransferPayload,
+};
 use super::health::{HealthTracker, StoreHealth};
 use super::report::History;
 use super::store::{
@@ -40,6 +42,91 @@ pub struct DispatchConfig {
     pub executive: TierPolicy,
     /// How long a claim holds before the handoff returns to the queue.
     pub lease_secs: u32,
+    /// Which autonomous items are also sent to people for review.
+    #[serde(default)]
+    pub review: ReviewSampling,
+}
+
+/// Sampled review of autonomous work: a known share of items decided
+/// `none` also go to a review queue, without holding the agent back, so
+/// that the humans see an unbiased sample of what the agent did alone and
+/// not only what was escalated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ReviewSampling {
+    /// The share of `none` items sampled, in [0, 1]; 0 turns sampling off.
+    pub rate: f64,
+    /// The share for items of a kind, where it differs from `rate`.
+    pub kinds: std::collections::BTreeMap<String, f64>,
+    /// The queue the samples go to.
+    pub role: String,
+    /// Acknowledge target, seconds.
+    pub ack_secs: u32,
+    /// Resolve target, seconds. A review past it is flagged, never
+    /// escalated: nothing waits on it.
+    pub resolve_secs: u32,
+    /// Seeds the draws. Each item's draw is a hash of the seed and the
+    /// submission, so a rerun of the same traffic samples the same items.
+    pub seed: u64,
+}
+
+impl Default for ReviewSampling {
+    /// Off; when turned on, a `reviewer` queue with a day to act.
+    fn default() -> Self {
+        ReviewSampling {
+            rate: 0.0,
+            kinds: std::collections::BTreeMap::new(),
+            role: "reviewer".into(),
+            ack_secs: 24 * 3600,
+            resolve_secs: 24 * 3600,
+            seed: 0,
+        }
+    }
+}
+
+impl ReviewSampling {
+    /// Refuses a rate outside [0, 1], naming it.
+    pub fn validate(&self) -> Result<(), String> {
+        let rates = std::iter::once(("rate".to_string(), self.rate)).chain(
+            self.kinds
+                .iter()
+                .map(|(kind, rate)| (format!("kinds.{kind}"), *rate)),
+        );
+        for (key, rate) in rates {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(format!("review.{key} must be between 0 and 1, got {rate}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The inclusion probability of an item of `kind`.
+    pub fn probability(&self, kind: &str) -> f64 {
+        self.kinds.get(kind).copied().unwrap_or(self.rate)
+    }
+
+    /// The draw of the submission with idempotency key `key`, uniform in
+    /// [0, 1): the top 53 bits of SHA-256 of the seed and the key.
+    pub fn draw(&self, key: &str) -> f64 {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update(self.seed.to_be_bytes());
+        hasher.update(key.as_bytes());
+        let hash = hasher.finalize();
+        let mut top = [0u8; 8];
+        top.copy_from_slice(&hash[..8]);
+        (u64::from_be_bytes(top) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Whether the submission is sampled, and how: none when it is not.
+    pub fn sample(&self, item: &WorkItem) -> Option<ReviewSample> {
+        let probability = self.probability(&item.kind);
+        if probability <= 0.0 {
+            return None;
+        }
+        let draw = self.draw(&idempotency_key(item));
+        (draw < probability).then_some(ReviewSample { probability, draw })
+    }
 }
 
 impl Default for DispatchConfig {
@@ -60,6 +147,7 @@ impl Default for DispatchConfig {
                 resolve_secs: 3600,
             },
             lease_secs: 10 * 60,
+            review: ReviewSampling::default(),
         }
     }
 }
@@ -344,7 +432,13 @@ impl<S: HandoffStore> Dispatcher<S> {
         let tier = verdict.tier;
         match tier {
             Tier::None => {
-                self.store.record_autonomous(&row).await?;
+                match self.config.review.sample(item) {
+                    Some(sample) => {
+                        self.enqueue_review(item, settled, &row, reason, sample, now)
+                            .await?;
+                    }
+                    None => self.store.record_autonomous(&row).await?,
+                }
                 return Ok(Dispatched::Proceed);
             }
             Tier::SelfCorrect => {
@@ -367,6 +461,7 @@ impl<S: HandoffStore> Dispatcher<S> {
             history: self.store.attempt_history(&item.id).await?,
             prior_handoffs: self.store.prior(&item.id).await?,
             escalation_role: settled.escalation_role.clone(),
+            review: None,
         };
         let handoff = NewHandoff {
             id: new_id(),
@@ -384,6 +479,41 @@ impl<S: HandoffStore> Dispatcher<S> {
             tier,
             role,
         })
+    }
+
+    /// Puts a sampled autonomous item in the review queue, with its
+    /// decision row in the same transaction. The agent has already been
+    /// told to proceed.
+    async fn enqueue_review(
+        &self,
+        item: &WorkItem,
+        settled: &Settled,
+        row: &DecisionRow,
+        reason: DrivingReason,
+        sample: ReviewSample,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let review = &self.config.review;
+        let handoff = NewHandoff {
+            id: new_id(),
+            tier: Tier::None,
+            role: review.role.clone(),
+            ack_deadline: now + seconds(review.ack_secs),
+            resolve_deadline: now + seconds(review.resolve_secs),
+            payload: TransferPayload {
+                item: item.clone(),
+                decision: settled.decision.clone(),
+                driving_reason: reason,
+                attempts: self.store.attempts(&item.id).await?,
+                history: Vec::new(),
+                prior_handoffs: self.store.prior(&item.id).await?,
+                escalation_role: None,
+                review: Some(sample),
+            },
+        };
+        let stored = self.store.enqueue(row, &handoff, now).await?;
+        tracing::info!(id = %stored.id, item = %item.id, probability = sample.probability, "autonomous item sampled for review");
+        Ok(())
     }
 
     /// The answer given to an earlier identical submission, if any: the
@@ -550,7 +680,9 @@ impl<S: HandoffStore> Dispatcher<S> {
             events.push(SlaEvent::LeaseExpired { id, holder });
         }
         for (handoff, breach) in self.store.breached(now).await? {
-            if handoff.tier == Tier::Executive {
+            // A review holds nothing up, and an executive has no one above:
+            // both are flagged once, never escalated.
+            if handoff.tier == Tier::Executive || handoff.payload.review.is_some() {
                 if self.store.alert(&handoff.id, breach, now).await? {
                     tracing::error!(id = %handoff.id, %breach, "executive SLA breached");
                     events.push(SlaEvent::Alert {
@@ -645,6 +777,7 @@ mod tests {
         let metering = Metering {
             elapsed_us: 0.0,
             plugins: vec![],
+            shadow: vec![],
         };
         Decision::combine(id.into(), 1, vec![plugin], metering)
     }

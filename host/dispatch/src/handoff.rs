@@ -113,6 +113,23 @@ pub struct TransferPayload {
     /// executive role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub escalation_role: Option<String>,
+    /// Set when this is a sampled review of work the agent did on its own
+    /// (decided `none`): the agent was never held, and the probability lets
+    /// calibration weight the human's verdict so the estimate is unbiased.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewSample>,
+}
+
+/// How an autonomous item came to be reviewed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ReviewSample {
+    /// The probability with which items like it are sampled: its inclusion
+    /// probability, whose inverse is its weight in calibration.
+    pub probability: f64,
+    /// The item's draw in [0, 1): sampled because it fell below the
+    /// probability. Derived from the item and the sampling seed, so the
+    /// same submission is always sampled the same way.
+    pub draw: f64,
 }
 
 /// One self-correction attempt of a piece of work, as the operator who

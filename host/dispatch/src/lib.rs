@@ -28,16 +28,18 @@ mod store;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::{
-    DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, Remembered, Settled, SlaEvent, TierPolicy,
-    idempotency_key,
+    DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, Remembered, ReviewSampling, Settled,
+    SlaEvent, TierPolicy, idempotency_key,
 };
 pub use forward::{EventSink, ForwardError};
 pub use handoff::{
     AttemptRecord, DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff,
-    Resolution, TransferPayload,
+    Resolution, ReviewSample, TransferPayload,
 };
 pub use health::StoreHealth;
-pub use report::{CalibrationTarget, FeedbackReport, History, ReportOptions, feedback_report};
+pub use report::{
+    CalibrationTarget, FeedbackReport, History, ReportOptions, ThresholdStep, feedback_report,
+};
 pub use sla::spawn_sla_clock;
 pub use sqlite::{Commit, SqliteStore};
 pub use store::{

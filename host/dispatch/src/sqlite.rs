@@ -458,18 +458,17 @@ impl HandoffStore for SqliteStore {
         .execute(&mut *tx)
         .await?;
         insert_decision(&mut *tx, decision).await?;
-        insert_event(
-            &mut tx,
-            &handoff.id,
-            at,
-            "enqueued",
-            "dispatcher",
-            json!({
+        insert_event(&mut tx, &handoff.id, at, "enqueued", "dispatcher", {
+            let mut detail = json!({
                 "tier": handoff.tier, "role": handoff.role,
                 "ack_deadline": handoff.ack_deadline, "resolve_deadline": handoff.resolve_deadline,
                 "reason_code": decision.reason_code,
-            }),
-        )
+            });
+            if let Some(review) = &handoff.payload.review {
+                detail["review"] = json!(review);
+            }
+            detail
+        })
         .await?;
         let stored = Self::fetch(&mut tx, &handoff.id).await?;
         tx.commit().await?;

@@ -29,6 +29,11 @@ pub struct Decision {
     pub generation: u64,
     /// Every plugin's view, in evaluation order.
     pub verdicts: Vec<PluginVerdict>,
+    /// What the plugins running in shadow said: recorded beside the
+    /// decision so a pilot can compare them with what decided, and never
+    /// part of `combine`. Empty (and absent from JSON) when nothing runs in
+    /// shadow, so decisions without a pilot read as they always did.
+    pub shadow: Vec<PluginVerdict>,
     /// What the evaluation cost. The only field that may differ between two
     /// evaluations of the same item by the same policies.
     pub metering: Metering,
@@ -41,6 +46,11 @@ pub struct Metering {
     pub elapsed_us: f64,
     /// Per plugin, in evaluation order.
     pub plugins: Vec<PluginMetering>,
+    /// Per shadow plugin: metered apart, so a pilot's cost is visible and
+    /// never mixed into what the enforcing set costs. `elapsed_us` does not
+    /// include it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<PluginMetering>,
 }
 
 /// What one plugin's evaluation cost.
@@ -222,8 +232,41 @@ impl Decision {
             driver,
             generation,
             verdicts,
+            shadow: Vec::new(),
             metering,
         }
+    }
+
+    /// What the enforcing plugins' verdicts combine to, before the host's
+    /// settlement (a self-correction past its limit): the side of a pilot
+    /// comparison that the shadow's replacement is measured against.
+    pub fn as_enforced(&self) -> Decision {
+        Decision::combine(
+            self.id.clone(),
+            self.generation,
+            self.verdicts.clone(),
+            self.metering.clone(),
+        )
+    }
+
+    /// What this item's decision would have been had the shadow plugin
+    /// `shadow` been promoted: its verdict in place of the plugin it pilots
+    /// (see [`piloted`]), or added when that plugin does not serve. None
+    /// when `shadow` did not run on this item.
+    pub fn as_if_promoted(&self, shadow: &str) -> Option<Decision> {
+        let candidate = self.shadow.iter().find(|pv| pv.plugin == shadow)?;
+        let base = piloted(shadow);
+        let mut verdicts = self.verdicts.clone();
+        match verdicts.iter_mut().find(|pv| pv.plugin == base) {
+            Some(slot) => *slot = candidate.clone(),
+            None => verdicts.push(candidate.clone()),
+        }
+        Some(Decision::combine(
+            self.id.clone(),
+            self.generation,
+            verdicts,
+            self.metering.clone(),
+        ))
     }
 
     /// Who must act.
@@ -235,6 +278,13 @@ impl Decision {
     pub fn reason_code(&self) -> &str {
         &self.verdict.reason_code
     }
+}
+
+/// The plugin a shadow pilots: `confidence-gate` for
+/// `confidence-gate@candidate`. A shadow without a label pilots a policy
+/// that does not serve yet, under its own name.
+pub fn piloted(shadow: &str) -> &str {
+    shadow.split_once('@').map_or(shadow, |(base, _)| base)
 }
 
 /// A decision as JSON: the deciding verdict's fields flat at the top level,
@@ -257,6 +307,8 @@ struct DecisionJson<'a> {
     trigger: Option<TriggerKind>,
     generation: u64,
     verdicts: Cow<'a, [PluginVerdict]>,
+    #[serde(default, skip_serializing_if = "<[PluginVerdict]>::is_empty")]
+    shadow: Cow<'a, [PluginVerdict]>,
     metering: Cow<'a, Metering>,
 }
 
@@ -277,6 +329,7 @@ impl Serialize for Decision {
             trigger: v.trigger,
             generation: self.generation,
             verdicts: Cow::Borrowed(&self.verdicts),
+            shadow: Cow::Borrowed(&self.shadow),
             metering: Cow::Borrowed(&self.metering),
         }
         .serialize(serializer)
@@ -301,6 +354,7 @@ impl<'de> Deserialize<'de> for Decision {
             driver: json.driver.into_owned(),
             generation: json.generation,
             verdicts: json.verdicts.into_owned(),
+            shadow: json.shadow.into_owned(),
             metering: json.metering.into_owned(),
         })
     }
@@ -346,6 +400,7 @@ mod tests {
             Metering {
                 elapsed_us: 0.0,
                 plugins: vec![],
+                shadow: vec![],
             },
         )
     }

@@ -23,10 +23,11 @@ mod tier;
 
 pub use decision::{
     Assessment, Classification, Decision, Metering, PluginMetering, PluginVerdict, Signal, Verdict,
+    piloted,
 };
 pub use fault::{FailureMode, Fault, FaultKind};
 pub use handoff_event::HandoffEvent;
 pub use item::{InputError, Money, WorkItem};
-pub use lifecycle::{CompileOrigin, LifecycleEvent};
+pub use lifecycle::{CalibrationEvidence, CompileOrigin, LifecycleEvent};
 pub use names::{Named, UnknownName, unknown};
 pub use tier::{Tier, TriggerKind};

@@ -107,6 +107,88 @@ pub enum LifecycleEvent {
         /// What was wrong with the cached artifact.
         reason: String,
     },
+    /// A shadow version was promoted to enforcing, and the version it
+    /// replaced went on in shadow under the shadow's name: one generation,
+    /// so no item saw both or neither. Promoting again rolls back.
+    Promoted {
+        /// The enforcing plugin's name.
+        plugin: String,
+        /// The shadow's name (`plugin@label`), which the replaced version
+        /// now runs under.
+        shadow: String,
+        /// SHA-256 of the component that enforces now.
+        digest: String,
+        /// SHA-256 of the component that enforced before, if any did.
+        previous_digest: Option<String>,
+        /// The first generation with the promoted version enforcing.
+        generation: u64,
+        /// Who promoted it.
+        by: String,
+    },
+    /// Someone proposed changing a probabilistic trigger's threshold, on
+    /// the calibration evidence recorded here. Nothing changes until a
+    /// second person approves.
+    CalibrationProposed {
+        /// The proposal's id, which the approval names.
+        proposal: String,
+        /// The plugin whose manifest would change.
+        plugin: String,
+        /// The trigger calibrated.
+        trigger: String,
+        /// The `[config]` key that holds its threshold.
+        config_key: String,
+        /// The key's value when proposed.
+        from: f64,
+        /// The value proposed.
+        to: f64,
+        /// The evidence at the proposed threshold: items at or above it,
+        /// the errors humans found among them (both weighted by inverse
+        /// sampling probability), and the error bound.
+        evidence: CalibrationEvidence,
+        /// Who proposed it.
+        by: String,
+    },
+    /// A second person approved a proposal and it was applied as a new
+    /// policy version through the normal validated reload.
+    CalibrationApproved {
+        /// The proposal approved.
+        proposal: String,
+        /// The plugin version that now carries the change (the plugin
+        /// itself, or `plugin@calibrated` when applied in shadow first).
+        plugin: String,
+        /// The key changed.
+        config_key: String,
+        /// Its value before.
+        from: f64,
+        /// Its value now.
+        to: f64,
+        /// Who proposed it.
+        proposed_by: String,
+        /// Who approved it: never the proposer.
+        approved_by: String,
+        /// The generation the change first serves in.
+        generation: u64,
+    },
+}
+
+/// What a threshold proposal rests on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CalibrationEvidence {
+    /// Resolved items at or above the proposed threshold.
+    pub n: u64,
+    /// Of those, how many the humans found wrong.
+    pub errors: u64,
+    /// The effective sample size after weighting sampled reviews by their
+    /// inverse inclusion probability (Kish).
+    pub effective_n: f64,
+    /// The weighted error count scaled to `effective_n`.
+    pub effective_errors: f64,
+    /// The Clopper–Pearson upper bound on the error rate at or above it.
+    pub upper_bound: f64,
+    /// α, the error rate the bound must stay under.
+    pub target_error: f64,
+    /// δ, the chance the bound is wrong.
+    pub delta: f64,
 }
 
 impl LifecycleEvent {
@@ -131,7 +213,10 @@ impl LifecycleEvent {
             | LifecycleEvent::Rejected { plugin, .. }
             | LifecycleEvent::Unloaded { plugin, .. }
             | LifecycleEvent::Fault { plugin, .. }
-            | LifecycleEvent::CacheRecompiled { plugin, .. } => plugin,
+            | LifecycleEvent::CacheRecompiled { plugin, .. }
+            | LifecycleEvent::Promoted { plugin, .. }
+            | LifecycleEvent::CalibrationProposed { plugin, .. }
+            | LifecycleEvent::CalibrationApproved { plugin, .. } => plugin,
         }
     }
 }
@@ -207,6 +292,46 @@ impl std::fmt::Display for LifecycleEvent {
             LifecycleEvent::CacheRecompiled { plugin, reason, .. } => {
                 write!(f, "recompiled {plugin}: bad cache entry ({reason})")
             }
+            LifecycleEvent::Promoted {
+                plugin,
+                shadow,
+                digest,
+                generation,
+                by,
+                ..
+            } => write!(
+                f,
+                "promoted {shadow} {} to enforce as {plugin} in generation {generation} (by {by}); \
+                 the version it replaced runs in shadow as {shadow}",
+                short(digest)
+            ),
+            LifecycleEvent::CalibrationProposed {
+                proposal,
+                plugin,
+                config_key,
+                from,
+                to,
+                by,
+                ..
+            } => write!(
+                f,
+                "proposal {proposal}: {plugin} {config_key} {from} -> {to} (by {by}; awaits a \
+                 second person's approval)"
+            ),
+            LifecycleEvent::CalibrationApproved {
+                proposal,
+                plugin,
+                config_key,
+                from,
+                to,
+                proposed_by,
+                approved_by,
+                generation,
+            } => write!(
+                f,
+                "proposal {proposal} applied: {plugin} {config_key} {from} -> {to} in generation \
+                 {generation} (proposed by {proposed_by}, approved by {approved_by})"
+            ),
         }
     }
 }
@@ -267,6 +392,42 @@ mod tests {
                 plugin: "p".into(),
                 digest: "sha256:bb".into(),
                 reason: "bad header".into(),
+            },
+            LifecycleEvent::Promoted {
+                plugin: "p".into(),
+                shadow: "p@candidate".into(),
+                digest: "sha256:cc".into(),
+                previous_digest: Some("sha256:bb".into()),
+                generation: 4,
+                by: "ops".into(),
+            },
+            LifecycleEvent::CalibrationProposed {
+                proposal: "c-1".into(),
+                plugin: "p".into(),
+                trigger: "confidence".into(),
+                config_key: "escalate-below".into(),
+                from: 0.6,
+                to: 0.7,
+                evidence: CalibrationEvidence {
+                    n: 100,
+                    errors: 1,
+                    effective_n: 100.0,
+                    effective_errors: 1.0,
+                    upper_bound: 0.04,
+                    target_error: 0.05,
+                    delta: 0.05,
+                },
+                by: "ana".into(),
+            },
+            LifecycleEvent::CalibrationApproved {
+                proposal: "c-1".into(),
+                plugin: "p".into(),
+                config_key: "escalate-below".into(),
+                from: 0.6,
+                to: 0.7,
+                proposed_by: "ana".into(),
+                approved_by: "ben".into(),
+                generation: 5,
             },
         ];
         for event in events {

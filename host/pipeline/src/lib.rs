@@ -14,6 +14,7 @@
 
 pub mod calibration;
 mod host;
+pub mod pilot;
 mod pipeline;
 pub mod reference;
 pub mod replay;

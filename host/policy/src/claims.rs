@@ -13,8 +13,10 @@
 
 /// Whether `plugin` claims its policy's name, rather than being a declared
 /// instance of it.
+/// A shadow never claims: it pilots a version of a policy beside the one
+/// that enforces it.
 pub(crate) fn claims_name(plugin: &Plugin) -> bool {
-    plugin.manifest.policy.is_none()
+    plugin.manifest.policy.is_none() && plugin.manifest.mode == crate::manifest::Mode::Enforce
 }
 
 use crate::plugin::Plugin;

@@ -41,7 +41,7 @@ impl Evaluator {
     pub fn new(set: Arc<PolicySet>) -> Self {
         // Pays the thread-local setup now, not inside the first evaluation.
         wasmtime::Engine::tls_eager_initialize();
-        let warm = set.plugins().iter().map(|_| None).collect();
+        let warm = running(&set).map(|_| None).collect();
         Evaluator {
             set,
             warm,
@@ -69,16 +69,11 @@ impl Evaluator {
     /// Warm instances of plugins the two sets share are kept: a reload of
     /// one plugin costs the others nothing.
     pub fn retarget(&mut self, set: Arc<PolicySet>) {
-        let mut old: Vec<(Arc<Plugin>, Option<Instance>)> = self
-            .set
-            .plugins()
-            .iter()
+        let mut old: Vec<(Arc<Plugin>, Option<Instance>)> = running(&self.set)
             .cloned()
             .zip(self.warm.drain(..))
             .collect();
-        self.warm = set
-            .plugins()
-            .iter()
+        self.warm = running(&set)
             .map(|plugin| {
                 old.iter_mut()
                     .find(|(candidate, _)| Arc::ptr_eq(candidate, plugin))
@@ -97,22 +92,38 @@ impl Evaluator {
         let started = Instant::now();
         let contract_item = ContractItem::new(item);
         let count = self.set.plugins().len();
+        let (enforcing, shadows) = self.warm.split_at_mut(count);
         let mut verdicts = Vec::with_capacity(count);
         let mut metering = Vec::with_capacity(count);
-        for (plugin, slot) in self.set.plugins().iter().zip(self.warm.iter_mut()) {
+        for (plugin, slot) in self.set.plugins().iter().zip(enforcing) {
             let (verdict, cost) = run_plugin(plugin, slot, &contract_item, self.reuse);
             verdicts.push(verdict);
             metering.push(cost);
         }
+        let elapsed_us = micros(started.elapsed());
+        // Shadows run after the decision is made, on the same converted
+        // item; nothing they return reaches `combine`.
+        let mut shadow = Vec::with_capacity(shadows.len());
+        let mut shadow_metering = Vec::with_capacity(shadows.len());
+        for (plugin, slot) in self.set.shadows().iter().zip(shadows) {
+            let (verdict, cost) = run_plugin(plugin, slot, &contract_item, self.reuse);
+            shadow.push(verdict);
+            shadow_metering.push(cost);
+        }
         let metering = Metering {
-            elapsed_us: micros(started.elapsed()),
+            elapsed_us,
             plugins: metering,
+            shadow: shadow_metering,
         };
-        Ok(Decision::combine(
-            item.id.clone(),
-            self.set.generation(),
-            verdicts,
-            metering,
-        ))
+        let mut decision =
+            Decision::combine(item.id.clone(), self.set.generation(), verdicts, metering);
+        decision.shadow = shadow;
+        Ok(decision)
     }
+}
+
+/// The plugins an evaluator runs, each with a warm slot: enforcing, then
+/// shadow.
+fn running(set: &PolicySet) -> impl Iterator<Item = &Arc<Plugin>> {
+    set.plugins().iter().chain(set.shadows())
 }

@@ -96,6 +96,7 @@ fn load_plugin(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, LoadE
         Some(text) => Manifest::parse(text)?,
         None => Manifest::default(),
     };
+    check_pilot_name(&source.name, &manifest)?;
     let deadline = Duration::from_millis(manifest.limits.deadline_ms);
     let mut plugin = Plugin::compile(runtime, &source.name, &source.wasm, manifest)?;
     let mut attempt = 1;
@@ -127,6 +128,32 @@ fn load_plugin(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, LoadE
     check_instance(&plugin)?;
     plugin.reset_stats();
     Ok(plugin)
+}
+
+/// A file named `NAME@LABEL` is a pilot version of `NAME`: it must run in
+/// shadow, or the two would both enforce (and claim one policy). The label
+/// keeps promotion unambiguous: exactly one `@`, something on each side.
+pub(crate) fn check_pilot_name(name: &str, manifest: &Manifest) -> Result<(), ManifestError> {
+    let Some((base, label)) = name.split_once('@') else {
+        return Ok(());
+    };
+    let reason = if base.is_empty() || label.is_empty() || label.contains('@') {
+        format!(
+            "`{name}` is not a pilot name: a pilot version is called NAME@LABEL, with one `@`, \
+             for example `confidence-gate@candidate`"
+        )
+    } else if manifest.mode != crate::manifest::Mode::Shadow {
+        format!(
+            "`{name}` is a pilot version of `{base}` and must run in shadow: set \
+             `mode = \"shadow\"` (promote it to make it enforce)"
+        )
+    } else {
+        return Ok(());
+    };
+    Err(ManifestError::Config {
+        key: "mode".into(),
+        reason,
+    })
 }
 
 /// A `[calibrate]` entry must name a probabilistic trigger the plugin

@@ -52,6 +52,22 @@ pub struct Manifest {
     /// It must match the component's own name, and it exempts the file
     /// from the one-policy-one-file rule.
     pub policy: Option<String>,
+    /// Whether the plugin's verdicts decide (`enforce`) or are only
+    /// recorded beside the decision for a pilot (`shadow`).
+    pub mode: Mode,
+}
+
+/// Whether a plugin decides or is piloted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Its verdicts take part in every decision.
+    #[default]
+    Enforce,
+    /// It runs on live traffic beside the enforcing set: its verdicts are
+    /// recorded in each decision, marked as shadow, and never drive it; its
+    /// faults never touch the item; its cost is metered apart.
+    Shadow,
 }
 
 /// One self-test case: an item and the verdict this plugin must give it.
@@ -106,6 +122,7 @@ impl Default for Manifest {
             escalation_role: None,
             calibrate: BTreeMap::new(),
             policy: None,
+            mode: Mode::Enforce,
         }
     }
 }
@@ -153,6 +170,8 @@ struct RawManifest {
     calibrate: BTreeMap<String, String>,
     #[serde(default)]
     policy: Option<String>,
+    #[serde(default)]
+    mode: Mode,
 }
 
 #[derive(Deserialize)]
@@ -327,6 +346,7 @@ impl Manifest {
             escalation_role: raw.escalation_role,
             calibrate: raw.calibrate,
             policy: raw.policy,
+            mode: raw.mode,
         })
     }
 }

@@ -21,6 +21,7 @@ use crate::source::{PluginSource, Rejection};
 pub struct PolicySet {
     generation: u64,
     plugins: Vec<Arc<Plugin>>,
+    shadows: Vec<Arc<Plugin>>,
     disabled: Vec<Arc<Plugin>>,
     rejected: Vec<Rejection>,
 }
@@ -57,16 +58,21 @@ impl PolicySet {
         loaded: Vec<Arc<Plugin>>,
         rejected: Vec<Rejection>,
     ) -> PolicySet {
-        let (mut plugins, mut disabled): (Vec<_>, Vec<_>) =
+        let (enabled, mut disabled): (Vec<_>, Vec<_>) =
             loaded.into_iter().partition(|p| p.manifest.enabled);
+        let (mut shadows, mut plugins): (Vec<_>, Vec<_>) = enabled
+            .into_iter()
+            .partition(|p| p.manifest.mode == crate::manifest::Mode::Shadow);
         let evaluation_order = |a: &Arc<Plugin>, b: &Arc<Plugin>| {
             (a.manifest.order, &a.name).cmp(&(b.manifest.order, &b.name))
         };
         plugins.sort_by(evaluation_order);
+        shadows.sort_by(evaluation_order);
         disabled.sort_by(evaluation_order);
         PolicySet {
             generation,
             plugins,
+            shadows,
             disabled,
             rejected,
         }
@@ -85,9 +91,12 @@ impl PolicySet {
         self.generation
     }
 
-    /// Every loaded plugin, enabled ones first.
+    /// Every loaded plugin: enforcing, then shadow, then disabled.
     pub fn loaded(&self) -> impl Iterator<Item = &Arc<Plugin>> {
-        self.plugins.iter().chain(&self.disabled)
+        self.plugins
+            .iter()
+            .chain(&self.shadows)
+            .chain(&self.disabled)
     }
 
     /// The loaded plugin called `name`, enabled or not.
@@ -95,9 +104,15 @@ impl PolicySet {
         self.loaded().find(|p| &*p.name == name)
     }
 
-    /// Enabled plugins, in evaluation order.
+    /// Enabled enforcing plugins, in evaluation order: the ones that decide.
     pub fn plugins(&self) -> &[Arc<Plugin>] {
         &self.plugins
+    }
+
+    /// Enabled plugins running in shadow, in evaluation order: recorded,
+    /// never deciding.
+    pub fn shadows(&self) -> &[Arc<Plugin>] {
+        &self.shadows
     }
 
     /// Plugins that loaded but are disabled by their manifest.

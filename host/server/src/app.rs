@@ -39,6 +39,9 @@ pub struct App {
     /// Set when the server begins to shut down, so that the streams that
     /// never end on their own (the dashboard's live feed) end then.
     pub closing: watch::Sender<bool>,
+    /// Held while a calibration proposal is approved, so that one proposal
+    /// is never applied twice.
+    pub approvals: tokio::sync::Mutex<()>,
 }
 
 /// A host missing a part the server needs.
@@ -76,6 +79,7 @@ impl App {
             resolved: Notify::new(),
             sessions: Sessions::default(),
             closing: watch::channel(false).0,
+            approvals: tokio::sync::Mutex::new(()),
         })
     }
 }

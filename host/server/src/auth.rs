@@ -32,6 +32,9 @@ handoff_model::named_enum! {
         Operator,
         /// A reviewer of policies, the audit trail and the report.
         Compliance,
+        /// The second person on a policy change: approves calibration
+        /// proposals (never their own) and promotes piloted versions.
+        Approver,
     }
 }
 

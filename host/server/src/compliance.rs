@@ -23,7 +23,7 @@ use handoff_model::{CompileOrigin, FailureMode, Tier};
 use handoff_pipeline::calibration;
 use handoff_pipeline::replay::{ReplayReport, replay};
 use handoff_policy::limits::Limits;
-use handoff_policy::manifest::InstanceReuse;
+use handoff_policy::manifest::{InstanceReuse, Mode};
 use handoff_policy::reload::PluginStatus;
 use handoff_policy::{Evaluator, Import, Plugin, TriggerInfo};
 
@@ -53,6 +53,8 @@ pub struct PluginView {
     pub digest: String,
     /// Whether it evaluates.
     pub enabled: bool,
+    /// Whether it decides (`enforce`) or is piloted beside (`shadow`).
+    pub mode: Mode,
     /// Its place in evaluation order.
     pub order: i32,
     /// What a fault turns into.
@@ -83,6 +85,7 @@ impl PluginView {
             description: plugin.info.description.clone(),
             digest: plugin.digest.clone(),
             enabled: plugin.manifest.enabled,
+            mode: plugin.manifest.mode,
             order: plugin.manifest.order,
             failure_mode: plugin.manifest.failure_mode,
             limits: plugin.manifest.limits,
@@ -104,12 +107,7 @@ pub async fn policies(State(app): State<Arc<App>>) -> Json<PoliciesView> {
 /// The serving policy set, as the API and the dashboard show it.
 pub(crate) fn policies_view(app: &App) -> PoliciesView {
     let set = app.live.current();
-    let plugins = set
-        .plugins()
-        .iter()
-        .chain(set.disabled())
-        .map(|p| PluginView::of(p))
-        .collect();
+    let plugins = set.loaded().map(|p| PluginView::of(p)).collect();
     PoliciesView {
         generation: set.generation(),
         dir: app.live.dir().display().to_string(),
@@ -210,11 +208,11 @@ pub(crate) async fn search(app: &App, query: AuditQuery) -> Result<Vec<Entry>, A
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ReportQuery {
-    cost_per_human_minute: Option<f64>,
-    cost_per_agent_attempt: Option<f64>,
-    default_human_minutes: Option<f64>,
-    target_error: Option<f64>,
-    delta: Option<f64>,
+    pub(crate) cost_per_human_minute: Option<f64>,
+    pub(crate) cost_per_agent_attempt: Option<f64>,
+    pub(crate) default_human_minutes: Option<f64>,
+    pub(crate) target_error: Option<f64>,
+    pub(crate) delta: Option<f64>,
 }
 
 /// `GET /v1/report`: the feedback report, as `handoff report --json`, with

@@ -124,6 +124,8 @@ pub struct TokenLists {
     operator: Vec<String>,
     #[serde(default)]
     compliance: Vec<String>,
+    #[serde(default)]
+    approver: Vec<String>,
 }
 
 impl std::fmt::Debug for TokenLists {
@@ -358,6 +360,7 @@ impl ServerConfig {
                 Role::Agent => &self.tokens.agent,
                 Role::Operator => &self.tokens.operator,
                 Role::Compliance => &self.tokens.compliance,
+                Role::Approver => &self.tokens.approver,
             };
             let variable = format!("HANDOFF_{}_TOKENS", role.as_str().to_uppercase());
             let from_env = env(&variable).unwrap_or_default();

@@ -38,7 +38,7 @@ pub struct WaitQuery {
 }
 
 /// An optional authenticated caller: absent on an open server.
-type MaybeCaller = Option<Extension<Caller>>;
+pub(crate) type MaybeCaller = Option<Extension<Caller>>;
 
 /// `GET /v1/handoffs/{id}`: the handoff, at once or when it is resolved
 /// (with `?wait=SECS`).
@@ -205,6 +205,17 @@ fn worker_of(caller: MaybeCaller, body: Result<Bytes, BytesRejection>) -> Result
 /// Who acts: the authenticated principal, which a body's `worker` may
 /// repeat but never replace; on an open server, the body's `worker`.
 fn acting_worker(caller: MaybeCaller, named: Option<&str>) -> Result<String, ApiError> {
+    acting(caller, named, "worker")
+}
+
+/// The person acting: the caller's principal, or on a server without
+/// credentials the name given in body field `field`, which must then be
+/// present. A name other than the caller's own is refused.
+pub(crate) fn acting(
+    caller: MaybeCaller,
+    named: Option<&str>,
+    field: &'static str,
+) -> Result<String, ApiError> {
     match (caller, named) {
         (Some(Extension(Caller(principal))), None) => Ok(principal.name.clone()),
         (Some(Extension(Caller(principal))), Some(named)) => {
@@ -215,19 +226,21 @@ fn acting_worker(caller: MaybeCaller, named: Option<&str>) -> Result<String, Api
                     StatusCode::FORBIDDEN,
                     "not-your-identity",
                     format!(
-                        "`worker` names someone other than the caller ({}): the acting person \
-                         is the one the credential belongs to; leave `worker` out",
+                        "`{field}` names someone other than the caller ({}): the acting person \
+                         is the one the credential belongs to; leave `{field}` out",
                         principal.name
                     ),
                 )
-                .with_field("worker"))
+                .with_field(field))
             }
         }
-        (None, Some(named)) => Ok(nonempty("worker", named)?.to_string()),
+        (None, Some(named)) => Ok(nonempty(field, named)?.to_string()),
         (None, None) => Err(ApiError::invalid_field(
-            "worker",
-            "`worker` is required: this server has no credentials configured, so it cannot \
-             tell who is acting",
+            field,
+            format!(
+                "`{field}` is required: this server has no credentials configured, so it \
+                 cannot tell who is acting"
+            ),
         )),
     }
 }

@@ -28,6 +28,8 @@ mod handoffs;
 mod jwt;
 mod metrics;
 mod monitoring;
+mod pilot;
+mod proposals;
 mod routes;
 mod ui;
 

@@ -135,14 +135,15 @@ impl Metrics {
             .inc();
         self.evaluation_seconds
             .observe(decision.metering.elapsed_us / 1e6);
-        for plugin in &decision.metering.plugins {
+        let metering = &decision.metering;
+        for plugin in metering.plugins.iter().chain(&metering.shadow) {
             let labels = vec![("plugin", plugin.plugin.clone())];
             self.plugin_seconds
                 .get_or_create(&labels)
                 .observe(plugin.wall_us / 1e6);
             self.plugin_fuel.get_or_create(&labels).inc_by(plugin.fuel);
         }
-        for verdict in &decision.verdicts {
+        for verdict in decision.verdicts.iter().chain(&decision.shadow) {
             if let Some(fault) = &verdict.fault {
                 self.faults
                     .get_or_create(&vec![
@@ -182,7 +183,11 @@ impl Metrics {
             | LifecycleEvent::Swapped { .. }
             | LifecycleEvent::Unloaded { .. } => "applied",
             LifecycleEvent::Rejected { .. } => "rejected",
-            LifecycleEvent::Fault { .. } | LifecycleEvent::CacheRecompiled { .. } => return,
+            LifecycleEvent::Fault { .. }
+            | LifecycleEvent::CacheRecompiled { .. }
+            | LifecycleEvent::Promoted { .. }
+            | LifecycleEvent::CalibrationProposed { .. }
+            | LifecycleEvent::CalibrationApproved { .. } => return,
         };
         self.reloads
             .get_or_create(&vec![("outcome", outcome.to_string())])

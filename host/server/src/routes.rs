@@ -12,7 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::app::App;
 use super::auth::{Guard, Role, require};
-use super::{compliance, evaluate, handoffs, monitoring};
+use super::{compliance, evaluate, handoffs, monitoring, pilot, proposals};
 
 /// One route of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,9 @@ const ANY_ROLE: &[Role] = &[Role::Agent, Role::Operator, Role::Compliance];
 const OPERATOR: &[Role] = &[Role::Operator];
 const OPERATOR_OR_COMPLIANCE: &[Role] = &[Role::Operator, Role::Compliance];
 const COMPLIANCE: &[Role] = &[Role::Compliance];
+const READS_POLICY: &[Role] = &[Role::Operator, Role::Compliance, Role::Approver];
+const CHANGES_POLICY: &[Role] = &[Role::Operator, Role::Approver];
+const APPROVER: &[Role] = &[Role::Approver];
 const OPEN: &[Role] = &[];
 
 /// Every route.
@@ -69,6 +72,31 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/v1/audit/verify", "verifyAudit", COMPLIANCE),
     route("GET", "/v1/report", "feedbackReport", COMPLIANCE),
     route("POST", "/v1/replay", "replayCandidate", COMPLIANCE),
+    route("GET", "/v1/pilot", "pilotReport", READS_POLICY),
+    route(
+        "POST",
+        "/v1/policies/{name}/promote",
+        "promotePolicy",
+        CHANGES_POLICY,
+    ),
+    route(
+        "GET",
+        "/v1/calibration/proposals",
+        "listProposals",
+        READS_POLICY,
+    ),
+    route(
+        "POST",
+        "/v1/calibration/proposals",
+        "proposeCalibration",
+        READS_POLICY,
+    ),
+    route(
+        "POST",
+        "/v1/calibration/proposals/{id}/approve",
+        "approveProposal",
+        APPROVER,
+    ),
     route("GET", "/metrics", "metrics", OPEN),
     route("GET", "/healthz", "healthz", OPEN),
     route("GET", "/readyz", "readyz", OPEN),
@@ -106,6 +134,11 @@ fn handler(operation: &str, app: &Arc<App>) -> Option<MethodRouter<Arc<App>>> {
         "verifyAudit" => get(compliance::audit_verify),
         "feedbackReport" => get(compliance::feedback),
         "replayCandidate" => post(compliance::candidate_replay).layer(candidate_limit),
+        "pilotReport" => get(pilot::report),
+        "promotePolicy" => post(pilot::promote),
+        "listProposals" => get(proposals::list),
+        "proposeCalibration" => post(proposals::propose),
+        "approveProposal" => post(proposals::approve),
         "metrics" => get(monitoring::metrics),
         "healthz" => get(monitoring::healthz),
         "readyz" => get(monitoring::readyz),

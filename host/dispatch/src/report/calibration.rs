@@ -55,6 +55,10 @@ pub struct CalibrationReport {
     /// Resolved handoffs the host made itself (self-correction exhausted,
     /// no plugin could decide): no plugin threshold produced them.
     pub excluded_host_made: u64,
+    /// Resolved reviews of sampled autonomous items, weighted into every
+    /// threshold of the plugins that consulted them.
+    #[serde(default)]
+    pub reviewed: u64,
 }
 
 /// Calibrates every probabilistic trigger from the resolved handoffs it
@@ -67,17 +71,22 @@ pub fn calibrate(
     target_error: f64,
     delta: f64,
 ) -> CalibrationReport {
-    let mut samples: BTreeMap<(String, String), Vec<(f64, bool)>> = BTreeMap::new();
+    let mut samples: BTreeMap<(String, String), Vec<Evidence>> = BTreeMap::new();
     for target in targets {
         samples
             .entry((target.plugin.clone(), target.trigger.clone()))
             .or_default();
     }
     let (mut excluded_rule_based, mut excluded_host_made) = (0, 0);
+    let mut reviews = Vec::new();
     for handoff in handoffs {
         let Some(resolution) = &handoff.resolution else {
             continue;
         };
+        if let Some(review) = &handoff.payload.review {
+            reviews.push((handoff, resolution, review.probability));
+            continue;
+        }
         let trigger = handoff.payload.decision.verdict.trigger;
         match (&handoff.driver, trigger) {
             (Some(_), Some(TriggerKind::Rule)) => excluded_rule_based += 1,
@@ -88,9 +97,33 @@ pub fn calibrate(
                 samples
                     .entry((plugin.clone(), code.to_string()))
                     .or_default()
-                    .push((handoff.confidence, resolution.outcome.agent_was_wrong()));
+                    .push(Evidence {
+                        confidence: handoff.confidence,
+                        wrong: resolution.outcome.agent_was_wrong(),
+                        weight: 1.0,
+                    });
             }
             _ => excluded_host_made += 1,
+        }
+    }
+    // A reviewed autonomous item passed every trigger of every plugin that
+    // consulted it: it is evidence for each of their thresholds, weighted
+    // by the inverse of the probability it had of being reviewed.
+    let mut reviewed = 0;
+    for (handoff, resolution, probability) in reviews {
+        if probability.is_nan() || probability <= 0.0 {
+            continue;
+        }
+        reviewed += 1;
+        let consulted = &handoff.payload.decision.verdicts;
+        for ((plugin, _), evidence) in samples.iter_mut() {
+            if consulted.iter().any(|v| &v.plugin == plugin) {
+                evidence.push(Evidence {
+                    confidence: handoff.confidence,
+                    wrong: resolution.outcome.agent_was_wrong(),
+                    weight: 1.0 / probability,
+                });
+            }
         }
     }
     let triggers = samples
@@ -99,7 +132,7 @@ pub fn calibrate(
             let target = targets
                 .iter()
                 .find(|t| t.plugin == plugin && t.trigger == trigger);
-            let suggestion = suggest_threshold(&resolved, target_error, delta);
+            let suggestion = suggest_weighted(&resolved, target_error, delta);
             Calibration {
                 config_key: target.map(|t| t.config_key.clone()),
                 current: target.and_then(|t| t.current),
@@ -114,7 +147,22 @@ pub fn calibrate(
         triggers,
         excluded_rule_based,
         excluded_host_made,
+        reviewed,
     }
+}
+
+/// One human verdict on an item: the agent's confidence, whether the human
+/// found the agent wrong, and the item's weight (the inverse of its
+/// probability of being seen: 1 for an escalation, which a human always
+/// sees; 1/p for a review sampled with probability p).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evidence {
+    /// The agent's confidence.
+    pub confidence: f64,
+    /// Whether the human corrected or rejected the agent.
+    pub wrong: bool,
+    /// Inverse inclusion probability.
+    pub weight: f64,
 }
 
 /// A suggested confidence threshold, or why there is none.
@@ -130,6 +178,12 @@ pub struct ThresholdSuggestion {
     pub n: u64,
     /// Of those, how many the humans corrected or rejected.
     pub errors: u64,
+    /// `n` after weighting: Kish's effective sample size.
+    #[serde(default)]
+    pub effective_n: f64,
+    /// The weighted error rate times `effective_n`.
+    #[serde(default)]
+    pub effective_errors: f64,
     /// The Clopper–Pearson upper bound on their error rate.
     pub upper_bound: Option<f64>,
     /// When no threshold passes: more resolved items needed, assuming
@@ -149,6 +203,12 @@ pub struct ThresholdStep {
     pub n: u64,
     /// Of those, corrected or rejected.
     pub errors: u64,
+    /// `n` after weighting by inverse inclusion probability (Kish).
+    #[serde(default)]
+    pub effective_n: f64,
+    /// The weighted error rate times `effective_n`.
+    #[serde(default)]
+    pub effective_errors: f64,
     /// The one-sided upper bound at level δ.
     pub upper_bound: f64,
 }
@@ -175,9 +235,31 @@ pub fn suggest_threshold(
     target_error: f64,
     delta: f64,
 ) -> ThresholdSuggestion {
+    let evidence: Vec<Evidence> = resolved
+        .iter()
+        .map(|&(confidence, wrong)| Evidence {
+            confidence,
+            wrong,
+            weight: 1.0,
+        })
+        .collect();
+    suggest_weighted(&evidence, target_error, delta)
+}
+
+/// [`suggest_threshold`] on weighted evidence. At each threshold the
+/// error rate is the Horvitz–Thompson estimate (errors and items each
+/// summed by weight), and the bound is Clopper–Pearson on Kish's
+/// effective sample size `(Σw)² / Σw²` with the error count that rate
+/// implies, rounded against the suggestion (errors up, items down). With
+/// every weight 1 this is exactly the unweighted walk.
+pub fn suggest_weighted(
+    resolved: &[Evidence],
+    target_error: f64,
+    delta: f64,
+) -> ThresholdSuggestion {
     let mut candidates: Vec<f64> = resolved
         .iter()
-        .map(|(c, _)| *c)
+        .map(|e| e.confidence)
         .filter(|c| c.is_finite())
         .collect();
     candidates.sort_by(|a, b| b.total_cmp(a));
@@ -188,6 +270,8 @@ pub fn suggest_threshold(
         threshold: None,
         n: 0,
         errors: 0,
+        effective_n: 0.0,
+        effective_errors: 0.0,
         upper_bound: None,
         more_needed: None,
         steps: Vec::new(),
@@ -196,17 +280,42 @@ pub fn suggest_threshold(
     // n = ln δ / ln(1 - α) (about ln(1/δ)/α) on.
     let needed = (delta.ln() / (1.0 - target_error).ln()).ceil() as u64;
     for threshold in candidates {
-        let at_or_above = resolved.iter().filter(|(c, _)| *c >= threshold);
-        let n = at_or_above.clone().count() as u64;
-        if n < needed {
+        let at_or_above: Vec<&Evidence> = resolved
+            .iter()
+            .filter(|e| e.confidence >= threshold && e.weight.is_finite() && e.weight > 0.0)
+            .collect();
+        let weight: f64 = at_or_above.iter().map(|e| e.weight).sum();
+        let square: f64 = at_or_above.iter().map(|e| e.weight * e.weight).sum();
+        let wrong_weight: f64 = at_or_above
+            .iter()
+            .filter(|e| e.wrong)
+            .map(|e| e.weight)
+            .sum();
+        let effective_n = if square > 0.0 {
+            weight * weight / square
+        } else {
+            0.0
+        };
+        let effective_errors = if weight > 0.0 {
+            wrong_weight / weight * effective_n
+        } else {
+            0.0
+        };
+        // Rounded against the suggestion, with slack for float error.
+        let bound_n = (effective_n + 1e-9).floor() as u64;
+        let bound_errors = (effective_errors - 1e-9).ceil().max(0.0) as u64;
+        if bound_n < needed {
             continue;
         }
-        let errors = at_or_above.filter(|(_, wrong)| *wrong).count() as u64;
-        let upper_bound = clopper_pearson_upper(errors, n, delta);
+        let n = at_or_above.len() as u64;
+        let errors = at_or_above.iter().filter(|e| e.wrong).count() as u64;
+        let upper_bound = clopper_pearson_upper(bound_errors, bound_n, delta);
         suggestion.steps.push(ThresholdStep {
             threshold,
             n,
             errors,
+            effective_n,
+            effective_errors,
             upper_bound,
         });
         if upper_bound > target_error {
@@ -215,6 +324,8 @@ pub fn suggest_threshold(
         suggestion.threshold = Some(threshold);
         suggestion.n = n;
         suggestion.errors = errors;
+        suggestion.effective_n = effective_n;
+        suggestion.effective_errors = effective_errors;
         suggestion.upper_bound = Some(upper_bound);
     }
     if suggestion.threshold.is_none() {

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::handoff::{Handoff, HandoffState, Outcome};
 use crate::store::{DecisionRow, Event};
 pub use calibration::{
-    Calibration, CalibrationReport, CalibrationTarget, ThresholdStep, ThresholdSuggestion,
-    calibrate, clopper_pearson_upper, suggest_threshold,
+    Calibration, CalibrationReport, CalibrationTarget, Evidence, ThresholdStep,
+    ThresholdSuggestion, calibrate, clopper_pearson_upper, suggest_threshold, suggest_weighted,
 };
 use work::{Route, Work};
 

@@ -34,9 +34,12 @@ pub struct LivePolicies {
     sink: Arc<dyn LifecycleSink>,
 }
 
+/// The reload lock, held: whoever has it is the one changing the set.
+pub(super) type RegistryGuard<'a> = MutexGuard<'a, Registry>;
+
 /// Reload bookkeeping. Its lock serialises reloads: one loader at a time,
 /// never on the evaluation path.
-struct Registry {
+pub(super) struct Registry {
     generation: u64,
     units: BTreeMap<String, UnitState>,
 }
@@ -354,7 +357,7 @@ impl LivePolicies {
         kept
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry> {
+    pub(super) fn registry(&self) -> RegistryGuard<'_> {
         // A panic while reloading cannot leave the registry half-updated in
         // a way that matters: the live set is only ever replaced whole.
         self.registry
@@ -362,7 +365,16 @@ impl LivePolicies {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn reload_locked(&self, registry: &mut Registry, names: BTreeSet<String>) -> ReloadOutcome {
+    /// Where lifecycle events go.
+    pub(super) fn sink(&self) -> &dyn LifecycleSink {
+        &*self.sink
+    }
+
+    pub(super) fn reload_locked(
+        &self,
+        registry: &mut Registry,
+        names: BTreeSet<String>,
+    ) -> ReloadOutcome {
         let current = self.current.load_full();
         let mut outcome = ReloadOutcome::default();
         let mut staged: Vec<(String, Staged)> = Vec::new();

@@ -17,10 +17,12 @@
 //!   [`LifecycleEvent`](handoff_model::LifecycleEvent), handed
 //!   to a [`LifecycleSink`] (the audit trail, a console, a test).
 
+mod change;
 mod live;
 mod sink;
 mod watcher;
 
+pub use change::{ChangeError, Promotion};
 pub use live::{LivePolicies, PluginStatus, ReloadFailure, ReloadOutcome, Serving};
 pub use sink::LifecycleSink;
 pub use watcher::{DEFAULT_DEBOUNCE, DEFAULT_SETTLE, WatchError, WatchOptions, Watcher};

@@ -7,7 +7,7 @@ use handoff_model::Named;
 use maud::{Markup, html};
 
 use super::layout::{digest, tier_badge};
-use handoff_model::{Decision, PluginVerdict, WorkItem};
+use handoff_model::{Decision, PluginMetering, PluginVerdict, WorkItem};
 
 /// The driving verdict and every plugin's part in it.
 pub fn decision(decision: &Decision) -> Markup {
@@ -27,17 +27,19 @@ pub fn decision(decision: &Decision) -> Markup {
         }
         h2 { "Every plugin's verdict" }
         @for verdict in &decision.verdicts {
-            (plugin(verdict, decision))
+            (plugin(verdict, &decision.metering.plugins))
+        }
+        @if !decision.shadow.is_empty() {
+            h2 { "In shadow (piloted, not deciding)" }
+            @for verdict in &decision.shadow {
+                (plugin(verdict, &decision.metering.shadow))
+            }
         }
     }
 }
 
-fn plugin(verdict: &PluginVerdict, decision: &Decision) -> Markup {
-    let metering = decision
-        .metering
-        .plugins
-        .iter()
-        .find(|m| m.plugin == verdict.plugin);
+fn plugin(verdict: &PluginVerdict, costs: &[PluginMetering]) -> Markup {
+    let metering = costs.iter().find(|m| m.plugin == verdict.plugin);
     html! {
         section.card aria-label={ "Plugin " (verdict.plugin) } {
             h3 { (verdict.plugin) " " span.muted { (verdict.version) } }

@@ -29,6 +29,11 @@ pub async fn page(State(app): State<Arc<App>>, Extension(viewer): Extension<View
     } else {
         None
     };
+    let pilots = if viewer.may("pilotReport") {
+        Some(crate::pilot::pilot_view(&app, crate::pilot::PilotQuery::default()).await)
+    } else {
+        None
+    };
     let body = html! {
         h1 { "Policies" }
         p { "Generation " strong #generation { (view.generation) } " serving from " code { (view.dir) } "." }
@@ -39,6 +44,14 @@ pub async fn page(State(app): State<Arc<App>>, Extension(viewer): Extension<View
             section.card {
                 h2 { (status.plugin) " " span.bad { "not serving" } }
                 @if let Some(failure) = &status.last_error { (failure_text(failure)) }
+            }
+        }
+        @if let Some(pilots) = &pilots {
+            h2 { "Pilots in shadow" }
+            @match pilots {
+                Err(error) => (api_error_box(error)),
+                Ok(view) if view.report.shadows.is_empty() => p.muted { "No shadow version has run yet. Pilot one by installing it as NAME@LABEL with mode = \"shadow\"." },
+                Ok(view) => { @for pilot in &view.report.shadows { (pilot_card(pilot)) } }
             }
         }
         h2 { "Reload history" }
@@ -61,6 +74,37 @@ pub async fn page(State(app): State<Arc<App>>, Extension(viewer): Extension<View
     )
 }
 
+/// One shadow version against what it pilots, as `GET /v1/pilot` has it.
+fn pilot_card(pilot: &handoff_pipeline::pilot::ShadowPilot) -> Markup {
+    const TIERS: [&str; 4] = ["none", "self-correct", "operator", "executive"];
+    let per_day =
+        |c: &handoff_pipeline::pilot::Change| format!("{:.1} → {:.1}", c.enforced, c.shadow);
+    html! {
+        section.card data-shadow=(pilot.shadow) aria-label={ "Pilot " (pilot.shadow) } {
+            h3 { (pilot.shadow) " " span.muted { "pilots " (pilot.pilots) } }
+            dl.facts {
+                dt { "Decisions beside" } dd { (pilot.decisions) }
+                dt { "Would change tier" } dd { (format!("{:.1}%", pilot.changed_share * 100.0)) " (" (pilot.changed.len()) " items change tier or reason)" }
+                dt { "Handoffs per day" } dd { (per_day(&pilot.handoffs_per_day)) }
+                dt { "SLA hours per day" } dd { (per_day(&pilot.sla_hours_per_day)) }
+                dt { "Faults" } dd { (pilot.faults) " (" (format!("{:.2}%", pilot.fault_rate * 100.0)) ")" }
+                @if let Some(latency) = pilot.latency_us {
+                    dt { "Latency p50 / p99" } dd { (format!("{:.1} / {:.1} µs", latency.p50, latency.p99)) }
+                }
+            }
+            table.matrix {
+                caption { "Enforced tier (rows) against the shadow's (columns)" }
+                thead { tr { th { } @for tier in TIERS { th scope="col" { (tier) } } } }
+                tbody {
+                    @for (row, tier) in TIERS.iter().enumerate() {
+                        tr { th scope="row" { (tier) } @for n in pilot.matrix[row] { td { (n) } } }
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn plugin_card(
     plugin: &PluginView,
     status: Option<&handoff_policy::reload::PluginStatus>,
@@ -72,6 +116,7 @@ fn plugin_card(
                 (plugin.name) " "
                 span.version { (plugin.version) } " "
                 @if plugin.enabled { span.ok { "enabled" } } @else { span.muted { "disabled" } }
+                @if plugin.mode == handoff_policy::manifest::Mode::Shadow { " " span.muted { "in shadow" } }
             }
             p.muted { (plugin.description) }
             dl.facts {

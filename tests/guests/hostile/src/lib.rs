@@ -138,6 +138,7 @@ impl Policy for Hostile {
             )
         };
         match self.mode.as_str() {
+            "escalate" => operator(),
             "huge-reason" => Verdict {
                 reason: "A".repeat(8 * 1024 * 1024),
                 ..verdict
