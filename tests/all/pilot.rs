@@ -432,32 +432,35 @@ fn a_threshold_changes_only_when_a_second_person_approves() {
     )
     .unwrap();
     let server = Server::start(&data, &["--config", config.to_str().unwrap()]);
-    // Ten items the confidence gate escalates, each resolved as right (at
-    // or above 0.45: the gate's own fixture pins 0.40 as escalated, and a
-    // version that fails it would be refused at the reload).
+    // Items the confidence gate escalates, each resolved as right.
+    let escalate_and_approve = |confidences: &[f64], prefix: &str| {
+        for (i, confidence) in confidences.iter().enumerate() {
+            let (status, decided) = server.post(
+                "/v1/evaluate",
+                Some("bot-token"),
+                &item(&format!("{prefix}-{i}"), "reply", *confidence, None),
+            );
+            assert_eq!(status, 200, "{decided}");
+            assert_eq!(decided["reason_code"], "confidence.low", "{decided}");
+            let (status, claimed) = server.post(
+                "/v1/queue/claim",
+                Some("ana-token"),
+                &json!({"role": "support-operator"}),
+            );
+            assert_eq!(status, 200, "{claimed}");
+            let id = claimed["handoff"]["id"].as_str().unwrap();
+            let (status, resolved) = server.post(
+                &format!("/v1/handoffs/{id}/resolve"),
+                Some("ana-token"),
+                &json!({"outcome": "approved", "warranted": false}),
+            );
+            assert_eq!(status, 200, "{resolved}");
+        }
+    };
+    // At or above 0.45 first: the gate's own fixture pins 0.40 as
+    // escalated, so a threshold of 0.40 would fail it (below).
     let confidences: Vec<f64> = (0..10).map(|i| 0.45 + 0.01 * f64::from(i)).collect();
-    for (i, confidence) in confidences.iter().enumerate() {
-        let (status, decided) = server.post(
-            "/v1/evaluate",
-            Some("bot-token"),
-            &item(&format!("low-{i}"), "reply", *confidence, None),
-        );
-        assert_eq!(status, 200, "{decided}");
-        assert_eq!(decided["reason_code"], "confidence.low", "{decided}");
-        let (status, claimed) = server.post(
-            "/v1/queue/claim",
-            Some("ana-token"),
-            &json!({"role": "support-operator"}),
-        );
-        assert_eq!(status, 200, "{claimed}");
-        let id = claimed["handoff"]["id"].as_str().unwrap();
-        let (status, resolved) = server.post(
-            &format!("/v1/handoffs/{id}/resolve"),
-            Some("ana-token"),
-            &json!({"outcome": "approved", "warranted": false}),
-        );
-        assert_eq!(status, 200, "{resolved}");
-    }
+    escalate_and_approve(&confidences, "low");
     // α = δ = 0.2 needs 8 items at or above a threshold (ln 0.2 / ln 0.8 =
     // 7.2), so the walk starts at the third lowest confidence; with no
     // errors it passes all the way down to the lowest, where all 10 are at
@@ -539,4 +542,51 @@ fn a_threshold_changes_only_when_a_second_person_approves() {
     );
     assert_eq!(approved[0]["generation"].as_u64().unwrap(), generation);
     assert!(lifecycle(&records, "swapped").any(|e| e["plugin"] == "confidence-gate"));
+
+    // Evidence down to 0.40 now proposes 0.40, which the gate's fixture
+    // refuses: the approval fails with the reason, the serving version and
+    // its files stay, and the proposal stays open.
+    escalate_and_approve(&[0.40, 0.41, 0.42, 0.43, 0.44], "lower");
+    let (status, proposed) = server.post(
+        "/v1/calibration/proposals",
+        Some("ana-token"),
+        &json!({"plugin": "confidence-gate", "trigger": "confidence",
+                "target-error": 0.2, "delta": 0.2}),
+    );
+    assert_eq!(status, 201, "{proposed}");
+    assert_eq!(
+        (&proposed["from"], &proposed["to"]),
+        (&json!(expected), &json!(0.4))
+    );
+    let id = proposed["proposal"].as_str().unwrap();
+    let (status, refused) = server.post(
+        &format!("/v1/calibration/proposals/{id}/approve"),
+        Some("ben-token"),
+        &json!({}),
+    );
+    assert_eq!(status, 422, "{refused}");
+    let reason = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        reason.contains("low confidence goes to an operator"),
+        "{reason}"
+    );
+    assert!(manifest().contains(&format!("escalate-below = {expected}")));
+    let (_, listed) = server.get("/v1/calibration/proposals", Some("ben-token"));
+    assert!(listed[1]["approved_by"].is_null(), "{listed}");
+    let records = audit_records(&data);
+    assert!(
+        lifecycle(&records, "rejected")
+            .any(|e| e["plugin"] == "confidence-gate" && e["still_serving"].is_string()),
+        "the refused approval is audited"
+    );
+    let (_, decided) = server.post(
+        "/v1/evaluate",
+        Some("bot-token"),
+        &item("still", "reply", 0.42, None),
+    );
+    assert_eq!(
+        decided["generation"].as_u64().unwrap(),
+        generation,
+        "{decided}"
+    );
 }

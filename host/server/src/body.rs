@@ -12,6 +12,16 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     from_value(value, "")
 }
 
+/// Parses `bytes` like [`parse`], except that an empty body (or only
+/// whitespace) is `T::default()`: for actions whose body is optional.
+pub fn parse_optional<T: DeserializeOwned + Default>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(bytes)
+    }
+}
+
 /// Converts an already parsed value, with `prefix` before every path (the
 /// position of an item in a batch).
 pub fn from_value<T: DeserializeOwned>(

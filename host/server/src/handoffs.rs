@@ -116,7 +116,7 @@ pub async fn claim(
     Ok(Json(Claimed { handoff }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WorkerBody {
     worker: Option<String>,
@@ -193,12 +193,7 @@ impl LeaseVerb {
 /// The acting worker, for a body that carries nothing else. An empty body
 /// is `{}`.
 fn worker_of(caller: MaybeCaller, body: Result<Bytes, BytesRejection>) -> Result<String, ApiError> {
-    let body = body?;
-    let request: WorkerBody = if body.iter().all(u8::is_ascii_whitespace) {
-        WorkerBody { worker: None }
-    } else {
-        body::parse(&body)?
-    };
+    let request: WorkerBody = body::parse_optional(&body?)?;
     acting_worker(caller, request.worker.as_deref())
 }
 

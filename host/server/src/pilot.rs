@@ -126,12 +126,7 @@ pub async fn promote(
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Promoted>, ApiError> {
-    let body = body?;
-    let request: PromoteBody = if body.iter().all(u8::is_ascii_whitespace) {
-        PromoteBody::default()
-    } else {
-        body::parse(&body)?
-    };
+    let request: PromoteBody = body::parse_optional(&body?)?;
     let by = acting(caller, request.by.as_deref(), "by")?;
     let live = app.live.clone();
     let who = by.clone();

@@ -136,38 +136,61 @@ pub async fn propose(
         target_error: suggestion.target_error,
         delta: suggestion.delta,
     };
-    let proposal = proposal_id(&request.plugin, &config_key, to, &by, now);
     let event = LifecycleEvent::CalibrationProposed {
-        proposal: proposal.clone(),
-        plugin: request.plugin.clone(),
-        trigger: request.trigger.clone(),
-        config_key: config_key.clone(),
+        proposal: proposal_id(&request.plugin, &config_key, to, &by, now),
+        plugin: request.plugin,
+        trigger: request.trigger,
+        config_key,
         from,
         to,
-        evidence: evidence.clone(),
-        by: by.clone(),
+        evidence,
+        by,
     };
+    let proposal = Proposal::of(&event, now);
     record(&app, event).await?;
     Ok((
         StatusCode::CREATED,
         Json(Proposed {
-            proposal: Proposal {
-                change: change_text(&request.plugin, &config_key, from, to),
-                proposal,
-                at: now,
-                plugin: request.plugin,
-                trigger: request.trigger,
-                config_key,
-                from,
-                to,
-                evidence,
-                proposed_by: by,
-                approved_by: None,
-                generation: None,
-            },
+            proposal: proposal.ok_or_else(|| {
+                ApiError::internal("a proposal could not be described", "not a proposal event")
+            })?,
             steps: suggestion.steps.clone(),
         }),
     ))
+}
+
+impl Proposal {
+    /// The proposal a `calibration-proposed` event records, made at `at`;
+    /// none for any other event.
+    fn of(event: &LifecycleEvent, at: DateTime<Utc>) -> Option<Proposal> {
+        let LifecycleEvent::CalibrationProposed {
+            proposal,
+            plugin,
+            trigger,
+            config_key,
+            from,
+            to,
+            evidence,
+            by,
+        } = event
+        else {
+            return None;
+        };
+        Some(Proposal {
+            proposal: proposal.clone(),
+            at,
+            plugin: plugin.clone(),
+            trigger: trigger.clone(),
+            config_key: config_key.clone(),
+            from: *from,
+            to: *to,
+            change: format!("{plugin}.toml: [config] {config_key} = {from} -> {to}"),
+            evidence: evidence.clone(),
+            proposed_by: by.clone(),
+            approved_by: None,
+            generation: None,
+        })
+    }
 }
 
 /// `GET /v1/calibration/proposals`: every proposal, oldest first, with
@@ -195,12 +218,7 @@ pub async fn approve(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Proposal>, ApiError> {
-    let body = body?;
-    let request: ApproveBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ApproveBody::default()
-    } else {
-        body::parse(&body)?
-    };
+    let request: ApproveBody = body::parse_optional(&body?)?;
     let by = acting(caller, request.by.as_deref(), "by")?;
     // One approval at a time, so that two approvers of one proposal cannot
     // both apply it.
@@ -285,42 +303,20 @@ async fn proposals(app: &App) -> Result<Vec<Proposal>, ApiError> {
         let Body::Lifecycle { event } = entry.record.body else {
             continue;
         };
-        match event {
-            LifecycleEvent::CalibrationProposed {
-                proposal,
-                plugin,
-                trigger,
-                config_key,
-                from,
-                to,
-                evidence,
-                by,
-            } => found.push(Proposal {
-                change: change_text(&plugin, &config_key, from, to),
-                proposal,
-                at: entry.record.ts,
-                plugin,
-                trigger,
-                config_key,
-                from,
-                to,
-                evidence,
-                proposed_by: by,
-                approved_by: None,
-                generation: None,
-            }),
-            LifecycleEvent::CalibrationApproved {
-                proposal,
-                approved_by,
-                generation,
-                ..
-            } => {
-                if let Some(p) = found.iter_mut().find(|p| p.proposal == proposal) {
-                    p.approved_by = Some(approved_by);
-                    p.generation = Some(generation);
-                }
-            }
-            _ => {}
+        if let Some(proposal) = Proposal::of(&event, entry.record.ts) {
+            found.push(proposal);
+            continue;
+        }
+        if let LifecycleEvent::CalibrationApproved {
+            proposal,
+            approved_by,
+            generation,
+            ..
+        } = event
+            && let Some(p) = found.iter_mut().find(|p| p.proposal == proposal)
+        {
+            p.approved_by = Some(approved_by);
+            p.generation = Some(generation);
         }
     }
     Ok(found)
@@ -340,10 +336,6 @@ async fn record(app: &App, event: LifecycleEvent) -> Result<(), ApiError> {
             )
         })?;
     Ok(())
-}
-
-fn change_text(plugin: &str, key: &str, from: f64, to: f64) -> String {
-    format!("{plugin}.toml: [config] {key} = {from} -> {to}")
 }
 
 /// A proposal's id: unique per proposer, change and instant.

@@ -193,11 +193,24 @@ impl LivePolicies {
         writes: Vec<Write>,
     ) -> Result<u64, ChangeError> {
         for write in &writes {
-            if let Some(source) = &write.files {
-                loader::load(self.runtime(), source).map_err(|rejection| ChangeError::Refused {
+            if let Some(source) = &write.files
+                && let Err(rejection) = loader::load(self.runtime(), source)
+            {
+                // Refused before any file changed, and recorded like any
+                // refused version: the audit trail shows the attempt too.
+                let event = LifecycleEvent::Rejected {
+                    plugin: write.name.clone(),
+                    file: rejection.file.clone(),
+                    reason: rejection.reason.clone(),
+                    digest: Some(crate::component::digest_of(&source.wasm)),
+                    still_serving: self.current().get(&write.name).map(|p| p.digest.clone()),
+                };
+                tracing::warn!(%event, "policy change refused");
+                self.sink().record(&event);
+                return Err(ChangeError::Refused {
                     file: rejection.file,
                     reason: rejection.reason,
-                })?;
+                });
             }
         }
         let dir = self.dir();
