@@ -243,6 +243,11 @@ fn shadows_never_decide_are_recorded_everywhere_and_the_pilot_counts_them_exactl
         text.contains("confidence-gate@escalate (pilots confidence-gate)"),
         "{text}"
     );
+    assert!(text.lines().count() > 10, "one figure per line: {text}");
+    assert!(
+        text.contains("\nself-correct "),
+        "the matrix has a row per tier: {text}"
+    );
     assert!(!text.contains("compliance-limits@trap"), "{text}");
 
     // A pilot version that would enforce is refused with the reason.

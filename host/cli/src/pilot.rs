@@ -95,7 +95,11 @@ fn render(report: &PilotReport) -> String {
     for shadow in &report.shadows {
         out.push_str(&render_one(shadow, report.days));
     }
-    terminal(&out).into_owned()
+    // Escaped line by line: reasons and ids come from plugins and agents,
+    // and only the report's own newlines may reach the terminal.
+    out.lines()
+        .map(|line| terminal(line).into_owned() + "\n")
+        .collect()
 }
 
 fn render_one(pilot: &ShadowPilot, days: f64) -> String {
