@@ -35,6 +35,16 @@ fn hostile_shadow(policies: &Path, name: &str, mode: &str) {
     .unwrap();
 }
 
+/// A data directory under `dir` whose policy directory holds the reference
+/// policies: `(data, policies)`.
+fn reference_data(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("data");
+    let policies = data.join("policies");
+    fs::create_dir_all(&policies).unwrap();
+    write_reference_policies(&policies);
+    (data, policies)
+}
+
 /// Every record of the audit log under `data`, in order.
 fn audit_records(data: &Path) -> Vec<Value> {
     let mut files: Vec<PathBuf> = fs::read_dir(data.join("audit"))
@@ -80,10 +90,7 @@ fn level(tier: &str) -> usize {
 #[test]
 fn shadows_never_decide_are_recorded_everywhere_and_the_pilot_counts_them_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let policies = data.join("policies");
-    fs::create_dir_all(&policies).unwrap();
-    write_reference_policies(&policies);
+    let (data, policies) = reference_data(dir.path());
     // The same items through the reference policies alone: what every
     // tier must stay.
     let items = sample_items();
@@ -291,10 +298,7 @@ fn candidate_gate(policies: &Path, threshold: &str) {
 #[test]
 fn promotion_and_rollback_are_atomic_under_load_and_audited() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let policies = data.join("policies");
-    fs::create_dir_all(&policies).unwrap();
-    write_reference_policies(&policies);
+    let (data, policies) = reference_data(dir.path());
     candidate_gate(&policies, "0.70");
     let config = config_with_tokens(dir.path(), "");
     let server = Arc::new(Server::start(

@@ -165,6 +165,11 @@ pub fn pilot(entries: &[Entry], window: &PilotWindow, roles: &DefaultRoles) -> P
         from = Some(from.map_or(at, |f| f.min(at)));
         to = Some(to.map_or(at, |t| t.max(at)));
         let decision = &record.decision;
+        if decision.shadow.is_empty() {
+            continue;
+        }
+        // Once per decision, whatever the number of shadows beside it.
+        let enforced = decision.as_enforced();
         for shadow in &decision.shadow {
             if window.shadow.as_ref().is_some_and(|s| *s != shadow.plugin) {
                 continue;
@@ -172,14 +177,10 @@ pub fn pilot(entries: &[Entry], window: &PilotWindow, roles: &DefaultRoles) -> P
             let Some(would) = decision.as_if_promoted(&shadow.plugin) else {
                 continue;
             };
-            tally.entry(shadow.plugin.clone()).or_default().add(
-                entry.record.seq,
-                at,
-                decision,
-                &would,
-                shadow,
-                roles,
-            );
+            tally
+                .entry(shadow.plugin.clone())
+                .or_default()
+                .add(entry, &enforced, &would, shadow, roles);
         }
     }
     let seconds = match (window.since, window.until) {
@@ -218,14 +219,12 @@ struct Tally {
 impl Tally {
     fn add(
         &mut self,
-        seq: u64,
-        at: DateTime<Utc>,
-        decision: &Decision,
+        entry: &Entry,
+        enforced: &Decision,
         would: &Decision,
         shadow: &handoff_model::PluginVerdict,
         roles: &DefaultRoles,
     ) {
-        let enforced = decision.as_enforced();
         self.decisions += 1;
         if !self.digests.contains(&shadow.digest) {
             self.digests.push(shadow.digest.clone());
@@ -234,9 +233,9 @@ impl Tally {
         self.matrix[old.tier.level() as usize][new.tier.level() as usize] += 1;
         if old.tier != new.tier || old.reason_code != new.reason_code {
             self.changed.push(PilotChange {
-                seq,
-                at,
-                id: decision.id.clone(),
+                seq: entry.record.seq,
+                at: entry.record.ts,
+                id: enforced.id.clone(),
                 enforced_tier: old.tier,
                 enforced_reason_code: old.reason_code.clone(),
                 enforced_reason: old.reason.clone(),
@@ -245,7 +244,7 @@ impl Tally {
                 shadow_reason: new.reason.clone(),
             });
         }
-        for (side, d) in [(0, &enforced), (1, would)] {
+        for (side, d) in [(0, enforced), (1, would)] {
             let Some((queue, resolve_secs)) = queue_of(d, roles) else {
                 continue;
             };
@@ -269,9 +268,9 @@ impl Tally {
             costs.iter().find(|m| m.plugin == name).map(|m| m.wall_us)
         };
         self.wall
-            .extend(wall(&shadow.plugin, &decision.metering.shadow));
+            .extend(wall(&shadow.plugin, &enforced.metering.shadow));
         self.pilots_wall
-            .extend(wall(piloted(&shadow.plugin), &decision.metering.plugins));
+            .extend(wall(piloted(&shadow.plugin), &enforced.metering.plugins));
     }
 
     fn finish(mut self, shadow: String, days: f64) -> ShadowPilot {

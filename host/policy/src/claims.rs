@@ -13,6 +13,7 @@
 
 /// Whether `plugin` claims its policy's name, rather than being a declared
 /// instance of it.
+///
 /// A shadow never claims: it pilots a version of a policy beside the one
 /// that enforces it.
 pub(crate) fn claims_name(plugin: &Plugin) -> bool {

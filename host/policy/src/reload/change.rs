@@ -68,6 +68,8 @@ impl LivePolicies {
                 "`{shadow}` is not a pilot version: promote NAME@LABEL, the shadow version"
             )));
         }
+        // The lock first: what serves cannot change while it is examined.
+        let mut registry = self.registry();
         let current = self.current();
         let candidate = current
             .shadows()
@@ -77,24 +79,16 @@ impl LivePolicies {
             .ok_or_else(|| ChangeError::NotServing(shadow.to_string()))?;
         let previous_digest = current.get(base).map(|p| p.digest.clone());
         let candidate_digest = candidate.digest.clone();
-        let mut registry = self.registry();
-        let read =
-            |name: &str| match policy_dir::read_unit(self.dir(), name, self.runtime().limits()) {
-                Unit::Present(source) => Ok(Some(source)),
-                Unit::Absent | Unit::ManifestOnly => Ok(None),
-                Unit::Unreadable(rejection) => Err(ChangeError::Refused {
-                    file: rejection.file,
-                    reason: rejection.reason,
-                }),
-            };
-        let promoted = read(shadow)?.ok_or_else(|| ChangeError::NotServing(shadow.to_string()))?;
+        let promoted = self
+            .unit_files(shadow)?
+            .ok_or_else(|| ChangeError::NotServing(shadow.to_string()))?;
         if crate::component::digest_of(&promoted.wasm) != candidate_digest {
             return Err(ChangeError::Invalid(format!(
                 "{shadow}.wasm changed on disk since it started serving in shadow; let the \
                  reload finish and pilot the new version first"
             )));
         }
-        let demoted = read(base)?;
+        let demoted = self.unit_files(base)?;
         let mut writes = vec![Write {
             name: base.to_string(),
             files: Some(PluginSource {
@@ -146,18 +140,9 @@ impl LivePolicies {
         shadow: bool,
     ) -> Result<(String, u64), ChangeError> {
         let mut registry = self.registry();
-        let source = match policy_dir::read_unit(self.dir(), plugin, self.runtime().limits()) {
-            Unit::Present(source) => source,
-            Unit::Unreadable(rejection) => {
-                return Err(ChangeError::Refused {
-                    file: rejection.file,
-                    reason: rejection.reason,
-                });
-            }
-            Unit::Absent | Unit::ManifestOnly => {
-                return Err(ChangeError::NotServing(plugin.to_string()));
-            }
-        };
+        let source = self
+            .unit_files(plugin)?
+            .ok_or_else(|| ChangeError::NotServing(plugin.to_string()))?;
         let mut document = parse(source.manifest.as_deref().unwrap_or_default())?;
         let config = document
             .entry("config")
@@ -214,46 +199,53 @@ impl LivePolicies {
             }
         }
         let dir = self.dir();
-        let before: Vec<(String, Option<PluginSource>)> = writes
+        // What was there, to put back on a refusal; a unit that cannot be
+        // read stops the change before anything is written.
+        let before = writes
             .iter()
-            .map(|write| {
-                let kept = match policy_dir::read_unit(dir, &write.name, self.runtime().limits()) {
-                    Unit::Present(source) => Some(source),
-                    _ => None,
-                };
-                (write.name.clone(), kept)
-            })
-            .collect();
+            .map(|write| Ok((write.name.clone(), self.unit_files(&write.name)?)))
+            .collect::<Result<Vec<_>, ChangeError>>()?;
         let names: std::collections::BTreeSet<String> =
             writes.iter().map(|w| w.name.clone()).collect();
-        let written = writes
+        let applied = match writes
             .iter()
-            .try_for_each(|write| put(dir, &write.name, write.files.as_ref()));
-        let outcome = written
-            .as_ref()
-            .ok()
-            .map(|()| self.reload_locked(registry, names.clone()));
-        match outcome {
-            Some(outcome) if outcome.rejected.is_empty() && outcome.generation.is_some() => {
-                Ok(outcome.generation.unwrap_or_default())
-            }
-            outcome => {
-                for (name, files) in &before {
-                    if let Err(error) = put(dir, name, files.as_ref()) {
-                        tracing::error!(plugin = name, %error, "could not restore a unit's files");
-                    }
-                }
-                self.reload_locked(registry, names);
-                Err(match (written, outcome) {
-                    (Err(error), _) => ChangeError::Io(error),
-                    (Ok(()), Some(outcome)) => ChangeError::Refused {
+            .try_for_each(|write| put(dir, &write.name, write.files.as_ref()))
+        {
+            Err(error) => Err(ChangeError::Io(error)),
+            Ok(()) => {
+                let outcome = self.reload_locked(registry, names.clone());
+                match outcome.generation {
+                    Some(generation) if outcome.rejected.is_empty() => Ok(generation),
+                    _ => Err(ChangeError::Refused {
                         file: outcome.rejected.join(", "),
                         reason: "the reload refused it (see the rejected event in the audit log)"
                             .into(),
-                    },
-                    (Ok(()), None) => ChangeError::Invalid("nothing changed".into()),
-                })
+                    }),
+                }
             }
+        };
+        if applied.is_err() {
+            for (name, files) in &before {
+                if let Err(error) = put(dir, name, files.as_ref()) {
+                    tracing::error!(plugin = name, %error, "could not restore a unit's files");
+                }
+            }
+            self.reload_locked(registry, names);
+        }
+        applied
+    }
+
+    /// Unit `name`'s files as the directory holds them now: none when the
+    /// unit is absent (or only a manifest), a refusal when it is there but
+    /// cannot be read.
+    fn unit_files(&self, name: &str) -> Result<Option<PluginSource>, ChangeError> {
+        match policy_dir::read_unit(self.dir(), name, self.runtime().limits()) {
+            Unit::Present(source) => Ok(Some(source)),
+            Unit::Absent | Unit::ManifestOnly => Ok(None),
+            Unit::Unreadable(rejection) => Err(ChangeError::Refused {
+                file: rejection.file,
+                reason: rejection.reason,
+            }),
         }
     }
 }
