@@ -3,7 +3,10 @@
 //! Groups (each id is `group/function`):
 //! - `stage/<policy>/{classify,score,escalate}`: one component call on a warm instance;
 //! - `warm/<policy|both>`: full evaluation through the host, warm instances, all meters on;
-//! - `fresh/<policy|both>`: the same with a fresh pooled instance per item;
+//! - `fresh/<policy|both>`: the same with a fresh pooled instance per item,
+//!   started from the plugin's configured snapshot;
+//! - `fresh-live/<policy|both>`: fresh instances that run `configure` live
+//!   (a runtime without snapshots): what the snapshot saves;
 //! - `native/<policy|both>`: the same policy logic as plain Rust;
 //! - `configure/native/<policy>`: building a policy from its configuration, natively;
 //! - `metering/{none,epoch,fuel+epoch}`: both policies, warm, by meters compiled in;
@@ -43,8 +46,7 @@ fn stages(c: &mut Criterion) {
 }
 
 /// Full evaluations of the representative item, by policy set.
-fn evaluations(c: &mut Criterion, group_name: &str, extra_manifest: &str) {
-    let runtime = runtime(Meters::default());
+fn evaluations(c: &mut Criterion, runtime: &Runtime, group_name: &str, extra_manifest: &str) {
     let item = representative_item();
     let mut group = c.benchmark_group(group_name);
     let sets: [(&str, &[&str]); 3] = [
@@ -53,7 +55,7 @@ fn evaluations(c: &mut Criterion, group_name: &str, extra_manifest: &str) {
         ("both", &POLICIES),
     ];
     for (id, names) in sets {
-        let mut evaluator = Evaluator::new(set(&runtime, names, extra_manifest));
+        let mut evaluator = Evaluator::new(set(runtime, names, extra_manifest));
         group.bench_function(id, |b| {
             b.iter(|| black_box(evaluator.evaluate(black_box(&item)).expect("evaluates")))
         });
@@ -61,12 +63,19 @@ fn evaluations(c: &mut Criterion, group_name: &str, extra_manifest: &str) {
     group.finish();
 }
 
+const FRESH: &str = "instance-reuse = \"fresh\"";
+
 fn warm(c: &mut Criterion) {
-    evaluations(c, "warm", "");
+    evaluations(c, &runtime(Meters::default()), "warm", "");
 }
 
 fn fresh(c: &mut Criterion) {
-    evaluations(c, "fresh", "instance-reuse = \"fresh\"");
+    evaluations(c, &runtime(Meters::default()), "fresh", FRESH);
+}
+
+fn fresh_live(c: &mut Criterion) {
+    let live = runtime(Meters::default()).with_snapshots(false);
+    evaluations(c, &live, "fresh-live", FRESH);
 }
 
 fn native(c: &mut Criterion) {
@@ -192,6 +201,6 @@ fn throughput(c: &mut Criterion) {
 }
 
 criterion_group!(
-    benches, stages, warm, fresh, native, configure, metering, record, throughput
+    benches, stages, warm, fresh, fresh_live, native, configure, metering, record, throughput
 );
 criterion_main!(benches);

@@ -9,6 +9,8 @@ use handoff_policy::manifest::Manifest;
 use handoff_policy::{PluginSource, PolicySet, Runtime};
 use handoff_sdk::{Config, Policy};
 
+pub mod instructions;
+
 /// The sample workload shipped in `examples/`.
 pub const SAMPLE: &str = include_str!("../../examples/sample.jsonl");
 
@@ -51,7 +53,14 @@ pub fn source(name: &str, extra: &str) -> PluginSource {
 
 /// A policy set of the named reference policies with `extra` manifest lines.
 pub fn set(runtime: &Runtime, names: &[&str], extra: &str) -> Arc<PolicySet> {
-    let sources = names.iter().map(|name| source(name, extra)).collect();
+    set_of(
+        runtime,
+        names.iter().map(|name| source(name, extra)).collect(),
+    )
+}
+
+/// A policy set of `sources`, every one of which must load.
+pub fn set_of(runtime: &Runtime, sources: Vec<PluginSource>) -> Arc<PolicySet> {
     let set = PolicySet::load(runtime, sources, 1);
     assert!(set.rejected().is_empty(), "{:?}", set.rejected());
     Arc::new(set)

@@ -9,6 +9,11 @@ use handoff_pipeline::reference;
 use handoff_policy::{Evaluator, PluginSource, PolicySet, Runtime};
 use serde_json::{Value, json};
 
+/// Cranelift compiles a new version of a plugin costs: its component, the
+/// instrumented copy its `configure` runs in at load, and the configured
+/// snapshot its instances start from. Each is cached apart.
+pub const COMPILES_PER_VERSION: u64 = 3;
+
 /// One runtime per test binary: compiling components is the slow part.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();

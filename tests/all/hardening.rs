@@ -360,7 +360,13 @@ fn the_cache_keeps_only_validated_versions_within_its_quota() {
             "{usage} bytes cached, over the quota of {quota}"
         );
     }
-    assert_eq!(entries(), 2, "the two most recent versions fit the quota");
+    // Each version is three artifacts; the two most recent versions fit
+    // the quota, a third does not (an older artifact may still fit).
+    let kept = entries() as u64;
+    assert!(
+        (2 * COMPILES_PER_VERSION..3 * COMPILES_PER_VERSION).contains(&kept),
+        "{kept} artifacts kept"
+    );
 }
 
 // 7. Plugin text.

@@ -23,6 +23,7 @@ mod sandbox_memory;
 mod serve;
 mod serve_limits;
 mod serve_trust;
+mod snapshots;
 
 /// Every file in this directory is a module above: a test file that is not
 /// declared would never compile or run, and nothing else would say so.

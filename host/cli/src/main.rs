@@ -29,7 +29,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use handoff_pipeline::reference;
-use handoff_policy::{Compiler, LoadLimits, PolicySet, Runtime, compile_request, parse_meters};
+use handoff_policy::{
+    Compiler, EngineOptions, LoadLimits, POOL_INSTANCES, PolicySet, Runtime, compile_request,
+    parse_meters,
+};
 
 /// Handoff runs sandboxed WebAssembly routing policies that decide, for every
 /// unit of AI-agent work, whether the agent proceeds (`none`), retries with
@@ -67,6 +70,12 @@ struct LoadArgs {
     /// compiled policies are evicted past it.
     #[arg(long, global = true, value_name = "MIB", default_value_t = LoadLimits::default().cache_quota_bytes >> 20)]
     cache_quota_mib: u64,
+    /// Instance slots in the WebAssembly pool. Each reserves address space
+    /// (not memory) for its largest memory; lower it to run the host under
+    /// tools that cannot map the default's 2 TiB, such as valgrind.
+    #[arg(long, global = true, value_name = "N", default_value_t = POOL_INSTANCES,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pool_instances: u32,
 }
 
 impl LoadArgs {
@@ -280,10 +289,15 @@ fn init_tracing() {
 /// WebAssembly runtime; reading the audit trail or the queue needs none.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let limits = cli.load.limits();
+    let pool_instances = cli.load.pool_instances;
     let runtime = || -> anyhow::Result<Runtime> {
         let program =
             std::env::current_exe().context("cannot find this program to compile policies with")?;
-        Ok(Runtime::new()
+        let options = EngineOptions {
+            pool_instances,
+            ..EngineOptions::default()
+        };
+        Ok(Runtime::with_options(options)
             .map_err(anyhow::Error::from)
             .context("cannot start the WebAssembly runtime")?
             .with_limits(limits)

@@ -64,6 +64,12 @@ pub struct PluginMetering {
     pub wall_us: f64,
     /// Peak linear memory of the instance, in bytes.
     pub memory_bytes: u64,
+    /// The configured snapshot the instance started from (`sha256:<hex>`),
+    /// when the plugin has one: the same for every load of the same
+    /// component and configuration. Absent when the instance ran its
+    /// `configure` live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
 
 /// One plugin's complete answer for an item.

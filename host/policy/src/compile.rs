@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::engine::{Meters, new_engine};
+use crate::engine::{EngineOptions, Meters, new_engine};
 
 /// What loading a component may cost. Operator settings, with defaults that
 /// fit every reference and test policy with room to spare.
@@ -273,7 +273,12 @@ pub fn compile_request(meters: Meters, max_component_bytes: usize) -> Result<(),
     if bytes.len() > max_component_bytes {
         return Err(format!("the component is over {max_component_bytes} bytes"));
     }
-    let engine = new_engine(meters).map_err(|e| format!("cannot start the engine: {e:#}"))?;
+    // Compiling instantiates nothing: one pool slot reserves the least.
+    let options = EngineOptions {
+        meters,
+        pool_instances: 1,
+    };
+    let engine = new_engine(options).map_err(|e| format!("cannot start the engine: {e:#}"))?;
     let component = Component::new(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
     let artifact = component
         .serialize()

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::limits::{MAX_MEMORY_MIB, MAX_TABLE_ELEMENTS};
 
@@ -34,11 +34,42 @@ impl Default for Meters {
     }
 }
 
-/// Instances the pooling allocator keeps slots for. Each slot reserves
-/// virtual address space, not memory: pages are committed only while used.
-/// Enough for 64 worker threads with 4 warm plugins each, or many fresh
-/// instances in flight.
+/// Instances the pooling allocator keeps slots for, by default. Each slot
+/// reserves virtual address space, not memory: pages are committed only
+/// while used. Enough for 64 worker threads with 4 warm plugins each, or
+/// many fresh instances in flight.
 pub const POOL_INSTANCES: u32 = 256;
+
+/// Bytes of a linear memory (and of a table) kept resident when a slot is
+/// freed, so that the next instance in it takes no page faults on the pages
+/// a plugin's `configure` and first evaluation touch. With `pagemap_scan`
+/// only the pages actually written are reset, so keeping them costs a
+/// `memset` of what was dirtied rather than a `madvise` of everything.
+const KEEP_RESIDENT_BYTES: usize = 4 << 20;
+const TABLE_KEEP_RESIDENT_BYTES: usize = 64 << 10;
+
+/// How the engine is built: what a process chooses once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// Which meters are compiled in.
+    pub meters: Meters,
+    /// Instance slots in the pool. Every slot reserves its largest memory's
+    /// address space up front (4 GiB and guards, twice), so 256 slots
+    /// reserve about 2 TiB: free on Linux, but more than tools such as
+    /// valgrind can map. Lower it for them (`--pool-instances`); a host
+    /// with fewer slots than warm instances in use refuses new instances
+    /// with a recorded fault, never by crashing.
+    pub pool_instances: u32,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            meters: Meters::default(),
+            pool_instances: POOL_INSTANCES,
+        }
+    }
+}
 
 /// Builds the engine with the settings the sandbox relies on, and starts the
 /// epoch ticker when deadlines are on.
@@ -46,7 +77,11 @@ pub const POOL_INSTANCES: u32 = 256;
 /// Instances come from the pooling allocator: with copy-on-write memory
 /// images, instantiation is a few microseconds instead of an `mmap` per
 /// memory, which is what makes a fresh instance per item affordable.
-pub(crate) fn new_engine(meters: Meters) -> wasmtime::Result<Engine> {
+pub(crate) fn new_engine(options: EngineOptions) -> wasmtime::Result<Engine> {
+    let EngineOptions {
+        meters,
+        pool_instances,
+    } = options;
     let mut config = Config::new();
     config.wasm_component_model(true);
     // Synchronous calls only: concurrency support roughly triples the cost of
@@ -55,15 +90,22 @@ pub(crate) fn new_engine(meters: Meters) -> wasmtime::Result<Engine> {
     config.consume_fuel(meters.fuel);
     config.epoch_interruption(meters.epoch);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(POOL_INSTANCES)
+    let slots = pool_instances.max(1);
+    pool.total_component_instances(slots)
         // A Rust guest component is a few core instances with one memory
         // and a few tables.
-        .total_core_instances(POOL_INSTANCES * 8)
-        .total_memories(POOL_INSTANCES * 2)
-        .total_tables(POOL_INSTANCES * 8)
+        .total_core_instances(slots * 8)
+        .total_memories(slots * 2)
+        .total_tables(slots * 8)
         .total_stacks(0)
         .table_elements(MAX_TABLE_ELEMENTS)
-        .max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024);
+        .max_memory_size(MAX_MEMORY_MIB as usize * 1024 * 1024)
+        // A fresh instance per item reuses a slot another just left: keep
+        // its pages mapped and reset only what was written (Linux 6.7+;
+        // elsewhere `Auto` leaves the `madvise` path in place).
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(TABLE_KEEP_RESIDENT_BYTES)
+        .pagemap_scan(Enabled::Auto);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;
     if meters.epoch {

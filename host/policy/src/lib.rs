@@ -42,6 +42,7 @@ pub mod reload;
 mod run;
 mod runtime;
 mod sandbox;
+mod snapshot;
 mod source;
 mod stats;
 pub mod testing;
@@ -49,7 +50,7 @@ mod trap;
 
 pub use compile::{CompileError, Compiler, LoadLimits, compile_request, parse_meters};
 pub use component::{ComponentError, Import, digest_of, sha256};
-pub use engine::Meters;
+pub use engine::{EngineOptions, Meters, POOL_INSTANCES};
 pub use evaluator::{EvalError, Evaluator};
 pub use evaluators::{EvaluatorPool, LiveEvaluator, Policies};
 pub use files::{FileError, read_regular};

@@ -18,8 +18,15 @@ use crate::manifest::Manifest;
 use crate::output_check;
 use crate::runtime::Runtime;
 use crate::sandbox::PluginState;
+use crate::snapshot::{Snapshot, snapshot};
 use crate::stats::{PluginStats, StatsSnapshot};
 use crate::trap::classify;
+
+/// The largest component the host snapshots after `configure`. A
+/// snapshot costs two more compiles at load (the instrumented copy and the
+/// snapshot itself), which for a Rust policy is a few hundred milliseconds
+/// and for an interpreter-sized component half a minute.
+pub const SNAPSHOT_MAX_COMPONENT_BYTES: usize = 4 << 20;
 
 /// What a policy says about itself, from its `metadata` export.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -101,6 +108,11 @@ pub struct Plugin {
     sha: [u8; 32],
     config: Arc<BTreeMap<String, String>>,
     exports: Exports,
+    /// The component after `configure`, when it could be snapshotted: what
+    /// every new instance starts from.
+    snapshot: Option<Snapshot>,
+    /// Why there is no snapshot, when making one failed.
+    pub snapshot_refused: Option<String>,
     meters: Meters,
     stats: PluginStats,
     /// Whether an instance's exports were checked against the capped
@@ -184,6 +196,8 @@ impl Plugin {
                 triggers: Vec::new(),
             },
             exports,
+            snapshot: None,
+            snapshot_refused: None,
             meters: runtime.meters(),
             stats: PluginStats::default(),
             types_checked: AtomicBool::new(false),
@@ -220,12 +234,56 @@ impl Plugin {
         Ok(())
     }
 
+    /// Snapshots the component after `configure` (see [`crate::snapshot`]),
+    /// so that new instances start configured. When that is impossible the
+    /// plugin keeps running `configure` live and the reason is kept.
+    pub(crate) fn take_snapshot(&mut self, runtime: &Runtime, wasm: &[u8]) {
+        if wasm.len() > SNAPSHOT_MAX_COMPONENT_BYTES {
+            self.snapshot = None;
+            self.snapshot_refused = Some(format!(
+                "the component is over {} MiB: toolchains that build components that large \
+                 (componentize-py, componentize-js) snapshot their initialised interpreter \
+                 already, and two more compiles of it would triple its load time",
+                SNAPSHOT_MAX_COMPONENT_BYTES >> 20
+            ));
+            return;
+        }
+        let made = snapshot(runtime, wasm, &self.config, self.manifest.limits, |store| {
+            self.arm(store)
+        });
+        match made {
+            Ok(made) => {
+                self.snapshot = Some(made);
+                self.snapshot_refused = None;
+            }
+            Err(error) => {
+                tracing::info!(plugin = %self.name, %error, "serving without a configured snapshot");
+                self.snapshot = None;
+                self.snapshot_refused = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Stops instantiating from the snapshot: for a snapshot that did not
+    /// decide as the live component does.
+    pub(crate) fn drop_snapshot(&mut self, why: String) {
+        self.snapshot = None;
+        self.snapshot_refused = Some(why);
+    }
+
+    /// The digest of the snapshot new instances start from, if any.
+    pub fn snapshot_digest(&self) -> Option<&str> {
+        self.snapshot.as_ref().map(|s| s.digest.as_str())
+    }
+
     /// A fresh, configured instance in a store of its own. Instantiation and
-    /// `configure` run under the plugin's limits like any evaluation.
+    /// `configure` run under the plugin's limits like any evaluation; an
+    /// instance of the snapshot is configured already and skips it.
     pub(crate) fn instantiate(&self) -> Result<Instance, StartFailure> {
         self.stats.record_instance();
         let state = PluginState::new(self.config.clone(), self.manifest.limits);
-        let mut store = Store::new(self.exports.engine(), state);
+        let exports = self.snapshot.as_ref().map_or(&self.exports, |s| &s.exports);
+        let mut store = Store::new(exports.engine(), state);
         store.limiter(|state| state);
         self.arm(&mut store);
         let failed = |store: &Store<PluginState>, error: wasmtime::Error| {
@@ -238,7 +296,7 @@ impl Plugin {
                 config_refused: false,
             }
         };
-        let calls = match self.exports.instantiate(&mut store) {
+        let calls = match exports.instantiate(&mut store) {
             Ok(calls) => calls,
             Err(error) => return Err(failed(&store, error)),
         };
@@ -251,6 +309,13 @@ impl Plugin {
                 });
             }
             self.types_checked.store(true, Ordering::Relaxed);
+        }
+        if self.snapshot.is_some() {
+            return Ok(Instance {
+                store,
+                calls,
+                served: 0,
+            });
         }
         match calls.configure(&mut store) {
             Ok(Ok(())) => Ok(Instance {
@@ -294,6 +359,9 @@ impl Plugin {
     /// for a version that passed validation.
     pub(crate) fn remember(&self, runtime: &Runtime) {
         runtime.remember(&self.sha, self.exports.component());
+        if let Some(snapshot) = &self.snapshot {
+            snapshot.remember(runtime);
+        }
     }
 
     /// Whether this warm evaluation is one of the manifest's `fresh-sample`

@@ -147,6 +147,7 @@ pub(crate) fn run_plugin(
         fuel,
         wall_us: micros(wall),
         memory_bytes,
+        snapshot: plugin.snapshot_digest().map(str::to_string),
     };
     (record, cost)
 }

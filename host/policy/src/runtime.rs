@@ -13,7 +13,7 @@ use handoff_model::CompileOrigin;
 
 use crate::cache::{ArtifactCache, CacheError, Lookup};
 use crate::compile::{CompileError, Compiler, LoadLimits, compile};
-use crate::engine::{Meters, new_engine};
+use crate::engine::{EngineOptions, Meters, new_engine};
 use crate::sandbox::{PluginState, new_linker};
 
 /// The engine and linker every plugin of a process shares.
@@ -28,6 +28,7 @@ pub struct Runtime {
     /// Held for the length of a compile: one at a time.
     lane: Arc<Mutex<()>>,
     compilations: Arc<AtomicU64>,
+    snapshots: bool,
 }
 
 impl Runtime {
@@ -40,7 +41,18 @@ impl Runtime {
     /// A runtime with chosen meters: only benchmarks measuring what metering
     /// costs should turn any off.
     pub fn with_meters(meters: Meters) -> wasmtime::Result<Self> {
-        let engine = new_engine(meters)?;
+        Runtime::with_options(EngineOptions {
+            meters,
+            ..EngineOptions::default()
+        })
+    }
+
+    /// A runtime whose engine is built with `options`: chosen meters, or a
+    /// smaller instance pool for tools that cannot reserve the default's
+    /// address space.
+    pub fn with_options(options: EngineOptions) -> wasmtime::Result<Self> {
+        let meters = options.meters;
+        let engine = new_engine(options)?;
         let linker = Arc::new(new_linker(&engine)?);
         Ok(Runtime {
             engine,
@@ -51,6 +63,7 @@ impl Runtime {
             limits: LoadLimits::default(),
             lane: Arc::new(Mutex::new(())),
             compilations: Arc::new(AtomicU64::new(0)),
+            snapshots: true,
         })
     }
 
@@ -64,6 +77,20 @@ impl Runtime {
     pub fn with_limits(mut self, limits: LoadLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// This runtime, snapshotting each plugin after `configure` at load
+    /// (the default) or not: a runtime without snapshots runs `configure`
+    /// in every new instance, which is what the snapshots are measured and
+    /// tested against.
+    pub fn with_snapshots(mut self, snapshots: bool) -> Self {
+        self.snapshots = snapshots;
+        self
+    }
+
+    /// Whether plugins are snapshotted after `configure` at load.
+    pub fn snapshots(&self) -> bool {
+        self.snapshots
     }
 
     /// What loading a component may cost.

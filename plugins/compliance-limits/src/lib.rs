@@ -105,23 +105,76 @@ impl Policy for ComplianceLimits {
     }
 
     fn classify(&self, item: &WorkItem) -> Classification {
-        let mut labels = vec![format!("kind.{}", item.kind)];
-        let mut rules_fired = Vec::new();
-        for rule in self.rules(item) {
-            labels.push(rule.label());
-            rules_fired.push(rule.code());
-        }
-        Classification {
-            labels,
-            rules_fired,
-        }
+        classification_of(item, self.rules(item).iter())
     }
 
     fn score(&self, item: &WorkItem, classification: &Classification) -> Assessment {
-        let mut signals: Vec<Signal> = self
-            .rules_classified(item, classification)
+        let explained = explained(self.rules_classified(item, classification));
+        self.assess(item, classification, &explained)
+    }
+
+    fn escalate(
+        &self,
+        item: &WorkItem,
+        classification: &Classification,
+        _assessment: &Assessment,
+    ) -> Verdict {
+        let explained = explained(self.rules_classified(item, classification));
+        self.decide(&explained)
+    }
+
+    /// The three stages in one pass: the rules are found once (the text
+    /// scanned once) and each explanation written once, where calling the
+    /// stages in turn would find them three times and explain them twice.
+    /// Same results as `classify`, `score` and `escalate`; a unit test
+    /// holds the two paths to each other.
+    fn evaluate(&self, item: &WorkItem) -> (Classification, Assessment, Verdict) {
+        let explained = explained(self.rules(item));
+        let classification = classification_of(item, explained.iter().map(|(rule, _)| rule));
+        let assessment = self.assess(item, &classification, &explained);
+        let verdict = self.decide(&explained);
+        (classification, assessment, verdict)
+    }
+}
+
+/// Each rule with its explanation, written once.
+fn explained(rules: Vec<Rule<'_>>) -> Vec<(Rule<'_>, String)> {
+    rules
+        .into_iter()
+        .map(|rule| {
+            let why = rule.explain();
+            (rule, why)
+        })
+        .collect()
+}
+
+fn classification_of<'r, 'p: 'r>(
+    item: &WorkItem,
+    rules: impl ExactSizeIterator<Item = &'r Rule<'p>>,
+) -> Classification {
+    let mut labels = Vec::with_capacity(rules.len() + 1);
+    labels.push(format!("kind.{}", item.kind));
+    let mut rules_fired = Vec::with_capacity(rules.len());
+    for rule in rules {
+        labels.push(rule.label());
+        rules_fired.push(rule.code());
+    }
+    Classification {
+        labels,
+        rules_fired,
+    }
+}
+
+impl ComplianceLimits {
+    fn assess(
+        &self,
+        item: &WorkItem,
+        classification: &Classification,
+        explained: &[(Rule<'_>, String)],
+    ) -> Assessment {
+        let mut signals: Vec<Signal> = explained
             .iter()
-            .map(|rule| Signal::new(rule.code(), 1.0, rule.explain()))
+            .map(|(rule, why)| Signal::new(rule.code(), 1.0, why.clone()))
             .collect();
         if let (Some(amount), Some(limits)) = (&item.amount, self.limits_for(&item.kind))
             && let LimitBreach::Within { share } = limits.check(amount)
@@ -163,27 +216,23 @@ impl Policy for ComplianceLimits {
         }
     }
 
-    fn escalate(
-        &self,
-        item: &WorkItem,
-        classification: &Classification,
-        _assessment: &Assessment,
-    ) -> Verdict {
-        let rules = self.rules_classified(item, classification);
+    fn decide(&self, explained: &[(Rule<'_>, String)]) -> Verdict {
         // Highest tier wins; `max_by_key` keeps the last of equals, so search
         // in reverse to keep the first.
-        let Some(driver) = rules.iter().rev().max_by_key(|rule| rule.tier().level()) else {
+        let Some((driver, why)) = explained
+            .iter()
+            .rev()
+            .max_by_key(|(rule, _)| rule.tier().level())
+        else {
             return Verdict::proceed(
                 "compliance.clear",
                 "No authorization limit, mandated phrase or retry limit applies.",
                 TriggerKind::Rule,
             );
         };
-        driver.verdict(&self.operator_role, &self.executive_role)
+        driver.verdict(why.clone(), &self.operator_role, &self.executive_role)
     }
-}
 
-impl ComplianceLimits {
     fn limits_for(&self, kind: &str) -> Option<&TierLimits> {
         self.limits
             .iter()
@@ -271,6 +320,31 @@ mod tests {
             segment: None,
             attempts,
             attributes: vec![],
+        }
+    }
+
+    /// The one-pass `evaluate` is an optimisation, not a second policy: on
+    /// every sample case it answers exactly what the three stages do.
+    #[test]
+    fn one_pass_evaluation_matches_the_stages() {
+        let p = policy();
+        let cases = [
+            item("ok", Some(1000), 0),
+            item("ok", Some(1001), 0),
+            item("my lawyer says", Some(9000), 0),
+            item("my lawyer says", None, 3),
+            item("fine", None, 1),
+            item("fine", Some(999), 1),
+        ];
+        for case in &cases {
+            let classification = p.classify(case);
+            let assessment = p.score(case, &classification);
+            let verdict = p.escalate(case, &classification, &assessment);
+            assert_eq!(
+                p.evaluate(case),
+                (classification, assessment, verdict),
+                "{case:?}"
+            );
         }
     }
 

@@ -151,10 +151,11 @@ impl Rule<'_> {
         }
     }
 
-    /// The verdict this rule produces.
-    pub fn verdict(&self, operator_role: &str, executive_role: &str) -> Verdict {
+    /// The verdict this rule produces, with its explanation `why` (what
+    /// [`Rule::explain`] says, written once by the caller).
+    pub fn verdict(&self, why: String, operator_role: &str, executive_role: &str) -> Verdict {
         let tier = self.tier();
-        let verdict = Verdict::escalate(tier, self.code(), self.explain(), TriggerKind::Rule);
+        let verdict = Verdict::escalate(tier, self.code(), why, TriggerKind::Rule);
         match self {
             Rule::Phrase(rule) => {
                 let role = rule
