@@ -902,3 +902,182 @@ fn calibration_weights_sampled_reviews_by_inverse_probability() {
     let unweighted: Vec<(f64, bool)> = evidence.iter().map(|e| (e.confidence, e.wrong)).collect();
     assert_eq!(suggest_threshold(&unweighted, 0.2, 0.1).steps[1].n, 70);
 }
+
+/// Settles each item's decision, as the pipeline does before dispatch.
+async fn settle_all(s: &mut Setup, items: &[WorkItem]) -> Vec<handoff_dispatch::Settled> {
+    let mut settled = Vec::new();
+    for item in items {
+        let decision = decide(&mut s.evaluator, item);
+        settled.push(s.host.settle(item, decision).await.unwrap());
+    }
+    settled
+}
+
+#[tokio::test]
+async fn a_batch_is_dispatched_in_order_with_its_routine_rows_committed_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let items = vec![
+        reply("b-1", 0.95),
+        reply("b-2", 0.70),
+        big_refund("b-3"),
+        reply("b-4", 0.95),
+        huge_refund("b-5"),
+        reply("b-6", 0.95),
+    ];
+    let settled = settle_all(&mut s, &items).await;
+    let pairs: Vec<_> = items.iter().zip(&settled).collect();
+    let dispatched = s.host.dispatch_settled_many(&pairs).await.unwrap();
+    assert_eq!(dispatched.len(), items.len());
+    assert_eq!(dispatched[0], Dispatched::Proceed);
+    assert!(matches!(
+        dispatched[1],
+        Dispatched::Retry { attempt: 1, .. }
+    ));
+    assert!(matches!(
+        &dispatched[2],
+        Dispatched::Handoff {
+            tier: Tier::Operator,
+            ..
+        }
+    ));
+    assert_eq!(dispatched[3], Dispatched::Proceed);
+    assert!(matches!(
+        &dispatched[4],
+        Dispatched::Handoff {
+            tier: Tier::Executive,
+            ..
+        }
+    ));
+    assert_eq!(dispatched[5], Dispatched::Proceed);
+    // Every decision is stored once, in submission order, handoffs
+    // included: routine rows are flushed before each handoff's own commit.
+    let stored: Vec<String> = s
+        .host
+        .store()
+        .decisions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.item_id)
+        .collect();
+    let ids: Vec<&str> = items.iter().map(|item| item.id.as_str()).collect();
+    assert_eq!(stored, ids);
+    assert_eq!(s.host.list(&ListFilter::default()).await.unwrap().len(), 2);
+}
+
+/// Routine replies for each of `callers`, decided up front with one
+/// evaluator: what is under test is the store, not evaluation.
+fn decided_per_caller(
+    s: &mut Setup,
+    callers: usize,
+    per_caller: usize,
+    id: impl Fn(usize, usize) -> String,
+) -> Vec<Vec<(WorkItem, handoff_model::Decision)>> {
+    (0..callers)
+        .map(|caller| {
+            (0..per_caller)
+                .map(|n| {
+                    let item = reply(&id(caller, n), 0.95);
+                    let decision = decide(&mut s.evaluator, &item);
+                    (item, decision)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routine_decisions_from_many_callers_at_once_are_each_committed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    let callers = 32;
+    let per_caller = 20;
+    let work = decided_per_caller(&mut s, callers, per_caller, |caller, n| {
+        format!("c{caller}-{n}")
+    });
+    let host = Arc::new(s.host);
+    let mut tasks = Vec::new();
+    for decided in work {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            for (item, decision) in decided {
+                assert_eq!(
+                    host.dispatch(&item, &decision).await.unwrap(),
+                    Dispatched::Proceed
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(start()));
+    drop(host);
+    // Acknowledged means committed: a new store on the same file sees them.
+    let reopened = reopen(dir.path(), &clock).await;
+    let stored: Vec<String> = reopened
+        .store()
+        .decisions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.item_id)
+        .collect();
+    let unique: BTreeSet<&String> = stored.iter().collect();
+    assert_eq!(stored.len(), callers * per_caller);
+    assert_eq!(unique.len(), callers * per_caller);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_the_database_refuses_fails_only_its_own_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    // The database itself refuses one item's row, as a full disk or a
+    // constraint would refuse a real one.
+    let refused = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"CREATE TRIGGER refuse BEFORE INSERT ON decisions WHEN NEW.item_id LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END\"); c.commit()",
+            s.host.store().path().to_str().unwrap()
+        ))
+        .status()
+        .expect("python3 runs");
+    assert!(refused.success());
+    let work = decided_per_caller(&mut s, 16, 10, |caller, n| {
+        if caller == 3 && n == 5 {
+            "poison-1".to_string()
+        } else {
+            format!("ok{caller}-{n}")
+        }
+    });
+    let host = Arc::new(s.host);
+    let mut tasks = Vec::new();
+    for decided in work {
+        let host = host.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            for (item, decision) in decided {
+                let outcome = host.dispatch(&item, &decision).await;
+                outcomes.push((item.id, outcome));
+            }
+            outcomes
+        }));
+    }
+    let mut failed = Vec::new();
+    for task in tasks {
+        for (id, outcome) in task.await.unwrap() {
+            match outcome {
+                Ok(dispatched) => assert_eq!(dispatched, Dispatched::Proceed, "{id}"),
+                Err(error) => {
+                    assert!(error.to_string().contains("refused by the test"), "{error}");
+                    failed.push(id);
+                }
+            }
+        }
+    }
+    assert_eq!(failed, ["poison-1"]);
+    let stored = host.store().decisions().await.unwrap();
+    assert_eq!(stored.len(), 159);
+    assert!(stored.iter().all(|row| row.item_id.starts_with("ok")));
+}

@@ -415,12 +415,85 @@ impl<S: HandoffStore> Dispatcher<S> {
         dispatched
     }
 
+    /// Acts on many settled decisions, in order, with the rows of those
+    /// that need nothing but their row (proceed, retry) committed together:
+    /// one commit for a batch of routine work instead of one per item. On
+    /// error, says which item failed (for a group, its first item); the
+    /// items before that group are dispatched.
+    pub async fn dispatch_settled_many(
+        &self,
+        settled: &[(&WorkItem, &Settled)],
+    ) -> Result<Vec<Dispatched>, (usize, StoreError)> {
+        let mut dispatched = Vec::with_capacity(settled.len());
+        let mut rows = Vec::new();
+        let mut first_row = 0;
+        let now = self.clock.now();
+        for (index, (item, one)) in settled.iter().enumerate() {
+            if let Some((row, answer)) = self.autonomous(item, one, now) {
+                if rows.is_empty() {
+                    first_row = index;
+                }
+                rows.push(row);
+                dispatched.push(answer);
+                continue;
+            }
+            self.commit_rows(&mut rows)
+                .await
+                .map_err(|e| (first_row, e))?;
+            dispatched.push(
+                self.dispatch_settled(item, one)
+                    .await
+                    .map_err(|e| (index, e))?,
+            );
+        }
+        self.commit_rows(&mut rows)
+            .await
+            .map_err(|e| (first_row, e))?;
+        Ok(dispatched)
+    }
+
+    /// Commits the decision rows gathered so far, together.
+    async fn commit_rows(&self, rows: &mut Vec<DecisionRow>) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(rows);
+        self.tracked(true, self.store.record_autonomous_many(rows))
+            .await
+    }
+
+    /// The row and the answer of a decision that needs nothing else: it
+    /// proceeds unsampled, or the agent retries. None when it needs a
+    /// queue (a handoff, or a sampled review).
+    fn autonomous(
+        &self,
+        item: &WorkItem,
+        settled: &Settled,
+        now: DateTime<Utc>,
+    ) -> Option<(DecisionRow, Dispatched)> {
+        let verdict = &settled.decision.verdict;
+        let answer = match verdict.tier {
+            Tier::None if self.config.review.sample(item).is_none() => Dispatched::Proceed,
+            Tier::SelfCorrect => Dispatched::Retry {
+                guidance: verdict.guidance.clone(),
+                attempt: settled.attempt.unwrap_or(1),
+                max: self.config.max_self_corrections,
+            },
+            _ => return None,
+        };
+        Some((DecisionRow::of(item, &settled.decision, now), answer))
+    }
+
     async fn dispatch_untracked(
         &self,
         item: &WorkItem,
         settled: &Settled,
     ) -> Result<Dispatched, StoreError> {
         let now = self.clock.now();
+        if let Some((row, answer)) = self.autonomous(item, settled, now) {
+            self.store.record_autonomous(&row).await?;
+            return Ok(answer);
+        }
         let decision = &settled.decision;
         let verdict = &decision.verdict;
         let row = DecisionRow::of(item, decision, now);
@@ -430,26 +503,16 @@ impl<S: HandoffStore> Dispatcher<S> {
             reason: verdict.reason.clone(),
         };
         let tier = verdict.tier;
-        match tier {
-            Tier::None => {
-                match self.config.review.sample(item) {
-                    Some(sample) => {
-                        self.enqueue_review(item, settled, &row, reason, sample, now)
-                            .await?;
-                    }
-                    None => self.store.record_autonomous(&row).await?,
+        if tier == Tier::None {
+            // Sampled for review, as `autonomous` found.
+            match self.config.review.sample(item) {
+                Some(sample) => {
+                    self.enqueue_review(item, settled, &row, reason, sample, now)
+                        .await?
                 }
-                return Ok(Dispatched::Proceed);
+                None => self.store.record_autonomous(&row).await?,
             }
-            Tier::SelfCorrect => {
-                self.store.record_autonomous(&row).await?;
-                return Ok(Dispatched::Retry {
-                    guidance: verdict.guidance.clone(),
-                    attempt: settled.attempt.unwrap_or(1),
-                    max: self.config.max_self_corrections,
-                });
-            }
-            Tier::Operator | Tier::Executive => {}
+            return Ok(Dispatched::Proceed);
         }
         let policy = self.config.policy(tier);
         let role = verdict.role.clone().unwrap_or_else(|| policy.role.clone());

@@ -19,6 +19,7 @@
 mod clock;
 mod dispatcher;
 mod forward;
+mod group_commit;
 mod handoff;
 mod health;
 pub mod report;

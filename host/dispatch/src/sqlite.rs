@@ -19,6 +19,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::group_commit::{self, GroupCommit};
 use super::handoff::{
     AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload,
 };
@@ -187,6 +188,7 @@ pub enum Commit {
 pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
+    decisions: GroupCommit,
 }
 
 impl SqliteStore {
@@ -225,7 +227,12 @@ impl SqliteStore {
             .execute(&pool)
             .await
             .map_err(|e| damaged_or(e, &path))?;
-        Ok(SqliteStore { pool, path })
+        let decisions = GroupCommit::start(&pool);
+        Ok(SqliteStore {
+            pool,
+            path,
+            decisions,
+        })
     }
 
     /// The audit checkpoints kept in the store at `path` (a `handoffs.db`),
@@ -356,31 +363,15 @@ async fn commit_with_event(
     Ok(changed)
 }
 
-async fn insert_decision<'e, E>(executor: E, decision: &DecisionRow) -> Result<(), StoreError>
-where
-    E: sqlx::Executor<'e, Database = Sqlite>,
-{
-    sqlx::query(
-        "INSERT INTO decisions (item_id, tier, driver, reason_code, trigger, confidence, at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(&decision.item_id)
-    .bind(decision.tier.as_str())
-    .bind(&decision.driver)
-    .bind(&decision.reason_code)
-    .bind(decision.trigger.map(|t| t.as_str()))
-    .bind(decision.confidence)
-    .bind(millis(decision.at))
-    .execute(executor)
-    .await?;
-    Ok(())
-}
-
 impl HandoffStore for SqliteStore {
     async fn record_autonomous(&self, decision: &DecisionRow) -> Result<(), StoreError> {
-        // One statement commits atomically on its own: no transaction
-        // round trips on the path every decision takes.
-        insert_decision(&self.pool, decision).await
+        self.decisions
+            .commit(&self.pool, vec![decision.clone()])
+            .await
+    }
+
+    async fn record_autonomous_many(&self, decisions: Vec<DecisionRow>) -> Result<(), StoreError> {
+        self.decisions.commit(&self.pool, decisions).await
     }
 
     async fn count_attempt(&self, item_id: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
@@ -457,7 +448,10 @@ impl HandoffStore for SqliteStore {
         .bind(payload)
         .execute(&mut *tx)
         .await?;
-        insert_decision(&mut *tx, decision).await?;
+        group_commit::insert_statement(&[decision])
+            .build()
+            .execute(&mut *tx)
+            .await?;
         insert_event(&mut tx, &handoff.id, at, "enqueued", "dispatcher", {
             let mut detail = json!({
                 "tier": handoff.tier, "role": handoff.role,
@@ -1004,7 +998,7 @@ impl HandoffStore for SqliteStore {
     }
 }
 
-fn millis(at: DateTime<Utc>) -> i64 {
+pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
 }
 

@@ -193,6 +193,13 @@ pub trait HandoffStore: Send + Sync {
         decision: &DecisionRow,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records many such decisions at once, all or none: the rows of one
+    /// submission, committed together rather than one commit each.
+    fn record_autonomous_many(
+        &self,
+        decisions: Vec<DecisionRow>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Counts one more self-correction of `item_id` and returns the total.
     fn count_attempt(
         &self,

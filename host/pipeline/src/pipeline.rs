@@ -125,7 +125,9 @@ impl Pipeline {
 
     /// Decides every item, records each decision, then dispatches each, in
     /// order. The first error ends the submission: items before it are
-    /// already recorded (and dispatched, if the error came from dispatch).
+    /// already recorded (and dispatched, if the error came from dispatch;
+    /// routine items are stored together, so a failed commit leaves every
+    /// item of its group recorded in the audit log but not stored).
     pub async fn submit(
         self: &Arc<Self>,
         items: Vec<WorkItem>,
@@ -155,17 +157,17 @@ impl Pipeline {
             .offload(move || this.decide(items, who.as_deref(), &runtime))
             .await??;
         let mut answers: Vec<Option<Answer>> = Vec::with_capacity(steps.len());
+        let mut recorded = Vec::with_capacity(steps.len());
         let mut held = Vec::new();
         for (index, step) in steps.into_iter().enumerate() {
+            answers.push(None);
             match step {
-                Step::Recorded(item, settled) => {
-                    answers.push(Some(self.act(item, settled).await?));
-                }
-                Step::Held(item, decision) => {
-                    answers.push(None);
-                    held.push((index, item, decision));
-                }
+                Step::Recorded(item, settled) => recorded.push((index, item, settled)),
+                Step::Held(item, decision) => held.push((index, item, decision)),
             }
+        }
+        for (index, answer) in self.act_many(recorded).await? {
+            answers[index] = Some(answer);
         }
         if !held.is_empty() {
             for (index, answer) in self.submit_held(held, principal).await? {
@@ -176,6 +178,43 @@ impl Pipeline {
             .into_iter()
             .map(|a| a.ok_or_else(|| PipelineError::Interrupted("an item got no answer".into())))
             .collect()
+    }
+
+    /// Dispatches recorded decisions together, in order: the routine ones
+    /// are stored in one commit ([`Dispatcher::dispatch_settled_many`]).
+    async fn act_many(
+        &self,
+        recorded: Vec<(usize, WorkItem, Settled)>,
+    ) -> Result<Vec<(usize, Answer)>, PipelineError> {
+        let dispatched = match &self.dispatcher {
+            Some(dispatcher) if !recorded.is_empty() => {
+                let settled: Vec<(&WorkItem, &Settled)> = recorded
+                    .iter()
+                    .map(|(_, item, settled)| (item, settled))
+                    .collect();
+                let done = dispatcher.dispatch_settled_many(&settled).await.map_err(
+                    |(failed, source)| PipelineError::Dispatch {
+                        item: settled[failed].0.id.clone(),
+                        source,
+                    },
+                )?;
+                done.into_iter().map(Some).collect()
+            }
+            _ => vec![None; recorded.len()],
+        };
+        Ok(recorded
+            .into_iter()
+            .zip(dispatched)
+            .map(|((index, item, settled), dispatched)| {
+                let answer = Answer {
+                    item,
+                    decision: settled.decision,
+                    dispatched,
+                    replayed: false,
+                };
+                (index, answer)
+            })
+            .collect())
     }
 
     /// Dispatches a recorded decision.

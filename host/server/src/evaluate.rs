@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Extension, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use handoff_dispatch::Dispatched;
 use handoff_model::{Decision, InputError, WorkItem};
 use serde::Serialize;
@@ -47,7 +47,7 @@ pub async fn evaluate(
     State(app): State<Arc<App>>,
     caller: Option<Extension<Caller>>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let body = body?;
     let (items, batch) = parse_items(&body, app.config.max_batch)?;
     let principal = caller.map(|Extension(Caller(principal))| principal.name.clone());
@@ -66,16 +66,18 @@ pub async fn evaluate(
             }
         })
         .collect();
+    // Encoded straight to bytes: a batch's answers are never built as a
+    // JSON tree first.
     let json = if batch {
-        serde_json::to_value(BatchAnswer { results })
+        serde_json::to_vec(&BatchAnswer { results })
     } else {
         match results.pop() {
-            Some(answer) => serde_json::to_value(answer),
+            Some(answer) => serde_json::to_vec(&answer),
             None => return Err(ApiError::bad_request("no item to evaluate")),
         }
     };
-    json.map(Json)
-        .map_err(|e| ApiError::internal("cannot encode the decision", e))
+    let json = json.map_err(|e| ApiError::internal("cannot encode the decision", e))?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// One item (an object) or a batch (an array of them), every item valid.
