@@ -952,18 +952,16 @@ async fn a_batch_is_dispatched_in_order_with_its_routine_rows_committed_together
     assert_eq!(dispatched[5], Dispatched::Proceed);
     // Every decision is stored once, in submission order, handoffs
     // included: routine rows are flushed before each handoff's own commit.
-    let stored: Vec<String> = s
-        .host
-        .store()
-        .decisions()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| row.item_id)
-        .collect();
+    let stored = stored_ids(&s.host).await;
     let ids: Vec<&str> = items.iter().map(|item| item.id.as_str()).collect();
     assert_eq!(stored, ids);
     assert_eq!(s.host.list(&ListFilter::default()).await.unwrap().len(), 2);
+}
+
+/// The item of every stored decision row, in the order they were stored.
+async fn stored_ids(host: &Host) -> Vec<String> {
+    let rows = host.store().decisions().await.unwrap();
+    rows.into_iter().map(|row| row.item_id).collect()
 }
 
 /// Routine replies for each of `callers`, decided up front with one
@@ -1016,14 +1014,7 @@ async fn routine_decisions_from_many_callers_at_once_are_each_committed_once() {
     drop(host);
     // Acknowledged means committed: a new store on the same file sees them.
     let reopened = reopen(dir.path(), &clock).await;
-    let stored: Vec<String> = reopened
-        .store()
-        .decisions()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|row| row.item_id)
-        .collect();
+    let stored = stored_ids(&reopened).await;
     let unique: BTreeSet<&String> = stored.iter().collect();
     assert_eq!(stored.len(), callers * per_caller);
     assert_eq!(unique.len(), callers * per_caller);
