@@ -103,6 +103,10 @@ pub enum HostError {
     /// The policy directory cannot be watched.
     #[error(transparent)]
     Watch(#[from] WatchError),
+    /// The evaluator threads cannot be started (the system refused a
+    /// thread).
+    #[error("cannot start the evaluator threads: {0}")]
+    Evaluators(#[source] std::io::Error),
     /// The handoff store cannot be opened.
     #[error("cannot open the handoff store in {dir}")]
     Store {
@@ -230,12 +234,15 @@ impl Host {
             (Some(dispatcher), true) => start_sla_clock(dispatcher.clone(), observers.sla),
             _ => Vec::new(),
         };
-        let pipeline = Arc::new(Pipeline::new(
-            EvaluatorPool::new(policies.clone()),
-            config.placement,
-            audit.clone(),
-            dispatcher.clone(),
-        ));
+        let pipeline = Arc::new(
+            Pipeline::new(
+                EvaluatorPool::new(policies.clone()),
+                config.placement,
+                audit.clone(),
+                dispatcher.clone(),
+            )
+            .map_err(HostError::Evaluators)?,
+        );
         Ok(Host {
             pipeline,
             policies,

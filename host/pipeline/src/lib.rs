@@ -13,6 +13,7 @@
 //!   suggest values for.
 
 pub mod calibration;
+mod evaluator_threads;
 mod host;
 pub mod pilot;
 mod pipeline;

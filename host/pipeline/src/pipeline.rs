@@ -12,7 +12,8 @@ use handoff_dispatch::{
 };
 use handoff_model::{Decision, Tier, WorkItem};
 use handoff_policy::{EvalError, EvaluatorPool};
-use tokio::sync::Semaphore;
+
+use super::evaluator_threads::EvaluatorThreads;
 
 /// Where evaluation runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,10 +24,10 @@ pub enum Placement {
     /// for its duration (`block_in_place`), so a plugin's blocking WASI call
     /// cannot stall or re-enter it.
     Inline,
-    /// On tokio's blocking pool, at most this many submissions at once: for
-    /// a server, whose async workers must never run untrusted code, and
-    /// whose evaluators (each holding warm instances from a finite pool)
-    /// must stay bounded under a burst.
+    /// On this many dedicated evaluator threads, fed from one bounded
+    /// queue: for a server, whose async workers must never run untrusted
+    /// code, and whose evaluators (each holding warm instances from a
+    /// finite pool) must stay bounded under a burst.
     Blocking(usize),
 }
 
@@ -89,7 +90,7 @@ pub enum PipelineError {
 /// Decides, audits and dispatches work items.
 pub struct Pipeline {
     evaluators: EvaluatorPool,
-    slots: Option<Arc<Semaphore>>,
+    threads: Option<EvaluatorThreads>,
     audit: Option<Arc<AuditLog>>,
     dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
     submissions: KeyLocks,
@@ -98,24 +99,24 @@ pub struct Pipeline {
 impl Pipeline {
     /// A pipeline evaluating with `evaluators` where `placement` says,
     /// recording in `audit` and dispatching through `dispatcher` when they
-    /// are given.
+    /// are given. Fails only when the evaluator threads cannot be started.
     pub fn new(
         evaluators: EvaluatorPool,
         placement: Placement,
         audit: Option<Arc<AuditLog>>,
         dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
-    ) -> Self {
-        let slots = match placement {
+    ) -> std::io::Result<Self> {
+        let threads = match placement {
             Placement::Inline => None,
-            Placement::Blocking(count) => Some(Arc::new(Semaphore::new(count.max(1)))),
+            Placement::Blocking(count) => Some(EvaluatorThreads::start(count)?),
         };
-        Pipeline {
+        Ok(Pipeline {
             evaluators,
-            slots,
+            threads,
             audit,
             dispatcher,
             submissions: KeyLocks::default(),
-        }
+        })
     }
 
     /// The evaluators, for the pool's size and the policies they follow.
@@ -323,27 +324,22 @@ impl Pipeline {
         Ok(answered)
     }
 
-    /// Runs `work` where this pipeline evaluates: inline, or on the
-    /// blocking pool under one of its slots. Anything that instantiates
-    /// plugins (a replay of a candidate, say) goes through here too. The
-    /// slot is held by the task itself, so even when the caller goes away
-    /// no more than the configured number run at once.
+    /// Runs `work` where this pipeline evaluates: inline, or on one of its
+    /// evaluator threads. Anything that instantiates plugins (a replay of a
+    /// candidate, say) goes through here too. Work that has started runs
+    /// to its end on its thread even when the caller goes away, so no more
+    /// than the configured number ever run at once.
     pub async fn offload<R: Send + 'static>(
         &self,
         work: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, PipelineError> {
-        let Some(slots) = &self.slots else {
+        let Some(threads) = &self.threads else {
             return Ok(tokio::task::block_in_place(work));
         };
-        // The semaphore is never closed, so a permit always comes.
-        let slot = slots.clone().acquire_owned().await.ok();
-        tokio::task::spawn_blocking(move || {
-            let result = work();
-            drop(slot);
-            result
-        })
-        .await
-        .map_err(|e| PipelineError::Interrupted(e.to_string()))
+        threads
+            .run(work)
+            .await
+            .map_err(|e| PipelineError::Interrupted(e.to_string()))
     }
 
     /// Evaluates every item with one evaluator of the pool, and records at
