@@ -12,6 +12,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+use handoff_policy::panic_message;
 use tokio::sync::oneshot;
 
 /// Submissions that may wait per thread before submitters wait too.
@@ -68,14 +69,8 @@ impl EvaluatorThreads {
             if answer.is_closed() {
                 return;
             }
-            let outcome = catch_unwind(AssertUnwindSafe(work)).map_err(|panic| {
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a panic without a message".to_string());
-                Interrupted::Panicked(message)
-            });
+            let outcome = catch_unwind(AssertUnwindSafe(work))
+                .map_err(|panic| Interrupted::Panicked(panic_message(panic.as_ref())));
             // The submitter may have gone away; the work is done either way.
             let _ = answer.send(outcome);
         });

@@ -64,3 +64,4 @@ pub use runtime::Runtime;
 pub use sandbox::Grant;
 pub use source::{PluginSource, Rejection};
 pub use stats::StatsSnapshot;
+pub use trap::panic_message;

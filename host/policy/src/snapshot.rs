@@ -30,7 +30,7 @@ use crate::component::{digest_text, sha256};
 use crate::limits::Limits;
 use crate::runtime::Runtime;
 use crate::sandbox::PluginState;
-use crate::trap::classify;
+use crate::trap::{classify, panic_message};
 
 /// The instance wizer's instrumentation exports to read state through.
 const ACCESS: &str = "wasmtime:wizer/access";
@@ -92,14 +92,7 @@ pub(crate) fn snapshot(
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         snapshot_unguarded(runtime, wasm, config, limits, &arm)
     }));
-    attempt.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        Err(SnapshotError::Panicked(what))
-    })
+    attempt.unwrap_or_else(|panic| Err(SnapshotError::Panicked(panic_message(panic.as_ref()))))
 }
 
 fn snapshot_unguarded(

@@ -7,6 +7,17 @@ use handoff_model::FaultKind;
 /// Longest fault detail recorded; trap messages can carry long backtraces.
 const MAX_DETAIL: usize = 600;
 
+/// The message of a panic caught around work that must never take the host
+/// down with it (a snapshot of a hostile component, an evaluation on an
+/// evaluator thread): what it says, when it says anything.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
 /// Classifies an error from a plugin call. `refused` is the limiter's note
 /// when a growth was refused.
 ///
