@@ -71,6 +71,7 @@ pub mod log;
 pub mod money;
 pub mod phrases;
 mod policy;
+pub mod scratch;
 pub mod text;
 mod types;
 

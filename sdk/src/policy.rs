@@ -59,16 +59,40 @@ pub mod exports {
         // A second call finds the slot set; keeping the first is correct
         // because the configuration cannot change within an instance.
         let _ = slot.set(policy);
+        begin_scratch();
         Ok(())
+    }
+
+    /// The policy is configured: from here on, with the scratch allocator
+    /// installed, what a call allocates is reclaimed two calls later.
+    fn begin_scratch() {
+        // The standard output's buffer is created on first use and kept:
+        // created now, a `print!` in a stage cannot put it in an arena.
+        drop(std::io::stdout());
+        crate::scratch::enter_scratch();
+    }
+
+    /// An export is returning: see [`crate::scratch::call_finished`].
+    pub fn finished<T>(results: T) -> T {
+        crate::scratch::call_finished();
+        results
     }
 
     /// The configured policy. A stage reached without a successful
     /// `configure` is a host bug or a bad configuration; trapping with the
     /// reason is the only honest answer, and the host records it as a fault.
     pub fn policy<P: Policy>(slot: &OnceLock<P>) -> &P {
-        slot.get_or_init(|| match P::configure(&host_config()) {
-            Ok(policy) => policy,
-            Err(error) => panic!("policy is not configured: {error}"),
+        slot.get().unwrap_or_else(|| {
+            // Configured lazily, the policy must outlive this call: built
+            // in ordinary memory, never in a scratch arena.
+            let policy = crate::scratch::persistent(|| {
+                slot.get_or_init(|| match P::configure(&host_config()) {
+                    Ok(policy) => policy,
+                    Err(error) => panic!("policy is not configured: {error}"),
+                })
+            });
+            begin_scratch();
+            policy
         })
     }
 
@@ -98,46 +122,49 @@ macro_rules! export_policy {
 
             impl $crate::__private::Guest for Exported {
                 fn metadata() -> $crate::PolicyInfo {
-                    <$policy as $crate::Policy>::info()
+                    $crate::__private::exports::finished(<$policy as $crate::Policy>::info())
                 }
                 fn configure() -> ::std::result::Result<(), ::std::string::String> {
                     $crate::__private::exports::configure::<$policy>(&POLICY)
                 }
                 fn classify(item: $crate::WorkItem) -> $crate::Classification {
-                    $crate::Policy::classify($crate::__private::exports::policy(&POLICY), &item)
+                    $crate::__private::exports::finished($crate::Policy::classify(
+                        $crate::__private::exports::policy(&POLICY),
+                        &item,
+                    ))
                 }
                 fn score(
                     item: $crate::WorkItem,
                     classification: $crate::Classification,
                 ) -> $crate::Assessment {
-                    $crate::Policy::score(
+                    $crate::__private::exports::finished($crate::Policy::score(
                         $crate::__private::exports::policy(&POLICY),
                         &item,
                         &classification,
-                    )
+                    ))
                 }
                 fn escalate(
                     item: $crate::WorkItem,
                     classification: $crate::Classification,
                     assessment: $crate::Assessment,
                 ) -> $crate::Verdict {
-                    $crate::Policy::escalate(
+                    $crate::__private::exports::finished($crate::Policy::escalate(
                         $crate::__private::exports::policy(&POLICY),
                         &item,
                         &classification,
                         &assessment,
-                    )
+                    ))
                 }
                 fn evaluate(item: $crate::WorkItem) -> $crate::__private::Evaluation {
                     let (classification, assessment, verdict) = $crate::Policy::evaluate(
                         $crate::__private::exports::policy(&POLICY),
                         &item,
                     );
-                    $crate::__private::Evaluation {
+                    $crate::__private::exports::finished($crate::__private::Evaluation {
                         classification,
                         assessment,
                         verdict,
-                    }
+                    })
                 }
             }
 

@@ -9,6 +9,7 @@ mod common;
 mod dashboard;
 mod dispatch;
 mod eval_cli;
+mod guest_allocation;
 mod hardening;
 mod hot_reload;
 mod human_audit;

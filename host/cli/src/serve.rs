@@ -79,8 +79,9 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
             limits.header_timeout.as_secs(),
             limits.body_timeout.as_secs()
         );
+        let stop = stop_signal();
         eprintln!("handoff: listening on http://{bound}");
-        handoff_server::serve(listener, app, stop_signal())
+        handoff_server::serve(listener, app, stop)
             .await
             .context("the server stopped with an error")?;
 
@@ -96,27 +97,42 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: a supervisor may send SIGTERM the moment it reads
+/// "listening on", and a signal arriving before the handler exists would
+/// kill the process without draining requests or flushing the audit log.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
+    let handlers = {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
+        (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        )
+    };
+    async move {
+        #[cfg(unix)]
+        match handlers {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
                 tokio::select! {
-                    _ = interrupt => {}
+                    _ = interrupt.recv() => {}
                     _ = terminate.recv() => {}
                 }
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM; stopping on SIGINT only");
-                let _ = interrupt.await;
+            (interrupt, terminate) => {
+                let error = interrupt.err().or(terminate.err());
+                tracing::error!(
+                    ?error,
+                    "cannot listen for SIGINT and SIGTERM; stopping on Ctrl-C only"
+                );
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        eprintln!("handoff: stop requested; draining requests in flight");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
-    eprintln!("handoff: stop requested; draining requests in flight");
 }

@@ -290,6 +290,9 @@ impl ComplianceLimits {
 }
 
 handoff_sdk::export_policy!(ComplianceLimits);
+// Stages keep nothing they allocate (no lazy state), so every evaluation's
+// memory is reclaimed at once: see `handoff_sdk::scratch`.
+handoff_sdk::scratch_allocator!();
 
 #[cfg(test)]
 mod tests {

@@ -103,7 +103,9 @@ impl Policy for ConfidenceGate {
             Band::SelfCorrect => "confidence.marginal",
             Band::Proceed => "confidence.high",
         };
-        let mut labels = vec![band.to_string()];
+        // Room for every label this stage can attach: no regrowth.
+        let mut labels = Vec::with_capacity(3);
+        labels.push(band.to_string());
         if self.unknown_kind(item) {
             labels.push(LABEL_UNKNOWN_KIND.into());
         }
@@ -234,6 +236,9 @@ impl ConfidenceGate {
 }
 
 handoff_sdk::export_policy!(ConfidenceGate);
+// Stages keep nothing they allocate (no lazy state), so every evaluation's
+// memory is reclaimed at once: see `handoff_sdk::scratch`.
+handoff_sdk::scratch_allocator!();
 
 #[cfg(test)]
 mod tests {

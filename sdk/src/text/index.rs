@@ -91,13 +91,21 @@ impl Vocabulary {
 }
 
 /// One text's words, indexed by the atoms of a vocabulary.
+///
+/// Only the atoms the text contains take space: a vocabulary has hundreds
+/// of atoms and a typical text matches a handful, so a table with a slot
+/// per atom would cost more to build than everything the rules then do.
 #[derive(Debug)]
 pub(crate) struct Index {
     /// For position `i`, its atoms are `atoms[starts[i]..starts[i + 1]]`.
     starts: Vec<u32>,
     atoms: Vec<u32>,
-    /// For each atom id, the positions it occurs at, ascending.
-    positions: Vec<Vec<u32>>,
+    /// Every `(atom, position)` the text has, sorted: an atom's positions
+    /// are one ascending run, found by binary search.
+    hits: Vec<(u32, u32)>,
+    /// One bit per atom of the vocabulary, set when the text has it: a
+    /// rule's trigger is checked with a bit test per atom.
+    present: Vec<u64>,
 }
 
 impl Index {
@@ -105,27 +113,43 @@ impl Index {
         let mut index = Index {
             starts: Vec::with_capacity(words.len() + 1),
             atoms: Vec::new(),
-            positions: vec![Vec::new(); vocabulary.len() as usize],
+            hits: Vec::new(),
+            present: vec![0; vocabulary.len().div_ceil(64) as usize],
         };
-        let mut found = Vec::new();
         for (position, word) in words.iter().enumerate() {
             index.starts.push(to_u32(index.atoms.len()));
-            found.clear();
-            vocabulary.atoms_of(word, &mut found);
-            for &atom in &found {
-                index.atoms.push(atom);
-                if let Some(at) = index.positions.get_mut(atom as usize) {
-                    at.push(to_u32(position));
-                }
-            }
+            let from = index.atoms.len();
+            vocabulary.atoms_of(word, &mut index.atoms);
+            let position = to_u32(position);
+            index
+                .hits
+                .extend(index.atoms[from..].iter().map(|&atom| (atom, position)));
         }
         index.starts.push(to_u32(index.atoms.len()));
+        // Already sorted by position; sorting by atom keeps each atom's
+        // positions ascending.
+        index.hits.sort_unstable();
+        for &(atom, _) in &index.hits {
+            if let Some(word) = index.present.get_mut((atom / 64) as usize) {
+                *word |= 1 << (atom % 64);
+            }
+        }
         index
     }
 
     /// How many words the text has.
     pub(crate) fn len(&self) -> usize {
         self.starts.len().saturating_sub(1)
+    }
+
+    /// Whether the text contains any of `atoms` anywhere: what rules a text
+    /// cannot match are ruled out by.
+    pub(crate) fn contains_any(&self, atoms: &[u32]) -> bool {
+        atoms.iter().any(|&atom| {
+            self.present
+                .get((atom / 64) as usize)
+                .is_some_and(|word| word & (1 << (atom % 64)) != 0)
+        })
     }
 
     /// Whether the word at `position` matches one of `atoms` (sorted).
@@ -144,42 +168,46 @@ impl Index {
     /// How many times `atoms` occur (an upper bound when several match the
     /// same word): what picks the rarest position of a phrase.
     pub(crate) fn count(&self, atoms: &[u32]) -> usize {
-        atoms
-            .iter()
-            .filter_map(|&atom| self.positions.get(atom as usize))
-            .map(Vec::len)
-            .sum()
+        atoms.iter().map(|&atom| self.positions(atom).len()).sum()
     }
 
     /// Every position matching one of `atoms`, ascending, each once.
     pub(crate) fn occurrences(&self, atoms: &[u32]) -> Vec<u32> {
         let mut lists = atoms
             .iter()
-            .filter_map(|&atom| self.positions.get(atom as usize))
+            .map(|&atom| self.positions(atom))
             .filter(|list| !list.is_empty());
         let Some(first) = lists.next() else {
             return Vec::new();
         };
-        let mut all = first.clone();
+        let mut all: Vec<u32> = first.iter().map(|&(_, at)| at).collect();
         for list in lists {
             all = merge(&all, list);
         }
         all
     }
+
+    /// The run of `hits` for `atom`: its positions, ascending.
+    fn positions(&self, atom: u32) -> &[(u32, u32)] {
+        let start = self.hits.partition_point(|&(a, _)| a < atom);
+        let len = self.hits[start..].partition_point(|&(a, _)| a == atom);
+        &self.hits[start..start + len]
+    }
 }
 
-/// Two ascending lists as one, each position once.
-fn merge(a: &[u32], b: &[u32]) -> Vec<u32> {
+/// An ascending list and an atom's run of hits as one ascending list,
+/// each position once.
+fn merge(a: &[u32], b: &[(u32, u32)]) -> Vec<u32> {
     let mut out = Vec::with_capacity(a.len() + b.len());
     let (mut i, mut j) = (0, 0);
     while i < a.len() && j < b.len() {
-        let next = a[i].min(b[j]);
+        let next = a[i].min(b[j].1);
         i += usize::from(a[i] == next);
-        j += usize::from(b[j] == next);
+        j += usize::from(b[j].1 == next);
         out.push(next);
     }
     out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
+    out.extend(b[j..].iter().map(|&(_, at)| at));
     out
 }
 
@@ -210,5 +238,10 @@ mod tests {
         assert!(index.has(5, &[del]));
         assert!(!index.has(5, &[delet]));
         assert!(!index.has(6, &[del]), "past the end");
+        assert!(index.contains_any(&[data]));
+        let absent = vocabulary.word("absent");
+        assert!(!index.contains_any(&[absent]));
+        assert_eq!(index.count(&[absent]), 0);
+        assert!(index.occurrences(&[absent]).is_empty());
     }
 }

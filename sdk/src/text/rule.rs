@@ -63,7 +63,14 @@ enum Term {
 /// A rule compiled against a vocabulary: each phrase position is the set
 /// of atoms it accepts.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Compiled(Expr<Atoms>);
+pub(crate) struct Compiled {
+    expr: Expr<Atoms>,
+    /// Atoms of which a text must contain at least one for the rule to
+    /// hold (see [`Expr::trigger`]). Most texts contain none of a rule's
+    /// trigger, so most rules are ruled out by a few lookups instead of
+    /// being evaluated.
+    trigger: Option<Atoms>,
+}
 
 /// A rule's structure, over what one phrase position is: a [`Term`] as
 /// parsed, or [`Atoms`] once compiled.
@@ -141,14 +148,46 @@ impl Rule {
     /// The rule with its atoms numbered in a shared `vocabulary`, to be
     /// matched against an index of that vocabulary.
     pub(crate) fn compile_into(&self, vocabulary: &mut Vocabulary) -> Compiled {
-        Compiled(self.expr.compile(vocabulary))
+        let expr = self.expr.compile(vocabulary);
+        let trigger = self.expr.trigger(vocabulary).map(|(mut atoms, _)| {
+            atoms.sort_unstable();
+            atoms.dedup();
+            atoms
+        });
+        Compiled { expr, trigger }
     }
 }
 
 impl Compiled {
     /// Whether the rule matches the indexed text.
     pub(crate) fn holds(&self, index: &Index) -> bool {
-        self.0.holds(index)
+        if let Some(trigger) = &self.trigger
+            && !index.contains_any(trigger)
+        {
+            return false;
+        }
+        self.expr.holds(index)
+    }
+
+    /// As [`Compiled::holds`], evaluating the whole rule whatever its
+    /// trigger: what the trigger is tested against.
+    #[cfg(test)]
+    fn holds_in_full(&self, index: &Index) -> bool {
+        self.expr.holds(index)
+    }
+}
+
+/// How selective a trigger is expected to be; lower is better. Every
+/// alternative is another word that can set it off, and short words
+/// ("a", "of", "my") occur in most texts.
+type Selectivity = u32;
+
+impl Term {
+    fn selectivity(&self) -> Selectivity {
+        match self {
+            Term::Word(w) | Term::Prefix(w) => 32u32.saturating_sub(w.len().min(31) as u32),
+            Term::AnyOf(terms) => terms.iter().map(Term::selectivity).sum(),
+        }
     }
 }
 
@@ -164,6 +203,40 @@ impl Term {
 }
 
 impl Expr<Term> {
+    /// Atoms of which one must occur in a text for the expression to hold,
+    /// with how selective they are; `None` when it can hold with no word
+    /// present (`NOT x`). A phrase needs every position, so one position
+    /// (the most selective) serves; NEAR and AND need both sides, so the
+    /// better side serves; EXCEPT needs what it keeps; OR needs one of its
+    /// alternatives, so it takes all of theirs.
+    fn trigger(&self, vocabulary: &mut Vocabulary) -> Option<(Atoms, Selectivity)> {
+        let best = |candidates: Vec<Option<(Atoms, Selectivity)>>| {
+            candidates.into_iter().flatten().min_by_key(|(_, s)| *s)
+        };
+        match self {
+            Expr::Phrase(terms) => {
+                let term = terms.iter().min_by_key(|t| t.selectivity())?;
+                let mut atoms = Vec::new();
+                term.atoms(vocabulary, &mut atoms);
+                Some((atoms, term.selectivity()))
+            }
+            Expr::Near(a, b, _) => best(vec![a.trigger(vocabulary), b.trigger(vocabulary)]),
+            Expr::Except(keep, _) => keep.trigger(vocabulary),
+            Expr::And(all) => best(all.iter().map(|e| e.trigger(vocabulary)).collect()),
+            Expr::Or(any) => {
+                let mut atoms = Vec::new();
+                let mut selectivity: Selectivity = 0;
+                for alternative in any {
+                    let (more, s) = alternative.trigger(vocabulary)?;
+                    atoms.extend(more);
+                    selectivity = selectivity.saturating_add(s);
+                }
+                Some((atoms, selectivity))
+            }
+            Expr::Not(_) => None,
+        }
+    }
+
     /// The expression with every phrase position's atoms numbered in
     /// `vocabulary`.
     fn compile(&self, vocabulary: &mut Vocabulary) -> Expr<Atoms> {
@@ -686,6 +759,76 @@ mod tests {
             "kill myself AND NOT laughing",
             "I could kill myself laughing"
         ));
+    }
+
+    /// The trigger only skips work: on every rule of every shape and every
+    /// text below, a rule ruled out by its trigger is one that does not hold.
+    #[test]
+    fn triggers_never_change_an_answer() {
+        let rules = [
+            "lawyer",
+            "my lawyer",
+            "sue* OR court",
+            "delet* NEAR/3 {data|account}",
+            "jump* BEFORE/3 {train|bridge}",
+            "suicid* EXCEPT suicide {squad|prevention}",
+            "lawyer AND sue",
+            "sue AND NOT {not|never} NEAR/2 sue",
+            "(kill myself OR end it) EXCEPT kill myself laugh*",
+            "NOT refund AND (court OR lawyer)",
+            "{a|of} {my|the} own",
+        ];
+        let texts = [
+            "",
+            "my lawyer will sue you in court",
+            "please delete all my data",
+            "delete it now",
+            "he jumped in front of the train",
+            "the suicide squad film",
+            "suicidal thoughts",
+            "I will not sue",
+            "I could kill myself laughing, then end it",
+            "a refund, not court",
+            "court date, lawyer booked",
+            "of the own goal",
+            "nothing relevant at all",
+        ];
+        let mut held = 0;
+        for source in rules {
+            let rule = Rule::parse(source).unwrap();
+            let mut vocabulary = Vocabulary::default();
+            let compiled = rule.compile_into(&mut vocabulary);
+            assert!(compiled.trigger.is_some(), "{source}: a rule has a trigger");
+            for text in texts {
+                let index = Index::new(&vocabulary, &Words::of(text));
+                let fast = compiled.holds(&index);
+                assert_eq!(
+                    fast,
+                    compiled.holds_in_full(&index),
+                    "{source:?} on {text:?}"
+                );
+                held += usize::from(fast);
+            }
+        }
+        assert!(held >= rules.len(), "the cases match something: {held}");
+    }
+
+    #[test]
+    fn triggers_pick_the_rarer_word_of_a_phrase() {
+        let mut vocabulary = Vocabulary::default();
+        let compiled = Rule::parse("cut myself a")
+            .unwrap()
+            .compile_into(&mut vocabulary);
+        let myself = vocabulary.word("myself");
+        assert_eq!(compiled.trigger, Some(vec![myself]));
+        let compiled = Rule::parse("lawyer OR sue* OR NOT x AND court")
+            .unwrap()
+            .compile_into(&mut vocabulary);
+        assert_eq!(
+            compiled.trigger.map(|t| t.len()),
+            Some(3),
+            "one atom from each alternative"
+        );
     }
 
     #[test]
