@@ -7,6 +7,8 @@
 //!   started from the plugin's configured snapshot;
 //! - `fresh-live/<policy|both>`: fresh instances that run `configure` live
 //!   (a runtime without snapshots): what the snapshot saves;
+//! - `host-path/trivial`: a warm evaluation by a policy that does almost
+//!   nothing (the hostile test guest, healthy): what the host path costs;
 //! - `native/<policy|both>`: the same policy logic as plain Rust;
 //! - `configure/native/<policy>`: building a policy from its configuration, natively;
 //! - `metering/{none,epoch,fuel+epoch}`: both policies, warm, by meters compiled in;
@@ -60,6 +62,17 @@ fn evaluations(c: &mut Criterion, runtime: &Runtime, group_name: &str, extra_man
             b.iter(|| black_box(evaluator.evaluate(black_box(&item)).expect("evaluates")))
         });
     }
+    group.finish();
+}
+
+fn host_path(c: &mut Criterion) {
+    let runtime = runtime(Meters::default());
+    let item = representative_item();
+    let mut evaluator = Evaluator::new(set_of(&runtime, vec![instructions::trivial("")]));
+    let mut group = c.benchmark_group("host-path");
+    group.bench_function("trivial", |b| {
+        b.iter(|| black_box(evaluator.evaluate(black_box(&item)).expect("evaluates")))
+    });
     group.finish();
 }
 
@@ -201,6 +214,7 @@ fn throughput(c: &mut Criterion) {
 }
 
 criterion_group!(
-    benches, stages, warm, fresh, fresh_live, native, configure, metering, record, throughput
+    benches, stages, warm, host_path, fresh, fresh_live, native, configure, metering, record,
+    throughput
 );
 criterion_main!(benches);

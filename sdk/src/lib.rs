@@ -67,6 +67,7 @@ extern crate self as handoff_sdk;
 
 pub mod confidence;
 mod config;
+pub mod line;
 pub mod log;
 pub mod money;
 pub mod phrases;
@@ -76,6 +77,7 @@ pub mod text;
 mod types;
 
 pub use config::{Config, ConfigError};
+pub use line::Line;
 pub use policy::Policy;
 pub use types::{
     Assessment, Classification, Money, PolicyInfo, Signal, Tier, TriggerInfo, TriggerKind, Verdict,
@@ -88,8 +90,8 @@ pub mod prelude {
     pub use crate::money::{LimitBreach, TierLimits};
     pub use crate::phrases::{PhraseError, PhraseSet};
     pub use crate::{
-        Assessment, Classification, Config, ConfigError, Money, Policy, PolicyInfo, Signal, Tier,
-        TriggerInfo, TriggerKind, Verdict, WorkItem,
+        Assessment, Classification, Config, ConfigError, Line, Money, Policy, PolicyInfo, Signal,
+        Tier, TriggerInfo, TriggerKind, Verdict, WorkItem,
     };
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Config, ConfigError, Money, Tier};
+use crate::{Config, ConfigError, Line, Money, Tier};
 
 /// The limits for one currency. Amounts strictly above a limit breach it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,14 +117,7 @@ impl TierLimits {
 
 /// Formats minor units for people: `125000` USD is `1250.00 USD`.
 pub fn format_money(amount: &Money) -> String {
-    let sign = if amount.minor < 0 { "-" } else { "" };
-    let value = amount.minor.unsigned_abs();
-    format!(
-        "{sign}{}.{:02} {}",
-        value / 100,
-        value % 100,
-        amount.currency
-    )
+    Line::new().money(amount).into()
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //!   served set; [`reload`]: swapping policies in a running host.
 
 mod bindings;
+mod busy_machine;
 pub mod cache;
 mod claims;
 mod compile;

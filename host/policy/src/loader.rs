@@ -5,23 +5,19 @@
 //! code kept in the artifact cache.
 //!
 //! A load is judged by deterministic budgets (fuel, memory, output caps),
-//! not by how busy the machine is. The wall-clock deadline still applies to
-//! every call, but when one runs out while the loading thread itself used
-//! less CPU time than the deadline, the machine, not the plugin, was slow:
-//! the trial and fixtures run again, up to [`LOAD_ATTEMPTS`] times.
+//! not by how busy the machine is: a deadline the machine made the plugin
+//! miss is tried again (see [`crate::busy_machine`]).
 
 use std::time::{Duration, Instant};
 
 use handoff_model::{FaultKind, TriggerKind};
 
+use crate::busy_machine::retry_when_busy;
 use crate::fixtures::{self, FixtureFailure};
 use crate::manifest::{Manifest, ManifestError};
 use crate::plugin::{Plugin, PluginError};
 use crate::runtime::Runtime;
 use crate::source::{PluginSource, Rejection};
-
-/// The most times a load is tried when only the machine's speed failed it.
-pub const LOAD_ATTEMPTS: u32 = 5;
 
 /// Why a plugin did not load. Each message says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -51,16 +47,11 @@ impl LoadError {
 
     /// Whether a wall-clock deadline failed the load.
     fn deadline(&self) -> bool {
-        matches!(
-            self,
-            LoadError::Plugin(PluginError::Trial {
-                kind: FaultKind::DeadlineExceeded,
-                ..
-            }) | LoadError::Fixture(FixtureFailure {
-                fault: Some(FaultKind::DeadlineExceeded),
-                ..
-            })
-        )
+        match self {
+            LoadError::Plugin(error) => error.missed_deadline(),
+            LoadError::Fixture(failure) => failure.fault == Some(FaultKind::DeadlineExceeded),
+            LoadError::Manifest(_) => false,
+        }
     }
 }
 
@@ -99,33 +90,13 @@ fn load_plugin(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, LoadE
     check_pilot_name(&source.name, &manifest)?;
     let deadline = Duration::from_millis(manifest.limits.deadline_ms);
     let mut plugin = Plugin::compile(runtime, &source.name, &source.wasm, manifest)?;
-    let mut attempt = 1;
-    loop {
-        let cpu_before = thread_cpu_time();
-        let validated = plugin.trial().map_err(LoadError::from).and_then(|()| {
-            if attempt == 1 && runtime.snapshots() {
-                plugin.take_snapshot(runtime, &source.wasm);
-            }
-            check_fixtures(&mut plugin)
-        });
-        match validated {
-            Err(error) if error.deadline() && attempt < LOAD_ATTEMPTS => {
-                let used = thread_cpu_time().saturating_sub(cpu_before);
-                if used >= deadline {
-                    return Err(error);
-                }
-                tracing::info!(
-                    plugin = source.name,
-                    attempt,
-                    cpu_ms = used.as_millis() as u64,
-                    "a load ran past its deadline on a busy machine; trying again"
-                );
-                attempt += 1;
-            }
-            Err(error) => return Err(error),
-            Ok(()) => break,
+    retry_when_busy(&source.name, deadline, LoadError::deadline, |attempt| {
+        plugin.trial()?;
+        if attempt == 1 && runtime.snapshots() {
+            plugin.take_snapshot(runtime, &source.wasm);
         }
-    }
+        check_fixtures(&mut plugin)
+    })?;
     check_calibration(&plugin)?;
     check_instance(&plugin)?;
     plugin.reset_stats();
@@ -211,25 +182,4 @@ fn check_instance(plugin: &Plugin) -> Result<(), ManifestError> {
         }),
         _ => Ok(()),
     }
-}
-
-/// CPU time the calling thread has used.
-#[cfg(unix)]
-fn thread_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid timespec to write to.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) } != 0 {
-        return Duration::MAX;
-    }
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
-/// Without a per-thread CPU clock an overrun is always retried, as on a
-/// busy machine, up to the attempt limit.
-#[cfg(not(unix))]
-fn thread_cpu_time() -> Duration {
-    Duration::MAX
 }

@@ -83,6 +83,20 @@ pub enum PluginError {
     Metadata(String),
 }
 
+impl PluginError {
+    /// Whether the trial ran out of wall-clock time: the one failure a busy
+    /// machine can cause (see [`crate::busy_machine`]).
+    pub(crate) fn missed_deadline(&self) -> bool {
+        matches!(
+            self,
+            PluginError::Trial {
+                kind: FaultKind::DeadlineExceeded,
+                ..
+            }
+        )
+    }
+}
+
 /// A plugin ready to evaluate.
 pub struct Plugin {
     /// Name in the policy set: the file name without `.wasm`.

@@ -8,15 +8,17 @@
 //! order on a fresh instance), so passing here means the load passes too.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use handoff_model::FaultKind;
 
+use crate::busy_machine::retry_when_busy;
 use crate::fixtures::{self, CaseOutcome};
-use crate::loader::{self, LOAD_ATTEMPTS};
+use crate::loader;
 use crate::manifest::{Fixture, Manifest};
-use crate::plugin::Plugin;
+use crate::plugin::{Plugin, PluginError};
 use crate::policy_dir::{self, DirError, Unit};
 use crate::runtime::Runtime;
 use crate::source::{PluginSource, Rejection};
@@ -132,18 +134,22 @@ pub fn test_source(runtime: &Runtime, source: &PluginSource, extra: &[Fixture]) 
         .chain(extra)
         .cloned()
         .collect();
-    let mut outcomes = fixtures::run_fixtures(&plugin, &cases, true);
-    for _ in 1..LOAD_ATTEMPTS {
-        let slow = outcomes.iter().any(|o| {
+    let slow = |outcomes: &Vec<CaseOutcome>| {
+        outcomes.iter().any(|o| {
             o.result
                 .as_ref()
                 .is_err_and(|f| f.fault == Some(FaultKind::DeadlineExceeded))
-        });
-        if !slow {
-            break;
+        })
+    };
+    let outcomes = retry_when_busy(&source.name, deadline_of(&plugin), slow, |_| {
+        let outcomes = fixtures::run_fixtures(&plugin, &cases, true);
+        if slow(&outcomes) {
+            Err(outcomes)
+        } else {
+            Ok(outcomes)
         }
-        outcomes = fixtures::run_fixtures(&plugin, &cases, true);
-    }
+    })
+    .unwrap_or_else(|outcomes| outcomes);
     test.untested_triggers = untested(&plugin, &outcomes);
     test.cases = outcomes.into_iter().map(report).collect();
     test
@@ -165,10 +171,18 @@ fn prepare(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, String> {
     let wasm = |e: &dyn std::fmt::Display| format!("{}.wasm: {e}", source.name);
     let mut plugin =
         Plugin::compile(runtime, &source.name, &source.wasm, manifest).map_err(|e| wasm(&e))?;
-    plugin.trial().map_err(|e| wasm(&e))?;
+    let deadline = deadline_of(&plugin);
+    retry_when_busy(&source.name, deadline, PluginError::missed_deadline, |_| {
+        plugin.trial()
+    })
+    .map_err(|e| wasm(&e))?;
     loader::check_calibration(&plugin)
         .map_err(|e| format!("{}.toml: invalid manifest: {e}", source.name))?;
     Ok(plugin)
+}
+
+fn deadline_of(plugin: &Plugin) -> Duration {
+    Duration::from_millis(plugin.manifest.limits.deadline_ms)
 }
 
 fn untested(plugin: &Plugin, outcomes: &[CaseOutcome]) -> Vec<String> {

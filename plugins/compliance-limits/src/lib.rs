@@ -11,7 +11,6 @@
 //! When several fire, the highest tier wins; among equals, the first in the
 //! order above.
 
-use handoff_sdk::money::format_money;
 use handoff_sdk::prelude::*;
 
 mod rules;
@@ -153,7 +152,7 @@ fn classification_of<'r, 'p: 'r>(
     rules: impl ExactSizeIterator<Item = &'r Rule<'p>>,
 ) -> Classification {
     let mut labels = Vec::with_capacity(rules.len() + 1);
-    labels.push(format!("kind.{}", item.kind));
+    labels.push(["kind.", &item.kind].concat());
     let mut rules_fired = Vec::with_capacity(rules.len());
     for rule in rules {
         labels.push(rule.label());
@@ -182,11 +181,11 @@ impl ComplianceLimits {
             signals.push(Signal::new(
                 "auth-limit.share",
                 share,
-                format!(
-                    "{} is {:.0}% of the lowest limit",
-                    format_money(amount),
-                    share * 100.0
-                ),
+                Line::new()
+                    .money(amount)
+                    .text(" is ")
+                    .fixed(share * 100.0, 0)
+                    .text("% of the lowest limit"),
             ));
         }
         let attempts_share = f64::from(item.attempts) / f64::from(self.max_attempts);
@@ -194,10 +193,11 @@ impl ComplianceLimits {
             signals.push(Signal::new(
                 "attempts.share",
                 attempts_share,
-                format!(
-                    "{} of {} self-corrections used",
-                    item.attempts, self.max_attempts
-                ),
+                Line::new()
+                    .int(item.attempts.into())
+                    .text(" of ")
+                    .int(self.max_attempts.into())
+                    .text(" self-corrections used"),
             ));
         }
         signals.sort_by(|a, b| b.weight.total_cmp(&a.weight));

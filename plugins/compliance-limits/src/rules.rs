@@ -1,6 +1,5 @@
 //! The rules `compliance-limits` enforces, and the verdict each one produces.
 
-use handoff_sdk::money::format_money;
 use handoff_sdk::prelude::*;
 
 /// A configured phrase class: what matches, and who must handle it.
@@ -92,7 +91,7 @@ impl Rule<'_> {
             } => "auth-limit.executive".into(),
             Rule::LimitExceeded { .. } => "auth-limit.exceeded".into(),
             Rule::UnknownCurrency { .. } => "auth-limit.unknown-currency".into(),
-            Rule::Phrase(rule) => format!("phrase.{}", rule.class),
+            Rule::Phrase(rule) => ["phrase.", &rule.class].concat(),
             Rule::AttemptsExhausted { .. } => "attempts.exhausted".into(),
         }
     }
@@ -100,9 +99,9 @@ impl Rule<'_> {
     /// The classification label.
     pub fn label(&self) -> String {
         match self {
-            Rule::LimitExceeded { kind, .. } => format!("{kind}.over-limit"),
-            Rule::UnknownCurrency { kind, .. } => format!("{kind}.unknown-currency"),
-            Rule::Phrase(rule) => format!("phrase.{}", rule.class),
+            Rule::LimitExceeded { kind, .. } => [kind.as_str(), ".over-limit"].concat(),
+            Rule::UnknownCurrency { kind, .. } => [kind.as_str(), ".unknown-currency"].concat(),
+            Rule::Phrase(rule) => ["phrase.", &rule.class].concat(),
             Rule::AttemptsExhausted { .. } => "attempts.exhausted".into(),
         }
     }
@@ -134,11 +133,16 @@ impl Rule<'_> {
                 } else {
                     "operator"
                 };
-                format!(
-                    "{kind} of {} exceeds the {who} authorization limit of {}.",
-                    format_money(amount),
-                    format_money(&limit)
-                )
+                Line::new()
+                    .text(kind)
+                    .text(" of ")
+                    .money(amount)
+                    .text(" exceeds the ")
+                    .text(who)
+                    .text(" authorization limit of ")
+                    .money(&limit)
+                    .text(".")
+                    .into()
             }
             Rule::UnknownCurrency { kind, currency } => format!(
                 "No authorization limit is configured for {kind} in {currency}, so it cannot be \

@@ -7,7 +7,6 @@
 //!   more than `anomaly-factor` times the typical amount for its kind and
 //!   currency, or a kind of work the deployment does not know.
 
-use handoff_sdk::money::format_money;
 use handoff_sdk::prelude::*;
 
 /// The configured policy.
@@ -128,16 +127,23 @@ impl Policy for ConfidenceGate {
         } else {
             item.confidence.clamp(0.0, 1.0)
         };
-        let mut signals = vec![Signal::new(
+        // Room for every signal this stage can add: no regrowth.
+        let mut signals = Vec::with_capacity(3);
+        signals.push(Signal::new(
             "confidence.shortfall",
             1.0 - confidence,
-            format!("agent confidence {:.2}", item.confidence),
-        )];
+            Line::new()
+                .text("agent confidence ")
+                .fixed(item.confidence, 2),
+        ));
         if classification.has_label(LABEL_UNKNOWN_KIND) {
             signals.push(Signal::new(
                 LABEL_UNKNOWN_KIND,
                 0.8,
-                format!("kind `{}` is not one this deployment expects", item.kind),
+                Line::new()
+                    .text("kind `")
+                    .text(&item.kind)
+                    .text("` is not one this deployment expects"),
             ));
         }
         if let (Some(ratio), Some(amount)) = (self.amount_ratio(item), &item.amount) {
@@ -146,7 +152,11 @@ impl Policy for ConfidenceGate {
             signals.push(Signal::new(
                 "amount.ratio",
                 weight,
-                format!("{} is {ratio:.1}x the typical amount", format_money(amount)),
+                Line::new()
+                    .money(amount)
+                    .text(" is ")
+                    .fixed(ratio, 1)
+                    .text("x the typical amount"),
             ));
         }
         signals.sort_by(|a, b| b.weight.total_cmp(&a.weight));
@@ -167,7 +177,7 @@ impl Policy for ConfidenceGate {
         classification: &Classification,
         _assessment: &Assessment,
     ) -> Verdict {
-        let to_operator = |code: &str, reason: String| {
+        let to_operator = |code: &str, reason: Line| {
             Verdict::escalate(Tier::Operator, code, reason, TriggerKind::Probabilistic)
                 .with_role(self.operator_role.clone())
         };
@@ -176,43 +186,53 @@ impl Policy for ConfidenceGate {
         {
             return to_operator(
                 "anomaly.amount",
-                format!(
-                    "{} {} is {ratio:.1}x the typical amount, beyond the anomaly factor of {}.",
-                    item.kind,
-                    format_money(amount),
-                    self.anomaly_factor
-                ),
+                Line::new()
+                    .text(&item.kind)
+                    .text(" ")
+                    .money(amount)
+                    .text(" is ")
+                    .fixed(ratio, 1)
+                    .text("x the typical amount, beyond the anomaly factor of ")
+                    .display(self.anomaly_factor)
+                    .text("."),
             );
         }
         if classification.has_label(LABEL_UNKNOWN_KIND) {
             return to_operator(
                 "anomaly.unknown-kind",
-                format!(
-                    "Kind of work `{}` is not one this deployment expects.",
-                    item.kind
-                ),
+                Line::new()
+                    .text("Kind of work `")
+                    .text(&item.kind)
+                    .text("` is not one this deployment expects."),
             );
         }
         match self.bands.band(item.confidence) {
             Band::Escalate => to_operator(
                 "confidence.low",
-                format!(
-                    "Agent confidence {:.2} is below the escalation threshold {:.2}.",
-                    item.confidence, self.bands.escalate_below
-                ),
+                Line::new()
+                    .text("Agent confidence ")
+                    .fixed(item.confidence, 2)
+                    .text(" is below the escalation threshold ")
+                    .fixed(self.bands.escalate_below, 2)
+                    .text("."),
             ),
             Band::SelfCorrect => Verdict::self_correct(
                 "confidence.marginal",
-                format!(
-                    "Agent confidence {:.2} is below {:.2}; the agent should retry.",
-                    item.confidence, self.bands.self_correct_below
-                ),
+                Line::new()
+                    .text("Agent confidence ")
+                    .fixed(item.confidence, 2)
+                    .text(" is below ")
+                    .fixed(self.bands.self_correct_below, 2)
+                    .text("; the agent should retry."),
                 self.guidance.clone(),
                 TriggerKind::Probabilistic,
             ),
             Band::Proceed => Verdict::proceed(
                 "confidence.ok",
-                format!("Agent confidence {:.2} is within policy.", item.confidence),
+                Line::new()
+                    .text("Agent confidence ")
+                    .fixed(item.confidence, 2)
+                    .text(" is within policy."),
                 TriggerKind::Probabilistic,
             ),
         }
