@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use handoff_model::{Decision, WorkItem};
-use handoff_policy::{EngineOptions, Evaluator, Meters, PluginSource, Runtime};
+use handoff_policy::{CpuFeatures, EngineOptions, Evaluator, Meters, PluginSource, Runtime};
 use handoff_sdk::Policy;
 
 use crate::{Native, POLICIES, representative_item, set_of, source, to_sdk};
@@ -57,13 +57,20 @@ pub fn trivial(extra: &str) -> PluginSource {
     }
 }
 
-/// The runtime a benchmark uses: small pool, cached artifacts.
-pub fn runtime(meters: Meters) -> Runtime {
-    let options = EngineOptions {
+/// The engine a benchmark uses, natively and under valgrind alike: a small
+/// pool, and code for the CPU features valgrind emulates, so that the
+/// artifacts compiled natively are the ones callgrind loads.
+fn engine_options(meters: Meters) -> EngineOptions {
+    EngineOptions {
         meters,
         pool_instances: VALGRIND_POOL_INSTANCES,
-    };
-    let runtime = Runtime::with_options(options).expect("the runtime starts");
+        cpu: CpuFeatures::ValgrindCompatible,
+    }
+}
+
+/// The runtime a benchmark uses: small pool, cached artifacts.
+pub fn runtime(meters: Meters) -> Runtime {
+    let runtime = Runtime::with_options(engine_options(meters)).expect("the runtime starts");
     match std::env::var_os(CACHE_ENV) {
         Some(dir) => runtime
             .with_cache(Path::new(&dir))
@@ -91,11 +98,7 @@ pub fn prepare_cache(dir: &Path) -> anyhow::Result<PathBuf> {
             epoch: false,
         },
     ] {
-        let runtime = Runtime::with_options(EngineOptions {
-            meters,
-            pool_instances: VALGRIND_POOL_INSTANCES,
-        })?
-        .with_cache(dir)?;
+        let runtime = Runtime::with_options(engine_options(meters))?.with_cache(dir)?;
         for workload in [Workload::Both, Workload::Trivial] {
             set_of(&runtime, workload.sources(""));
         }

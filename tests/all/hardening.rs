@@ -17,9 +17,13 @@ use crate::serve::{COMPLIANCE, Server, config_with_tokens};
 use handoff_model::{FaultKind, Tier};
 use handoff_pipeline::reference;
 use handoff_policy::reload::{LifecycleSink, LivePolicies, WatchOptions, Watcher};
-use handoff_policy::{Evaluator, Grant, LiveEvaluator, LoadLimits, PolicySet, Runtime};
+use handoff_policy::{
+    Compiler, CpuFeatures, EngineOptions, Evaluator, Grant, LiveEvaluator, LoadLimits, PolicySet,
+    Runtime,
+};
 use handoff_test_fixtures::{FUTURE_WORLD, HOSTILE, slow_to_compile};
 use serde_json::json;
+use sha2::Digest;
 
 /// The hostile plugin in `mode` as the only plugin of a set, with `manifest`.
 fn load(mode: &str, manifest: &str) -> PolicySet {
@@ -232,6 +236,37 @@ fn a_compile_over_its_memory_budget_is_stopped_and_rejected() {
         ),
         "{stderr}"
     );
+}
+
+/// A compiling child builds the engine its host has, CPU features included:
+/// its artifact is the one the host would have compiled itself. (wasmtime
+/// would load an artifact using more of the CPU than the host's engine
+/// allows, and run it: under valgrind, which lacks AVX-512, a crash.)
+#[test]
+fn a_compiling_child_compiles_for_the_hosts_cpu_features() {
+    let source = reference("confidence-gate");
+    let sha: [u8; 32] = sha2::Sha256::digest(&source.wasm).into();
+    for cpu in [CpuFeatures::Detected, CpuFeatures::ValgrindCompatible] {
+        let options = EngineOptions {
+            pool_instances: 4,
+            cpu,
+            ..EngineOptions::default()
+        };
+        let in_process = Runtime::with_options(options).unwrap();
+        let in_child = in_process.clone().with_compiler(Compiler::Subprocess {
+            program: env!("CARGO_BIN_EXE_handoff").into(),
+            args: vec!["__compile".into()],
+        });
+        let artifact = |runtime: &Runtime| {
+            let (component, _) = runtime.compile(&source.wasm, &sha).unwrap();
+            component.serialize().unwrap()
+        };
+        assert!(
+            artifact(&in_process) == artifact(&in_child),
+            "{cpu:?}: the child compiled other code than the host would"
+        );
+        assert_eq!(in_child.compilations(), 2, "{cpu:?}");
+    }
 }
 
 #[test]

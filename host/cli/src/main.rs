@@ -31,7 +31,7 @@ use clap::{Parser, Subcommand};
 use handoff_pipeline::reference;
 use handoff_policy::{
     Compiler, EngineOptions, LoadLimits, POOL_INSTANCES, PolicySet, Runtime, compile_request,
-    parse_meters,
+    parse_cpu, parse_meters,
 };
 
 /// Handoff runs sandboxed WebAssembly routing policies that decide, for every
@@ -176,6 +176,9 @@ enum Command {
         /// The meters the host's engine has compiled in.
         #[arg(allow_hyphen_values = true)]
         meters: String,
+        /// The CPU features the host's engine compiles for, when not all.
+        #[arg(allow_hyphen_values = true)]
+        cpu: Option<String>,
     },
 }
 
@@ -322,10 +325,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::New(args) => new_policy::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench_cmd::run(&runtime()?, args),
         Command::Build(args) => build::run(&runtime()?, args).map(|()| ExitCode::SUCCESS),
-        Command::Compile { meters } => {
+        Command::Compile { meters, cpu } => {
             let meters =
                 parse_meters(&meters).with_context(|| format!("unknown meters {meters:?}"))?;
-            match compile_request(meters, limits.max_component_bytes) {
+            let cpu = parse_cpu(cpu.as_deref())
+                .with_context(|| format!("unknown CPU features {cpu:?}"))?;
+            match compile_request(meters, cpu, limits.max_component_bytes) {
                 Ok(()) => Ok(ExitCode::SUCCESS),
                 Err(message) => {
                     eprintln!("{message}");

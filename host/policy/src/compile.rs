@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::engine::{EngineOptions, Meters, new_engine};
+use crate::engine::{CpuFeatures, EngineOptions, Meters, new_engine};
 
 /// What loading a component may cost. Operator settings, with defaults that
 /// fit every reference and test policy with room to spare.
@@ -96,6 +96,7 @@ const MAX_STDERR: u64 = 16 * 1024;
 pub(crate) fn compile(
     engine: &Engine,
     meters: Meters,
+    cpu: CpuFeatures,
     compiler: &Compiler,
     limits: &LoadLimits,
     bytes: &[u8],
@@ -105,9 +106,10 @@ pub(crate) fn compile(
             Component::new(engine, bytes).map_err(|e| CompileError::Invalid(format!("{e:#}")))
         }
         Compiler::Subprocess { program, args } => {
-            let artifact = compile_in_child(program, args, meters, limits, bytes)?;
+            let artifact = compile_in_child(program, args, meters, cpu, limits, bytes)?;
             // SAFETY: the artifact comes from this very binary's compile entry
-            // point, run with this engine's meters (so the same settings), and
+            // point, run with this engine's meters and CPU features (so the
+            // same settings), and
             // wasmtime checks its header and compatibility hash before use.
             unsafe { Component::deserialize(engine, &artifact) }
                 .map_err(|e| CompileError::Crashed(format!("its artifact does not load: {e:#}")))
@@ -119,6 +121,7 @@ fn compile_in_child(
     program: &PathBuf,
     args: &[String],
     meters: Meters,
+    cpu: CpuFeatures,
     limits: &LoadLimits,
     bytes: &[u8],
 ) -> Result<Vec<u8>, CompileError> {
@@ -127,6 +130,7 @@ fn compile_in_child(
     command
         .args(args)
         .arg(meters_arg(meters))
+        .args(cpu_arg(cpu))
         // The child's own logging is noise here, and a debug log could read
         // as a diagnosis: what it prints on failure is what counts.
         .env_remove("HANDOFF_LOG")
@@ -224,6 +228,25 @@ pub fn parse_meters(arg: &str) -> Option<Meters> {
     })
 }
 
+/// How the CPU features travel to the child: nothing for the default.
+fn cpu_arg(cpu: CpuFeatures) -> Option<&'static str> {
+    match cpu {
+        CpuFeatures::Detected => None,
+        CpuFeatures::ValgrindCompatible => Some(VALGRIND_COMPATIBLE_ARG),
+    }
+}
+
+const VALGRIND_COMPATIBLE_ARG: &str = "--cpu=valgrind-compatible";
+
+/// Parses the child's optional `--cpu=` argument.
+pub fn parse_cpu(arg: Option<&str>) -> Option<CpuFeatures> {
+    match arg {
+        None => Some(CpuFeatures::Detected),
+        Some(VALGRIND_COMPATIBLE_ARG) => Some(CpuFeatures::ValgrindCompatible),
+        Some(_) => None,
+    }
+}
+
 #[cfg(unix)]
 fn limit_memory(command: &mut Command, bytes: u64) {
     use std::os::unix::process::CommandExt;
@@ -264,7 +287,11 @@ fn killed_for_memory(_status: &std::process::ExitStatus) -> bool {
 /// `max_component_bytes`) from stdin, compiles it with an engine built with
 /// `meters`, and writes the artifact to stdout. An error is for stderr, and
 /// the process should exit with status 1.
-pub fn compile_request(meters: Meters, max_component_bytes: usize) -> Result<(), String> {
+pub fn compile_request(
+    meters: Meters,
+    cpu: CpuFeatures,
+    max_component_bytes: usize,
+) -> Result<(), String> {
     let mut bytes = Vec::new();
     std::io::stdin()
         .take(max_component_bytes as u64 + 1)
@@ -277,6 +304,7 @@ pub fn compile_request(meters: Meters, max_component_bytes: usize) -> Result<(),
     let options = EngineOptions {
         meters,
         pool_instances: 1,
+        cpu,
     };
     let engine = new_engine(options).map_err(|e| format!("cannot start the engine: {e:#}"))?;
     let component = Component::new(&engine, &bytes).map_err(|e| format!("{e:#}"))?;
@@ -300,5 +328,13 @@ mod tests {
             assert_eq!(parse_meters(&meters_arg(meters)), Some(meters));
         }
         assert_eq!(parse_meters("--meters=fuel,gas"), None);
+    }
+
+    #[test]
+    fn cpu_features_survive_the_trip_to_the_child() {
+        for cpu in [CpuFeatures::Detected, CpuFeatures::ValgrindCompatible] {
+            assert_eq!(parse_cpu(cpu_arg(cpu)), Some(cpu));
+        }
+        assert_eq!(parse_cpu(Some("--cpu=native")), None);
     }
 }

@@ -60,6 +60,8 @@ pub struct EngineOptions {
     /// with fewer slots than warm instances in use refuses new instances
     /// with a recorded fault, never by crashing.
     pub pool_instances: u32,
+    /// Which CPU features compiled code may use.
+    pub cpu: CpuFeatures,
 }
 
 impl Default for EngineOptions {
@@ -67,6 +69,44 @@ impl Default for EngineOptions {
         EngineOptions {
             meters: Meters::default(),
             pool_instances: POOL_INSTANCES,
+            cpu: CpuFeatures::default(),
+        }
+    }
+}
+
+/// Which instruction-set extensions Cranelift may emit.
+///
+/// They are part of an artifact's compatibility hash, so they decide which
+/// cached artifacts an engine can load. Valgrind's CPUID hides the
+/// extensions it cannot emulate: an engine started under callgrind detects
+/// fewer than the same binary natively, misses every artifact compiled
+/// natively, and compiles under valgrind, minutes per component.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CpuFeatures {
+    /// Everything this CPU has: production.
+    #[default]
+    Detected,
+    /// What this CPU has, less what valgrind 3 cannot emulate (AVX-512 and
+    /// AVX-VNNI): the same code natively and under callgrind, so the
+    /// instruction-count benchmarks load what was compiled natively.
+    ValgrindCompatible,
+}
+
+impl CpuFeatures {
+    /// The Cranelift ISA flags turned off, on x86-64; none elsewhere.
+    fn disabled_flags(self) -> &'static [&'static str] {
+        match self {
+            CpuFeatures::Detected => &[],
+            CpuFeatures::ValgrindCompatible if cfg!(target_arch = "x86_64") => &[
+                "has_avx512f",
+                "has_avx512dq",
+                "has_avx512vl",
+                "has_avx512vbmi",
+                "has_avx512bitalg",
+                "has_avx512vnni",
+                "has_avx_vnni",
+            ],
+            CpuFeatures::ValgrindCompatible => &[],
         }
     }
 }
@@ -81,8 +121,16 @@ pub(crate) fn new_engine(options: EngineOptions) -> wasmtime::Result<Engine> {
     let EngineOptions {
         meters,
         pool_instances,
+        cpu,
     } = options;
     let mut config = Config::new();
+    for flag in cpu.disabled_flags() {
+        // SAFETY: turning an ISA extension off only narrows the instructions
+        // Cranelift may emit to ones this CPU also runs.
+        unsafe {
+            config.cranelift_flag_set(flag, "false");
+        }
+    }
     config.wasm_component_model(true);
     // Synchronous calls only: concurrency support roughly triples the cost of
     // a component call (shared notes, wasmtime#14189) and nothing here needs it.

@@ -49,9 +49,9 @@ mod stats;
 pub mod testing;
 mod trap;
 
-pub use compile::{CompileError, Compiler, LoadLimits, compile_request, parse_meters};
+pub use compile::{CompileError, Compiler, LoadLimits, compile_request, parse_cpu, parse_meters};
 pub use component::{ComponentError, Import, digest_of, sha256};
-pub use engine::{EngineOptions, Meters, POOL_INSTANCES};
+pub use engine::{CpuFeatures, EngineOptions, Meters, POOL_INSTANCES};
 pub use evaluator::{EvalError, Evaluator};
 pub use evaluators::{EvaluatorPool, LiveEvaluator, Policies};
 pub use files::{FileError, read_regular};

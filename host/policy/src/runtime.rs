@@ -13,7 +13,7 @@ use handoff_model::CompileOrigin;
 
 use crate::cache::{ArtifactCache, CacheError, Lookup};
 use crate::compile::{CompileError, Compiler, LoadLimits, compile};
-use crate::engine::{EngineOptions, Meters, new_engine};
+use crate::engine::{CpuFeatures, EngineOptions, Meters, new_engine};
 use crate::sandbox::{PluginState, new_linker};
 
 /// The engine and linker every plugin of a process shares.
@@ -21,6 +21,7 @@ use crate::sandbox::{PluginState, new_linker};
 pub struct Runtime {
     engine: Engine,
     meters: Meters,
+    cpu: CpuFeatures,
     linker: Arc<Linker<PluginState>>,
     cache: Option<ArtifactCache>,
     compiler: Compiler,
@@ -52,11 +53,13 @@ impl Runtime {
     /// address space.
     pub fn with_options(options: EngineOptions) -> wasmtime::Result<Self> {
         let meters = options.meters;
+        let cpu = options.cpu;
         let engine = new_engine(options)?;
         let linker = Arc::new(new_linker(&engine)?);
         Ok(Runtime {
             engine,
             meters,
+            cpu,
             linker,
             cache: None,
             compiler: Compiler::default(),
@@ -160,6 +163,7 @@ impl Runtime {
         let component = compile(
             &self.engine,
             self.meters,
+            self.cpu,
             &self.compiler,
             &self.limits,
             bytes,
