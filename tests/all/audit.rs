@@ -320,6 +320,85 @@ fn every_durability_mode_writes_a_sound_chain_from_many_threads() {
 }
 
 #[test]
+fn decisions_recorded_together_chain_rotate_and_read_back_as_if_recorded_alone() {
+    let mut evaluator = Evaluator::new(set_of(embedded_sources()));
+    let decided: Vec<_> = sample_items()
+        .into_iter()
+        .map(|item| {
+            let decision = decide(&mut evaluator, &item);
+            (item, decision)
+        })
+        .collect();
+    let refs: Vec<_> = decided.iter().map(|(i, d)| (i, d)).collect();
+    for durability in [Durability::Sync, Durability::Batch, Durability::Off] {
+        // Alone, then together, in two logs: the bodies must not differ.
+        let alone = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(alone.path(), options(durability)).unwrap();
+        for (item, decision) in &refs {
+            log.record_decision(item, decision, Some("agent-7"))
+                .unwrap();
+        }
+        drop(log);
+        // Small files, so that groups are cut by rotations mid-way; groups
+        // of one, of a few and of the whole sample, from two threads.
+        let together = tempfile::tempdir().unwrap();
+        let small = AuditOptions {
+            max_file_bytes: 8 * 1024,
+            ..options(durability)
+        };
+        let log = Arc::new(AuditLog::open(together.path(), small).unwrap());
+        let writers: Vec<_> = [1usize, 7]
+            .into_iter()
+            .map(|size| {
+                let (log, decided) = (log.clone(), decided.clone());
+                std::thread::spawn(move || {
+                    let refs: Vec<_> = decided.iter().map(|(i, d)| (i, d)).collect();
+                    let mut groups = Vec::new();
+                    for chunk in refs.chunks(size) {
+                        let seqs = log.record_decisions(chunk, Some("agent-7")).unwrap();
+                        groups.push(seqs);
+                    }
+                    groups
+                })
+            })
+            .collect();
+        let whole = log.record_decisions(&refs, Some("agent-7")).unwrap();
+        let mut groups: Vec<Vec<u64>> = writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        groups.push(whole);
+        drop(log);
+
+        let files = log_files(together.path()).unwrap();
+        assert!(files.len() > 2, "{durability:?}: {} files", files.len());
+        for file in &files {
+            assert!(fs::metadata(file).unwrap().len() <= 8 * 1024, "{file:?}");
+        }
+        let n = decided.len() as u64;
+        assert_eq!(verify(&files).unwrap().records, 3 * n, "{durability:?}");
+        let entries = query::read(&files).unwrap();
+        let by_seq = |seq: u64| &entries[(seq - 1) as usize];
+        // A group's records are consecutive, in the order given.
+        for seqs in &groups {
+            assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        }
+        let single = query::read(&log_files(alone.path()).unwrap()).unwrap();
+        let body_of =
+            |entry: &handoff_audit::Entry| serde_json::to_value(&entry.record.body).unwrap();
+        let last = groups.last().unwrap();
+        for (offset, seq) in last.iter().enumerate() {
+            assert_eq!(by_seq(*seq).record.seq, *seq);
+            assert_eq!(
+                body_of(by_seq(*seq)),
+                body_of(&single[offset]),
+                "{durability:?}: record {seq} differs from the one recorded alone"
+            );
+        }
+    }
+}
+
+#[test]
 fn masked_fields_are_keyed_hashes_and_the_record_is_not_replayable() {
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("keys/mask.key");

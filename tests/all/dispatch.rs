@@ -545,6 +545,83 @@ async fn concurrent_claimers_never_claim_a_handoff_twice() {
     assert_eq!(unique, all);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_committed_rows_are_all_stored_and_closing_lets_the_file_go() {
+    use handoff_dispatch::DecisionRow;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
+    let row = |task: usize, n: usize| DecisionRow {
+        item_id: format!("gc-{task}-{n}"),
+        tier: Tier::None,
+        driver: None,
+        reason_code: "proceed".into(),
+        trigger: None,
+        confidence: 0.9,
+        at: start(),
+    };
+    // Many callers at once, some with several rows: the writer groups them.
+    let callers: Vec<_> = (0..24)
+        .map(|task| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for n in 0..20 {
+                    let rows: Vec<_> = (0..1 + n % 3).map(|k| row(task, n * 10 + k)).collect();
+                    store.record_autonomous_many(rows).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
+    }
+    let stored: BTreeSet<String> = store
+        .decisions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.item_id)
+        .collect();
+    let expected: BTreeSet<String> = (0..24)
+        .flat_map(|task| {
+            (0..20)
+                .flat_map(move |n| (0..1 + n % 3).map(move |k| format!("gc-{task}-{}", n * 10 + k)))
+        })
+        .collect();
+    assert_eq!(stored, expected);
+
+    // Closing closes the writer's own connection too: the write-ahead log
+    // is folded in, and no descriptor of this process holds the file once
+    // sqlx's connection threads (which finish in the background) are done.
+    store.close().await;
+    let wal = dir.path().join("handoffs.db-wal");
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "the write-ahead log was not folded in"
+    );
+    let db = std::fs::canonicalize(dir.path().join("handoffs.db")).unwrap();
+    let holding = || {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter(|target| target.starts_with(&db))
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while holding() > 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        holding(),
+        0,
+        "a connection was left open on the closed store"
+    );
+    // A commit after the close is an error, never a hang or a silent loss.
+    let late = store.record_autonomous_many(vec![row(99, 0)]).await;
+    assert!(late.is_err(), "{late:?}");
+    let reopened = SqliteStore::open(dir.path()).await.unwrap();
+    assert_eq!(reopened.decisions().await.unwrap().len(), expected.len());
+}
+
 #[test]
 fn the_threshold_suggestion_stops_at_the_first_failing_bound() {
     let mut resolved = Vec::new();

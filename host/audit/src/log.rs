@@ -302,6 +302,41 @@ impl AuditLog {
         decision: &Decision,
         principal: Option<&str>,
     ) -> Result<u64, AuditError> {
+        let seq = self.append_serialized(self.decision_body(item, decision, principal)?)?;
+        self.record_faults(decision)?;
+        Ok(seq)
+    }
+
+    /// Records decisions made together (a batch's), in order, as
+    /// [`AuditLog::record_decision`] records each, but handed to the OS in
+    /// one write (and, with `sync` durability, made stable by one sync): a
+    /// write per record was most of a batch's cost. Returns their sequence
+    /// numbers. On error none of them is acknowledged, though those a file
+    /// rotation made stable before the failure stay in the chain.
+    pub fn record_decisions(
+        &self,
+        decisions: &[(&WorkItem, &Decision)],
+        principal: Option<&str>,
+    ) -> Result<Vec<u64>, AuditError> {
+        let bodies = decisions
+            .iter()
+            .map(|(item, decision)| self.decision_body(item, decision, principal))
+            .collect::<Result<Vec<_>, _>>()?;
+        let first = self.append_serialized_many(&bodies)?;
+        for (_, decision) in decisions {
+            self.record_faults(decision)?;
+        }
+        Ok((first..first + bodies.len() as u64).collect())
+    }
+
+    /// A decision record's body, serialized: the work is done before any
+    /// lock is taken.
+    fn decision_body(
+        &self,
+        item: &WorkItem,
+        decision: &Decision,
+        principal: Option<&str>,
+    ) -> Result<String, AuditError> {
         let (item, masked) = match &self.shared.options.masking {
             Some(masking) if masking.is_active() => {
                 let (value, masked) = masking.apply(item);
@@ -326,11 +361,12 @@ impl AuditLog {
         let mut body = Vec::with_capacity(4096);
         serde_json::to_writer(&mut body, &record)?;
         // serde_json only writes valid UTF-8.
-        let body = String::from_utf8(body)
-            .map_err(|e| AuditError::Serialize(serde::ser::Error::custom(e)))?;
-        let seq = self.append_serialized(body)?;
-        // A shadow's fault is recorded too: a pilot must show how often the
-        // candidate misbehaves, though its faults never touch the item.
+        String::from_utf8(body).map_err(|e| AuditError::Serialize(serde::ser::Error::custom(e)))
+    }
+
+    /// A shadow's fault is recorded too: a pilot must show how often the
+    /// candidate misbehaves, though its faults never touch the item.
+    fn record_faults(&self, decision: &Decision) -> Result<(), AuditError> {
         for verdict in decision.verdicts.iter().chain(&decision.shadow) {
             if let Some(fault) = &verdict.fault {
                 self.record_lifecycle(&LifecycleEvent::Fault {
@@ -341,7 +377,7 @@ impl AuditLog {
                 })?;
             }
         }
-        Ok(seq)
+        Ok(())
     }
 
     /// Records a change to a handoff: a human action or an SLA clock's.
@@ -367,15 +403,21 @@ impl AuditLog {
     /// Appends a body already serialized as a JSON object. Serializing is
     /// most of the work, so it happens before the lock is taken.
     fn append_serialized(&self, body: String) -> Result<u64, AuditError> {
+        self.append_serialized_many(std::slice::from_ref(&body))
+    }
+
+    /// Appends bodies already serialized, in order and together; returns
+    /// the first one's sequence number.
+    fn append_serialized_many(&self, bodies: &[String]) -> Result<u64, AuditError> {
         let mut state = self.shared.lock();
         if state.stop.is_some() {
             self.shared.resume_if_due(&mut state);
         }
         if let Some(stop) = &mut state.stop {
-            stop.refused += 1;
+            stop.refused += bodies.len() as u64;
             return Err(stop.error());
         }
-        let seq = self.shared.write_record(&mut state, &body)?;
+        let seq = self.shared.write_records(&mut state, bodies)?;
         let count_due =
             self.shared.options.checkpoints.as_ref().is_some_and(|cp| {
                 state.next_seq - 1 - state.checkpointed >= cp.every_records.max(1)
@@ -457,19 +499,36 @@ impl Shared {
 
     /// Chains and writes one record; a failure stops the log.
     fn write_record(&self, state: &mut State, body: &str) -> Result<u64, AuditError> {
-        let seq = state.next_seq;
-        let (line, hash) = encode(seq, Utc::now(), &state.prev, body);
-        if let Err(error) = state.write_line(line, &self.dir, &self.options) {
+        self.write_records(state, &[body])
+    }
+
+    /// Chains records and writes them together; returns the first one's
+    /// sequence number. A failure stops the log; records written before it
+    /// (up to a file rotation, which syncs) stay, chained and counted.
+    fn write_records<B: AsRef<str>>(
+        &self,
+        state: &mut State,
+        bodies: &[B],
+    ) -> Result<u64, AuditError> {
+        let first = state.next_seq;
+        let now = Utc::now();
+        let mut lines: Vec<(String, String)> = Vec::with_capacity(bodies.len());
+        for (offset, body) in bodies.iter().enumerate() {
+            let prev = lines.last().map_or(state.prev.as_str(), |(_, hash)| hash);
+            lines.push(encode(first + offset as u64, now, prev, body.as_ref()));
+        }
+        let result = state.write_lines(&lines, &self.dir, &self.options);
+        if first == 1 && state.next_seq > 1 {
+            state.genesis = lines.first().map(|(_, hash)| hash.clone());
+        }
+        if state.next_seq > first {
+            state.uncheckpointed_since.get_or_insert_with(Instant::now);
+        }
+        if let Err(error) = result {
             state.stop_with(&error);
             return Err(error);
         }
-        if seq == 1 {
-            state.genesis = Some(hash.clone());
-        }
-        state.next_seq += 1;
-        state.prev = hash;
-        state.uncheckpointed_since.get_or_insert_with(Instant::now);
-        Ok(seq)
+        Ok(first)
     }
 
     /// When a retry is due, reopens the current file, cuts what failed
@@ -660,43 +719,78 @@ enum Reopen {
 }
 
 impl State {
-    /// Writes one line where and when the durability says. On error,
-    /// `written` still ends at the last acknowledged record.
-    fn write_line(
+    /// Writes chained lines (each with its hash) where and when the
+    /// durability says, as few writes as the file's size limit allows, and
+    /// advances the chain past each group written. On error, `written`
+    /// still ends at the last acknowledged record, and the chain at it.
+    fn write_lines(
         &mut self,
-        line: String,
+        lines: &[(String, String)],
         dir: &Path,
         options: &AuditOptions,
     ) -> Result<(), AuditError> {
-        let mut bytes = line.into_bytes();
-        bytes.push(b'\n');
-        let needed = bytes.len() as u64;
-        let size = self.written + self.pending.len() as u64;
-        if size > 0 && size + needed > options.max_file_bytes {
-            self.rotate(dir)?;
+        let mut rest = lines;
+        while !rest.is_empty() {
+            let size = self.written + self.pending.len() as u64;
+            let mut bytes = Vec::new();
+            let mut count = 0;
+            for (line, _) in rest {
+                let needed = line.len() as u64 + 1;
+                if size + (bytes.len() as u64) + needed > options.max_file_bytes
+                    && size + (bytes.len() as u64) > 0
+                {
+                    break;
+                }
+                bytes.extend_from_slice(line.as_bytes());
+                bytes.push(b'\n');
+                count += 1;
+            }
+            if count == 0 {
+                // The file is full: this line starts the next one.
+                self.rotate(dir)?;
+                continue;
+            }
+            self.write_group(&bytes, count, options)?;
+            let (group, after) = rest.split_at(count);
+            self.next_seq += count as u64;
+            if let Some((_, hash)) = group.last() {
+                self.prev = hash.clone();
+            }
+            rest = after;
         }
+        Ok(())
+    }
+
+    /// Writes `count` lines' bytes as the durability says.
+    fn write_group(
+        &mut self,
+        bytes: &[u8],
+        count: usize,
+        options: &AuditOptions,
+    ) -> Result<(), AuditError> {
+        let needed = bytes.len() as u64;
         match options.durability {
             Durability::Off => {
-                self.pending.extend_from_slice(&bytes);
+                self.pending.extend_from_slice(bytes);
                 if self.pending.len() >= PENDING_LIMIT {
                     self.write_pending()?;
                 }
             }
             Durability::Sync => {
-                self.write_out(&bytes)?;
+                self.write_out(bytes)?;
                 self.sync_file()?;
                 self.written += needed;
             }
             Durability::Batch => {
-                // Hand the line to the OS now, so that only a machine
-                // crash, never a process crash, can lose it.
-                self.write_out(&bytes)?;
-                if self.unsynced + 1 >= options.batch_records {
+                // Hand the lines to the OS now, so that only a machine
+                // crash, never a process crash, can lose them.
+                self.write_out(bytes)?;
+                if self.unsynced + count >= options.batch_records {
                     self.sync_file()?;
                     self.unsynced = 0;
                     self.oldest_unsynced = None;
                 } else {
-                    self.unsynced += 1;
+                    self.unsynced += count;
                     self.oldest_unsynced.get_or_insert_with(Instant::now);
                 }
                 self.written += needed;

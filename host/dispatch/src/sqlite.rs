@@ -218,7 +218,7 @@ impl SqliteStore {
             .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(|e| damaged_or(e, &path))?;
         check_integrity(&pool, &path).await?;
@@ -227,7 +227,7 @@ impl SqliteStore {
             .execute(&pool)
             .await
             .map_err(|e| damaged_or(e, &path))?;
-        let decisions = GroupCommit::start(&pool);
+        let decisions = GroupCommit::start(&pool, options);
         Ok(SqliteStore {
             pool,
             path,
@@ -273,6 +273,7 @@ impl SqliteStore {
 
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        self.decisions.close().await;
         // Fold the write-ahead log into the database, so that a store
         // closed cleanly is one self-contained file (to copy, back up or
         // check). Best effort: another process may hold it open.

@@ -342,58 +342,96 @@ impl Pipeline {
             .map_err(|e| PipelineError::Interrupted(e.to_string()))
     }
 
-    /// Evaluates every item with one evaluator of the pool, and records at
-    /// once each decision that no earlier submission can have answered; a
-    /// decision that puts work on a person is held for
-    /// [`Pipeline::submit_held`] when the host dispatches.
+    /// Evaluates every item with one evaluator of the pool, and records
+    /// together each decision that no earlier submission can have
+    /// answered; a decision that puts work on a person is held for
+    /// [`Pipeline::submit_held`] when the host dispatches. An item that
+    /// cannot be decided ends the submission, the items before it recorded.
     fn decide(
         &self,
         items: Vec<WorkItem>,
         principal: Option<&str>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Vec<Step>, PipelineError> {
-        self.evaluators.with(|evaluator| {
-            items
-                .into_iter()
-                .map(|item| {
-                    let decision = evaluator.evaluate(&item)?;
-                    if self.dispatcher.is_some() && decision.tier() != Tier::None {
-                        return Ok(Step::Held(item, decision));
-                    }
-                    let settled =
-                        self.settle_and_record_one(&item, decision, principal, runtime)?;
-                    Ok(Step::Recorded(item, settled))
-                })
-                .collect()
-        })
+        let (decided, failure) = self.evaluators.with(|evaluator| {
+            let mut decided = Vec::with_capacity(items.len());
+            for item in items {
+                match evaluator.evaluate(&item) {
+                    Ok(decision) => decided.push((item, decision)),
+                    Err(error) => return (decided, Some(error)),
+                }
+            }
+            (decided, None)
+        });
+        let holds = self.dispatcher.is_some();
+        let mut held_in_order = Vec::with_capacity(decided.len());
+        let mut held = Vec::new();
+        let mut routine = Vec::with_capacity(decided.len());
+        for (item, decision) in decided {
+            let hold = holds && decision.tier() != Tier::None;
+            held_in_order.push(hold);
+            if hold {
+                held.push(Step::Held(item, decision));
+            } else {
+                routine.push((item, decision));
+            }
+        }
+        let recorded = self.settle_and_record(routine, principal, runtime)?;
+        if let Some(error) = failure {
+            return Err(error.into());
+        }
+        let mut held = held.into_iter();
+        let mut recorded = recorded.into_iter();
+        held_in_order
+            .into_iter()
+            .map(|hold| {
+                if hold {
+                    held.next()
+                } else {
+                    recorded
+                        .next()
+                        .map(|(item, settled)| Step::Recorded(item, settled))
+                }
+            })
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| PipelineError::Interrupted("an item was not recorded".into()))
     }
 
-    /// Settles and records decisions already made.
+    /// Settles decisions already made, then records them together. When
+    /// one cannot be settled, those before it are recorded and the error
+    /// is returned.
     fn settle_and_record(
         &self,
         decided: Vec<(WorkItem, Decision)>,
         principal: Option<&str>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Vec<(WorkItem, Settled)>, PipelineError> {
-        decided
-            .into_iter()
-            .map(|(item, decision)| {
-                let settled = self.settle_and_record_one(&item, decision, principal, runtime)?;
-                Ok((item, settled))
-            })
-            .collect()
+        let mut settled = Vec::with_capacity(decided.len());
+        let mut failure = None;
+        for (item, decision) in decided {
+            match self.settle(&item, decision, runtime) {
+                Ok(one) => settled.push((item, one)),
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        self.record(&settled, principal)?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(settled),
+        }
     }
 
     /// Settles one decision (a self-correction's attempt count, and whether
-    /// it ran out) and records it. Settling comes first, so that the record
-    /// states the tier the work really went to; it needs the store, reached
-    /// through `runtime` from this thread, which is never one of its
-    /// workers.
-    fn settle_and_record_one(
+    /// it ran out), so that its record states the tier the work really
+    /// went to. It needs the store, reached through `runtime` from this
+    /// thread, which is never one of its workers.
+    fn settle(
         &self,
         item: &WorkItem,
         decision: Decision,
-        principal: Option<&str>,
         runtime: &tokio::runtime::Handle,
     ) -> Result<Settled, PipelineError> {
         let mut settled = match &self.dispatcher {
@@ -412,18 +450,32 @@ impl Pipeline {
         if settled.decision.tier() == Tier::Operator {
             settled.escalation_role = self.escalation_role_of(settled.decision.driver.as_deref());
         }
-        if let Some(audit) = &self.audit {
-            audit
-                .record_decision(item, &settled.decision, principal)
-                .map_err(|source| {
-                    tracing::error!(error = %source, item = %item.id, "cannot record a decision");
-                    PipelineError::Audit {
-                        item: item.id.clone(),
-                        source,
-                    }
-                })?;
-        }
         Ok(settled)
+    }
+
+    /// Records settled decisions in the audit log, together (one write).
+    fn record(
+        &self,
+        settled: &[(WorkItem, Settled)],
+        principal: Option<&str>,
+    ) -> Result<(), PipelineError> {
+        let (Some(audit), Some((first, _))) = (&self.audit, settled.first()) else {
+            return Ok(());
+        };
+        let decisions: Vec<(&WorkItem, &Decision)> = settled
+            .iter()
+            .map(|(item, settled)| (item, &settled.decision))
+            .collect();
+        audit
+            .record_decisions(&decisions, principal)
+            .map_err(|source| {
+                tracing::error!(error = %source, item = %first.id, count = decisions.len(), "cannot record decisions");
+                PipelineError::Audit {
+                    item: first.id.clone(),
+                    source,
+                }
+            })?;
+        Ok(())
     }
 }
 
