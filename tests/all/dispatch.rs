@@ -547,18 +547,9 @@ async fn concurrent_claimers_never_claim_a_handoff_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_committed_rows_are_all_stored_and_closing_lets_the_file_go() {
-    use handoff_dispatch::DecisionRow;
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path()).await.unwrap());
-    let row = |task: usize, n: usize| DecisionRow {
-        item_id: format!("gc-{task}-{n}"),
-        tier: Tier::None,
-        driver: None,
-        reason_code: "proceed".into(),
-        trigger: None,
-        confidence: 0.9,
-        at: start(),
-    };
+    let row = |task: usize, n: usize| proceed_row(format!("gc-{task}-{n}"));
     // Many callers at once, some with several rows: the writer groups them.
     let callers: Vec<_> = (0..24)
         .map(|task| {
@@ -1148,4 +1139,49 @@ async fn a_row_the_database_refuses_fails_only_its_own_caller() {
     let stored = host.store().decisions().await.unwrap();
     assert_eq!(stored.len(), 159);
     assert!(stored.iter().all(|row| row.item_id.starts_with("ok")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_write_ahead_log_is_folded_in_by_the_stores_own_task() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_with(dir.path(), handoff_dispatch::Commit::Written)
+        .await
+        .unwrap();
+    // 2,000 rows of about a kilobyte: 2 MB, a few hundred pages, far below
+    // the size at which a commit checkpoints the log itself.
+    for batch in 0..20 {
+        let rows = (0..100)
+            .map(|n| proceed_row(format!("{batch}-{n}-{}", "x".repeat(1000))))
+            .collect();
+        store.record_autonomous_many(rows).await.unwrap();
+    }
+    // Only a checkpoint moves committed pages from the log into the
+    // database file, so the file growing past the rows' size shows that
+    // the store's task ran one, with no commit asking for it.
+    let db = dir.path().join("handoffs.db");
+    let size = || std::fs::metadata(&db).map_or(0, |m| m.len());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while size() < 2_000_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(
+        size() >= 2_000_000,
+        "the database file holds {} bytes: the log was not checkpointed",
+        size()
+    );
+    assert_eq!(store.decisions().await.unwrap().len(), 2_000);
+    store.close().await;
+}
+
+/// A routine decision's row, as the dispatcher stores one.
+fn proceed_row(item_id: String) -> handoff_dispatch::DecisionRow {
+    handoff_dispatch::DecisionRow {
+        item_id,
+        tier: Tier::None,
+        driver: None,
+        reason_code: "proceed".into(),
+        trigger: None,
+        confidence: 0.9,
+        at: start(),
+    }
 }

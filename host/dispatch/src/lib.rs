@@ -26,6 +26,7 @@ pub mod report;
 mod sla;
 mod sqlite;
 mod store;
+mod wal_checkpoint;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::{

@@ -27,6 +27,7 @@ use super::store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
     StoreError,
 };
+use super::wal_checkpoint::{self, WalCheckpoints};
 use handoff_model::{HandoffEvent, Named, Tier};
 
 const SCHEMA: &str = r#"
@@ -189,6 +190,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     path: PathBuf,
     decisions: GroupCommit,
+    /// The task folding the write-ahead log into the database.
+    checkpoints: Option<WalCheckpoints>,
 }
 
 impl SqliteStore {
@@ -216,6 +219,17 @@ impl SqliteStore {
             })
             .busy_timeout(StdDuration::from_secs(30))
             .foreign_keys(true);
+        // Inside a runtime the log is checkpointed by a task of its own,
+        // off the commit path; a commit checkpoints only as a backstop.
+        let in_runtime = tokio::runtime::Handle::try_current().is_ok();
+        let options = if in_runtime {
+            options.pragma(
+                "wal_autocheckpoint",
+                wal_checkpoint::BACKSTOP_PAGES.to_string(),
+            )
+        } else {
+            options
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.clone())
@@ -228,10 +242,16 @@ impl SqliteStore {
             .await
             .map_err(|e| damaged_or(e, &path))?;
         let decisions = GroupCommit::start(&pool, options);
+        let checkpoints = if in_runtime {
+            WalCheckpoints::start(&pool)
+        } else {
+            None
+        };
         Ok(SqliteStore {
             pool,
             path,
             decisions,
+            checkpoints,
         })
     }
 
@@ -273,6 +293,9 @@ impl SqliteStore {
 
     /// Closes the pool, waiting for connections to finish.
     pub async fn close(&self) {
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.stop();
+        }
         self.decisions.close().await;
         // Fold the write-ahead log into the database, so that a store
         // closed cleanly is one self-contained file (to copy, back up or
