@@ -242,11 +242,7 @@ impl SqliteStore {
             .await
             .map_err(|e| damaged_or(e, &path))?;
         let decisions = GroupCommit::start(&pool, options);
-        let checkpoints = if in_runtime {
-            WalCheckpoints::start(&pool)
-        } else {
-            None
-        };
+        let checkpoints = WalCheckpoints::start(&pool);
         Ok(SqliteStore {
             pool,
             path,

@@ -363,16 +363,16 @@ impl Pipeline {
             }
             (decided, None)
         });
+        // Held decisions keep their place; the routine ones, recorded
+        // together, fill the places left open, in order.
         let holds = self.dispatcher.is_some();
-        let mut held_in_order = Vec::with_capacity(decided.len());
-        let mut held = Vec::new();
+        let mut steps: Vec<Option<Step>> = Vec::with_capacity(decided.len());
         let mut routine = Vec::with_capacity(decided.len());
         for (item, decision) in decided {
-            let hold = holds && decision.tier() != Tier::None;
-            held_in_order.push(hold);
-            if hold {
-                held.push(Step::Held(item, decision));
+            if holds && decision.tier() != Tier::None {
+                steps.push(Some(Step::Held(item, decision)));
             } else {
+                steps.push(None);
                 routine.push((item, decision));
             }
         }
@@ -380,19 +380,12 @@ impl Pipeline {
         if let Some(error) = failure {
             return Err(error.into());
         }
-        let mut held = held.into_iter();
-        let mut recorded = recorded.into_iter();
-        held_in_order
+        let mut recorded = recorded
             .into_iter()
-            .map(|hold| {
-                if hold {
-                    held.next()
-                } else {
-                    recorded
-                        .next()
-                        .map(|(item, settled)| Step::Recorded(item, settled))
-                }
-            })
+            .map(|(item, settled)| Step::Recorded(item, settled));
+        steps
+            .into_iter()
+            .map(|step| step.or_else(|| recorded.next()))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| PipelineError::Interrupted("an item was not recorded".into()))
     }
