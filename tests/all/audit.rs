@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::common::*;
 use handoff_audit::{
-    AuditError, AuditLog, AuditOptions, Body, BreakKind, Durability, Masking, Record, VerifyError,
-    log_files, query, verify, verify_segment,
+    AuditError, AuditHealth, AuditLog, AuditOptions, Body, BreakKind, Durability, Masking, Record,
+    VerifyError, log_files, query, verify, verify_segment,
 };
 use handoff_model::Tier;
 use handoff_pipeline::audit_sink;
@@ -317,6 +317,74 @@ fn every_durability_mode_writes_a_sound_chain_from_many_threads() {
             "{durability:?}: every acknowledged seq is there"
         );
     }
+}
+
+#[test]
+fn with_off_durability_a_write_a_full_disk_refused_leaves_nothing_behind_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit");
+    let _mounted = Tmpfs::mount(&audit, "2m");
+    let log = AuditLog::open(
+        &audit,
+        AuditOptions {
+            durability: Durability::Off,
+            // Only appends hand records to the OS, never the background.
+            batch_interval: Duration::from_secs(3600),
+            retry_interval: Duration::from_millis(10),
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap();
+    let mut evaluator = Evaluator::new(set_of(embedded_sources()));
+    let filler = fill(&audit);
+    let mut acknowledged = Vec::new();
+    let mut refused = None;
+    for (n, mut item) in sample_items().into_iter().cycle().take(20_000).enumerate() {
+        item.id = format!("full-{n}");
+        let decision = decide(&mut evaluator, &item);
+        match log.record_decision(&item, &decision, None) {
+            Ok(seq) => acknowledged.push((seq, item.id)),
+            Err(error) => {
+                assert!(matches!(error, AuditError::Io { .. }), "{error}");
+                refused = Some(item.id);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("the full disk refused a write");
+    assert!(acknowledged.len() > 1, "records were written before it");
+
+    fs::remove_file(filler).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !matches!(log.health(), AuditHealth::Writing) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never resumed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(log);
+
+    let files = log_files(&audit).unwrap();
+    let verified = verify(&files).unwrap();
+    let entries = query::read(&files).unwrap();
+    let decisions: Vec<(u64, String)> = entries
+        .iter()
+        .filter_map(|e| match &e.record.body {
+            Body::Decision(d) => Some((e.record.seq, d.decision.id.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(decisions, acknowledged, "every acknowledged record, once");
+    assert!(!decisions.iter().any(|(_, id)| *id == refused));
+    let last = entries.last().unwrap();
+    assert!(
+        matches!(last.record.body, Body::Outage { refused: 1, .. }),
+        "{}",
+        last.line
+    );
+    assert_eq!(last.record.seq, acknowledged.len() as u64 + 1);
+    assert_eq!(verified.records, acknowledged.len() as u64 + 1);
 }
 
 #[test]

@@ -526,6 +526,12 @@ impl Shared {
         }
         if let Err(error) = result {
             state.stop_with(&error);
+            // The caller hears that these were not recorded: the outage
+            // record counts them with the appends refused after.
+            let unwritten = bodies.len() as u64 - (state.next_seq - first);
+            if let Some(stop) = &mut state.stop {
+                stop.refused += unwritten;
+            }
             return Err(error);
         }
         Ok(first)
@@ -585,8 +591,9 @@ impl Shared {
             Err(_) => {
                 // Still failing: the outage goes on from when it began.
                 if let Some(again) = &mut state.stop {
+                    // The outage record is nobody's append: not refused.
                     again.since = stop.since;
-                    again.refused += stop.refused;
+                    again.refused = stop.refused;
                     again.reason = stop.reason;
                 }
             }
@@ -771,10 +778,14 @@ impl State {
         let needed = bytes.len() as u64;
         match options.durability {
             Durability::Off => {
-                self.pending.extend_from_slice(bytes);
-                if self.pending.len() >= PENDING_LIMIT {
+                // Write what is held back before taking the group, never
+                // after: a failure must leave out only this group, which
+                // nobody was told about, not put it where a resume would
+                // write it under a sequence number the chain reuses.
+                if self.pending.len() + bytes.len() >= PENDING_LIMIT {
                     self.write_pending()?;
                 }
+                self.pending.extend_from_slice(bytes);
             }
             Durability::Sync => {
                 self.write_out(bytes)?;
