@@ -65,10 +65,13 @@ pub enum PipelineError {
     Undecided(#[from] EvalError),
     /// The decision could not be recorded, so it is not given: the audit
     /// trail fails closed, and so does the answer.
-    #[error("cannot record the decision on `{item}` in the audit log: {source}")]
+    #[error("cannot record the decision on `{item}`{} in the audit log: {source}", and_others(*others))]
     Audit {
-        /// The item.
+        /// The item, or the first of a submission's items: they are
+        /// recorded together, so none of them was.
         item: String,
+        /// How many more of the submission's items went unrecorded.
+        others: usize,
         /// Why.
         #[source]
         source: AuditError,
@@ -465,10 +468,20 @@ impl Pipeline {
                 tracing::error!(error = %source, item = %first.id, count = decisions.len(), "cannot record decisions");
                 PipelineError::Audit {
                     item: first.id.clone(),
+                    others: decisions.len() - 1,
                     source,
                 }
             })?;
         Ok(())
+    }
+}
+
+/// ` and N others`, for an error that names the first of several items.
+fn and_others(others: usize) -> String {
+    match others {
+        0 => String::new(),
+        1 => " and 1 other".to_string(),
+        n => format!(" and {n} others"),
     }
 }
 
@@ -543,5 +556,34 @@ impl Drop for KeyGuard<'_> {
         if Arc::strong_count(&self.lock) <= 3 {
             locks.remove(&self.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unrecorded(others: usize) -> String {
+        PipelineError::Audit {
+            item: "refund-7".into(),
+            others,
+            source: AuditError::Io {
+                file: "audit-000001.jsonl".into(),
+                source: std::io::ErrorKind::StorageFull.into(),
+            },
+        }
+        .to_string()
+    }
+
+    #[test]
+    fn an_unrecorded_submission_is_named_by_its_first_item_and_how_many_more() {
+        assert!(
+            unrecorded(0)
+                .starts_with("cannot record the decision on `refund-7` in the audit log: "),
+            "{}",
+            unrecorded(0)
+        );
+        assert!(unrecorded(1).contains("`refund-7` and 1 other in the audit log"));
+        assert!(unrecorded(99).contains("`refund-7` and 99 others in the audit log"));
     }
 }
