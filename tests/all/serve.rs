@@ -568,7 +568,23 @@ fn bad_input_gets_a_clear_error_and_the_server_stays_up() {
         .map(|i| item(&format!("n-{i}"), "reply", 0.9, None))
         .collect();
     let (status, body) = server.post("/v1/evaluate", None, &json!(batch));
-    error_of(status, &body, 413);
+    assert_eq!(error_of(status, &body, 413)["code"], "batch-too-large");
+    // Refused for its size before the items past the bound are read.
+    let mut oversized = batch.clone();
+    oversized[3] = json!("not a work item");
+    let (status, body) = server.post("/v1/evaluate", None, &json!(oversized));
+    assert_eq!(error_of(status, &body, 413)["code"], "batch-too-large");
+    let mut repeated = item("b-6", "reply", 0.9, None).to_string();
+    repeated.insert_str(1, "\"kind\": \"refund\", ");
+    let (status, body) = server.call("POST", "/v1/evaluate", None, Some(repeated.as_bytes()));
+    let error = error_of(status, &body, 400);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate field `kind`"),
+        "a field given twice is refused, not read as its last value: {error}"
+    );
 
     let (status, body) = server.get("/v1/nothing-here", None);
     assert_eq!(error_of(status, &body, 404)["code"], "no-route");

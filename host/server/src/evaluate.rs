@@ -1,6 +1,8 @@
 //! `POST /v1/evaluate`: agents send one item or a batch and get each
 //! decision, with what dispatch did about it and the handoff id to poll.
 
+use std::cell::Cell;
+use std::fmt;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -11,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use handoff_dispatch::Dispatched;
 use handoff_model::{Decision, InputError, WorkItem};
 use serde::Serialize;
-use serde_json::Value;
+use serde::de::{DeserializeSeed, Deserializer, Error as _, IgnoredAny, SeqAccess, Visitor};
 
 use super::app::App;
 use super::auth::Caller;
@@ -80,33 +82,80 @@ pub async fn evaluate(
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
+/// Reads a batch's items and stops at the first one past `max`, before
+/// reading it: an oversized batch is refused as such, whatever its later
+/// items hold, and without being read to the end.
+struct BoundedBatch<'a> {
+    max: usize,
+    /// Set when the batch holds more than `max` items.
+    too_many: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for BoundedBatch<'_> {
+    type Value = Vec<WorkItem>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for BoundedBatch<'_> {
+    type Value = Vec<WorkItem>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("an array of work items")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            if items.len() == self.max {
+                if seq.next_element::<IgnoredAny>()?.is_some() {
+                    self.too_many.set(true);
+                    return Err(A::Error::custom("the batch holds too many items"));
+                }
+                return Ok(items);
+            }
+            match seq.next_element::<WorkItem>()? {
+                Some(item) => items.push(item),
+                None => return Ok(items),
+            }
+        }
+    }
+}
+
 /// One item (an object) or a batch (an array of them), every item valid.
+/// The first byte says which, so the body is read once, straight into
+/// items.
 fn parse_items(bytes: &[u8], max_batch: usize) -> Result<(Vec<WorkItem>, bool), ApiError> {
-    let value: Value = body::parse(bytes)?;
-    let (items, batch) = match value {
-        Value::Array(values) => {
-            if values.is_empty() {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    let (items, batch) = match first {
+        Some(b'[') => {
+            let too_many = Cell::new(false);
+            let seed = BoundedBatch {
+                max: max_batch,
+                too_many: &too_many,
+            };
+            let items = match body::parse_with(bytes, seed) {
+                Ok(items) => items,
+                Err(_) if too_many.get() => {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "batch-too-large",
+                        format!("a batch may hold {max_batch} items; this one holds more"),
+                    ));
+                }
+                Err(error) => return Err(error),
+            };
+            if items.is_empty() {
                 return Err(ApiError::bad_request("the batch is empty"));
             }
-            if values.len() > max_batch {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "batch-too-large",
-                    format!(
-                        "a batch may hold {max_batch} items; this one holds {}",
-                        values.len()
-                    ),
-                ));
-            }
-            let items = values
-                .into_iter()
-                .enumerate()
-                .map(|(index, value)| body::from_value::<WorkItem>(value, &format!("[{index}]")))
-                .collect::<Result<Vec<_>, _>>()?;
             (items, true)
         }
-        value @ Value::Object(_) => (vec![body::from_value::<WorkItem>(value, "")?], false),
+        Some(b'{') => (vec![body::parse::<WorkItem>(bytes)?], false),
         _ => {
+            // Not JSON at all, or JSON of neither shape: say which.
+            let _: IgnoredAny = body::parse(bytes)?;
             return Err(ApiError::bad_request(
                 "the body must be a work item (a JSON object) or a batch (an array of them)",
             ));
