@@ -452,8 +452,35 @@ async fn the_background_sla_clock_escalates_without_waiting_for_real_deadlines()
             to: Tier::Executive
         }
     );
-    clock_task.abort();
+    clock_task.stop().await;
     assert_eq!(host.store().get(&id).await.unwrap().tier, Tier::Executive);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_sla_clock_lets_its_tick_finish_and_leaves_the_store_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup(dir.path()).await;
+    s.handoff(&big_refund("stop-0")).await;
+    let host = Arc::new(s.host);
+    for n in 0..60u64 {
+        let (sender, _events) = tokio::sync::broadcast::channel(16);
+        let clock = handoff_dispatch::spawn_sla_clock(
+            host.clone(),
+            std::time::Duration::from_millis(1),
+            sender,
+        );
+        // Stopped at a different point of its ticks each time: every tick
+        // opens a write transaction.
+        tokio::time::sleep(std::time::Duration::from_micros(250 * (n % 9))).await;
+        clock.stop().await;
+        // A tick left holding the write lock would make this write wait out
+        // the store's busy timeout and fail.
+        host.store()
+            .record_autonomous_many(vec![proceed_row(format!("after-stop-{n}"))])
+            .await
+            .unwrap_or_else(|error| panic!("write {n} after the clock stopped: {error}"));
+    }
+    assert_eq!(host.store().decisions().await.unwrap().len(), 1 + 60);
 }
 
 #[tokio::test]

@@ -196,10 +196,42 @@ impl Server {
                 thread::sleep(Duration::from_millis(100));
                 return (status, self.stderr());
             }
-            assert!(Instant::now() < deadline, "the server did not stop");
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop within a minute of SIGTERM; its threads:\n{}\nits log:\n{}",
+                thread_states(&pid),
+                self.stderr()
+            );
             thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Each thread of process `pid` with where the kernel has it waiting: what
+/// a hung server was doing, for the failure message.
+fn thread_states(pid: &str) -> String {
+    let read = |path: PathBuf| std::fs::read_to_string(path).unwrap_or_default();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "(gone)".into();
+    };
+    tasks
+        .filter_map(Result::ok)
+        .map(|task| {
+            let dir = task.path();
+            let state = read(dir.join("stat"));
+            let state = state
+                .rsplit(") ")
+                .next()
+                .and_then(|rest| rest.split(' ').next());
+            format!(
+                "  {} {} {}",
+                read(dir.join("comm")).trim(),
+                state.unwrap_or("?"),
+                read(dir.join("wchan")).trim()
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl Drop for Server {

@@ -42,7 +42,7 @@ pub use health::StoreHealth;
 pub use report::{
     CalibrationTarget, FeedbackReport, History, ReportOptions, ThresholdStep, feedback_report,
 };
-pub use sla::spawn_sla_clock;
+pub use sla::{SlaClock, spawn_sla_clock};
 pub use sqlite::{Commit, SqliteStore};
 pub use store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use handoff_audit::{AuditError, AuditLog, AuditOptions, Checkpoint, Durability, ReadError, query};
 use handoff_dispatch::{
-    Commit, DispatchConfig, Dispatcher, EventSink, SlaEvent, SqliteStore, StoreError, SystemClock,
-    spawn_sla_clock,
+    Commit, DispatchConfig, Dispatcher, EventSink, SlaClock, SlaEvent, SqliteStore, StoreError,
+    SystemClock, spawn_sla_clock,
 };
 use handoff_model::{HandoffEvent, LifecycleEvent};
 use handoff_policy::cache::CacheError;
@@ -124,7 +124,8 @@ pub struct Host {
     policies: Policies,
     audit: Option<Arc<AuditLog>>,
     dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
-    sla_tasks: Vec<JoinHandle<()>>,
+    /// The SLA clock, and the task handing its breaches to the observer.
+    sla: Option<(SlaClock, JoinHandle<()>)>,
     /// Copies each audit checkpoint into the store.
     checkpoint_copier: Option<JoinHandle<()>>,
     /// Keeps the policy directory watched while the host lives.
@@ -230,9 +231,9 @@ impl Host {
         let checkpoint_copier = dispatcher
             .clone()
             .map(|dispatcher| tokio::spawn(copy_checkpoints(dispatcher, checkpoint_rx)));
-        let sla_tasks = match (&dispatcher, config.sla_clock) {
-            (Some(dispatcher), true) => start_sla_clock(dispatcher.clone(), observers.sla),
-            _ => Vec::new(),
+        let sla = match (&dispatcher, config.sla_clock) {
+            (Some(dispatcher), true) => Some(start_sla_clock(dispatcher.clone(), observers.sla)),
+            _ => None,
         };
         let pipeline = Arc::new(
             Pipeline::new(
@@ -248,7 +249,7 @@ impl Host {
             policies,
             audit,
             dispatcher,
-            sla_tasks,
+            sla,
             checkpoint_copier,
             _watcher: watcher,
         })
@@ -278,8 +279,9 @@ impl Host {
     /// checkpoint (when checkpoints are configured) and closes the store.
     /// Call it after the last submission has been answered.
     pub async fn close(self) -> Result<(), AuditError> {
-        for task in &self.sla_tasks {
-            task.abort();
+        if let Some((clock, forward)) = self.sla {
+            clock.stop().await;
+            forward.abort();
         }
         let flushed = self.audit.as_ref().map_or(Ok(()), |audit| audit.flush());
         let closing = match (&self.audit, &flushed) {
@@ -368,11 +370,11 @@ pub fn audit_sink(audit: Arc<AuditLog>) -> Arc<dyn LifecycleSink> {
 }
 
 /// Starts the SLA clocks on the current tokio runtime, handing every breach
-/// acted on to `observer`. Returns the clock and the forwarding tasks.
+/// acted on to `observer`. Returns the clock and the forwarding task.
 fn start_sla_clock(
     dispatcher: Arc<Dispatcher<SqliteStore>>,
     observer: Option<SlaObserver>,
-) -> Vec<JoinHandle<()>> {
+) -> (SlaClock, JoinHandle<()>) {
     let (sender, mut events) = tokio::sync::broadcast::channel(256);
     let clock = spawn_sla_clock(dispatcher, SLA_TICK, sender);
     let forward = tokio::spawn(async move {
@@ -382,7 +384,7 @@ fn start_sla_clock(
             }
         }
     });
-    vec![clock, forward]
+    (clock, forward)
 }
 
 /// The directory a long-running host serves: the one named, or `policies/`

@@ -59,10 +59,10 @@ fn wrong_shape(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError
     let message = text.strip_suffix(&position).unwrap_or(&text);
     // A missing field has no path of its own: serde stops at its parent
     // and names it in the message.
-    let mut segments: Vec<&str> = [path.as_str()]
-        .into_iter()
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
+    let mut segments: Vec<&str> = Vec::with_capacity(2);
+    if !path.is_empty() && path != "." {
+        segments.push(&path);
+    }
     if let Some(missing) = missing_field(message) {
         segments.push(missing);
     }
