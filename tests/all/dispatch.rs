@@ -1,22 +1,23 @@
-//! Tier dispatch: real evaluations, a real SQLite store on disk, a manual
-//! clock for the SLA deadlines.
+//! Tier dispatch: real evaluations, real stores (SQLite on disk, and the
+//! same tests again on PostgreSQL, `on_both_stores!`), a manual clock for
+//! the SLA deadlines.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::common::*;
+use crate::stores::{Backend, TestStore, on_both_stores};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use handoff_dispatch::report::suggest_threshold;
 use handoff_dispatch::{
     Breach, DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, HandoffState, HandoffStore,
-    ListFilter, ManualClock, Outcome, Resolution, SlaEvent, SqliteStore, StoreError,
+    ListFilter, ManualClock, Outcome, Resolution, SlaEvent, SqliteStore, Store, StoreError,
 };
 use handoff_model::{Tier, WorkItem};
 use handoff_policy::Evaluator;
 use serde_json::json;
 
-type Host = Dispatcher<SqliteStore>;
+type Host = Dispatcher<Store>;
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap()
@@ -28,13 +29,13 @@ struct Setup {
     evaluator: Evaluator,
 }
 
-async fn setup(dir: &Path) -> Setup {
-    setup_with(dir, DispatchConfig::default()).await
+async fn setup(store: &TestStore) -> Setup {
+    setup_with(store, DispatchConfig::default()).await
 }
 
-async fn setup_with(dir: &Path, config: DispatchConfig) -> Setup {
+async fn setup_with(store: &TestStore, config: DispatchConfig) -> Setup {
     let clock = Arc::new(ManualClock::new(start()));
-    let store = SqliteStore::open(dir).await.unwrap();
+    let store = store.open().await;
     Setup {
         host: Dispatcher::new(store, clock.clone(), config),
         clock,
@@ -42,8 +43,8 @@ async fn setup_with(dir: &Path, config: DispatchConfig) -> Setup {
     }
 }
 
-async fn reopen(dir: &Path, clock: &Arc<ManualClock>) -> Host {
-    let store = SqliteStore::open(dir).await.unwrap();
+async fn reopen(store: &TestStore, clock: &Arc<ManualClock>) -> Host {
+    let store = store.open().await;
     Dispatcher::new(store, clock.clone(), DispatchConfig::default())
 }
 
@@ -100,10 +101,13 @@ async fn event_kinds(host: &Host, id: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn none_proceeds_and_is_counted() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    none_proceeds_and_is_counted
+);
+async fn none_proceeds_and_is_counted(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     assert_eq!(s.submit(&reply("ok-1", 0.95)).await, Dispatched::Proceed);
     let decisions = s.host.store().decisions().await.unwrap();
     assert_eq!(decisions.len(), 1);
@@ -117,10 +121,13 @@ async fn none_proceeds_and_is_counted() {
     );
 }
 
-#[tokio::test]
-async fn self_correction_retries_then_hands_to_an_operator() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    self_correction_retries_then_hands_to_an_operator
+);
+async fn self_correction_retries_then_hands_to_an_operator(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let item = reply("sc-1", 0.70);
     for attempt in 1..=3 {
         match s.submit(&item).await {
@@ -163,10 +170,13 @@ async fn self_correction_retries_then_hands_to_an_operator() {
     assert!(handoff.payload.driving_reason.reason.contains("limit 3"));
 }
 
-#[tokio::test]
-async fn an_operator_handoff_lives_its_whole_life_with_context() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    an_operator_handoff_lives_its_whole_life_with_context
+);
+async fn an_operator_handoff_lives_its_whole_life_with_context(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let item = big_refund("op-1");
     let Dispatched::Handoff { id, tier, role } = s.submit(&item).await else {
         panic!("not handed off")
@@ -249,10 +259,13 @@ async fn an_operator_handoff_lives_its_whole_life_with_context() {
     assert_eq!(again.payload.prior_handoffs[0].resolution, Some(resolution));
 }
 
-#[tokio::test]
-async fn an_executive_handoff_alerts_once_when_its_deadline_passes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    an_executive_handoff_alerts_once_when_its_deadline_passes
+);
+async fn an_executive_handoff_alerts_once_when_its_deadline_passes(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let Dispatched::Handoff { id, tier, role } = s.submit(&huge_refund("ex-1")).await else {
         panic!("not handed off")
     };
@@ -281,10 +294,13 @@ async fn an_executive_handoff_alerts_once_when_its_deadline_passes() {
     );
 }
 
-#[tokio::test]
-async fn an_expired_lease_returns_the_handoff_to_the_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    an_expired_lease_returns_the_handoff_to_the_queue
+);
+async fn an_expired_lease_returns_the_handoff_to_the_queue(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let id = s.handoff(&big_refund("lease-1")).await;
     let lease = i64::from(s.host.config().lease_secs);
     s.host
@@ -351,10 +367,13 @@ async fn an_expired_lease_returns_the_handoff_to_the_queue() {
     );
 }
 
-#[tokio::test]
-async fn a_missed_operator_deadline_escalates_to_executive() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    a_missed_operator_deadline_escalates_to_executive
+);
+async fn a_missed_operator_deadline_escalates_to_executive(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     s.handoff(&big_refund("sla-1")).await;
     s.handoff(&big_refund("sla-2")).await;
     let id = s
@@ -424,10 +443,13 @@ impl Setup {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_background_sla_clock_escalates_without_waiting_for_real_deadlines() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    the_background_sla_clock_escalates_without_waiting_for_real_deadlines
+);
+async fn the_background_sla_clock_escalates_without_waiting_for_real_deadlines(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let id = s.handoff(&big_refund("tick-1")).await;
     let host = Arc::new(s.host);
     let (sender, mut events) = tokio::sync::broadcast::channel(16);
@@ -456,10 +478,15 @@ async fn the_background_sla_clock_escalates_without_waiting_for_real_deadlines()
     assert_eq!(host.store().get(&id).await.unwrap().tier, Tier::Executive);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stopping_the_sla_clock_lets_its_tick_finish_and_leaves_the_store_writable() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    stopping_the_sla_clock_lets_its_tick_finish_and_leaves_the_store_writable
+);
+async fn stopping_the_sla_clock_lets_its_tick_finish_and_leaves_the_store_writable(
+    backend: Backend,
+) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     s.handoff(&big_refund("stop-0")).await;
     let host = Arc::new(s.host);
     for n in 0..60u64 {
@@ -483,10 +510,13 @@ async fn stopping_the_sla_clock_lets_its_tick_finish_and_leaves_the_store_writab
     assert_eq!(host.store().decisions().await.unwrap().len(), 1 + 60);
 }
 
-#[tokio::test]
-async fn a_restart_mid_lifecycle_loses_nothing_and_the_clocks_still_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    a_restart_mid_lifecycle_loses_nothing_and_the_clocks_still_run
+);
+async fn a_restart_mid_lifecycle_loses_nothing_and_the_clocks_still_run(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let held = s.handoff(&big_refund("rs-1")).await;
     let waiting = s.handoff(&huge_refund("rs-2")).await;
     s.host.claim("finance-operator", "alice").await.unwrap();
@@ -496,7 +526,7 @@ async fn a_restart_mid_lifecycle_loses_nothing_and_the_clocks_still_run() {
 
     // The host was down for two hours.
     s.clock.advance(Duration::hours(2));
-    let host = reopen(dir.path(), &s.clock).await;
+    let host = reopen(&store, &s.clock).await;
     let resumed = host.store().get(&held).await.unwrap();
     assert_eq!(resumed.state, HandoffState::Acknowledged);
     // alice's lease ran out while the host was down, so it is back in the
@@ -532,16 +562,19 @@ async fn a_restart_mid_lifecycle_loses_nothing_and_the_clocks_still_run() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_claimers_never_claim_a_handoff_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    concurrent_claimers_never_claim_a_handoff_twice
+);
+async fn concurrent_claimers_never_claim_a_handoff_twice(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let mut all = BTreeSet::new();
     for i in 0..60 {
         all.insert(s.handoff(&big_refund(&format!("cc-{i}"))).await);
     }
     // Two stores on one file: two processes sharing a queue.
-    let second = Arc::new(reopen(dir.path(), &s.clock).await);
+    let second = Arc::new(reopen(&store, &s.clock).await);
     let first = Arc::new(s.host);
     let claimers: Vec<_> = (0..16)
         .map(|n| {
@@ -852,7 +885,7 @@ fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
 
 #[tokio::test]
 async fn a_known_share_of_autonomous_work_is_sampled_for_review_without_holding_the_agent() {
-    let dir = tempfile::tempdir().unwrap();
+    let store = TestStore::new(Backend::Sqlite).await;
     let config = DispatchConfig {
         review: handoff_dispatch::ReviewSampling {
             rate: 0.02,
@@ -861,7 +894,7 @@ async fn a_known_share_of_autonomous_work_is_sampled_for_review_without_holding_
         },
         ..DispatchConfig::default()
     };
-    let mut setup = setup_with(dir.path(), config).await;
+    let mut setup = setup_with(&store, config).await;
     const N: u64 = 10_000;
     for i in 0..N {
         let item = reply(&format!("auto-{i}"), 0.97);
@@ -1008,10 +1041,13 @@ async fn settle_all(s: &mut Setup, items: &[WorkItem]) -> Vec<handoff_dispatch::
     settled
 }
 
-#[tokio::test]
-async fn a_batch_is_dispatched_in_order_with_its_routine_rows_committed_together() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test]
+    a_batch_is_dispatched_in_order_with_its_routine_rows_committed_together
+);
+async fn a_batch_is_dispatched_in_order_with_its_routine_rows_committed_together(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let items = vec![
         reply("b-1", 0.95),
         reply("b-2", 0.70),
@@ -1080,10 +1116,13 @@ fn decided_per_caller(
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn routine_decisions_from_many_callers_at_once_are_each_committed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    routine_decisions_from_many_callers_at_once_are_each_committed_once
+);
+async fn routine_decisions_from_many_callers_at_once_are_each_committed_once(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     let callers = 32;
     let per_caller = 20;
     let work = decided_per_caller(&mut s, callers, per_caller, |caller, n| {
@@ -1108,28 +1147,23 @@ async fn routine_decisions_from_many_callers_at_once_are_each_committed_once() {
     let clock = Arc::new(ManualClock::new(start()));
     drop(host);
     // Acknowledged means committed: a new store on the same file sees them.
-    let reopened = reopen(dir.path(), &clock).await;
+    let reopened = reopen(&store, &clock).await;
     let stored = stored_ids(&reopened).await;
     let unique: BTreeSet<&String> = stored.iter().collect();
     assert_eq!(stored.len(), callers * per_caller);
     assert_eq!(unique.len(), callers * per_caller);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_row_the_database_refuses_fails_only_its_own_caller() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut s = setup(dir.path()).await;
+on_both_stores!(
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    a_row_the_database_refuses_fails_only_its_own_caller
+);
+async fn a_row_the_database_refuses_fails_only_its_own_caller(backend: Backend) {
+    let store = TestStore::new(backend).await;
+    let mut s = setup(&store).await;
     // The database itself refuses one item's row, as a full disk or a
     // constraint would refuse a real one.
-    let refused = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"CREATE TRIGGER refuse BEFORE INSERT ON decisions WHEN NEW.item_id LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END\"); c.commit()",
-            s.host.store().path().to_str().unwrap()
-        ))
-        .status()
-        .expect("python3 runs");
-    assert!(refused.success());
+    refuse_poisoned_rows(&store).await;
     let work = decided_per_caller(&mut s, 16, 10, |caller, n| {
         if caller == 3 && n == 5 {
             "poison-1".to_string()
@@ -1198,6 +1232,39 @@ async fn the_write_ahead_log_is_folded_in_by_the_stores_own_task() {
     );
     assert_eq!(store.decisions().await.unwrap().len(), 2_000);
     store.close().await;
+}
+
+/// Makes the database refuse every decision row whose item starts with
+/// `poison`, with the message `refused by the test`.
+async fn refuse_poisoned_rows(store: &TestStore) {
+    match store.location() {
+        handoff_dispatch::StoreLocation::Embedded(dir) => {
+            let refused = std::process::Command::new("python3")
+                .arg("-c")
+                .arg(format!(
+                    "import sqlite3; c = sqlite3.connect({:?}); c.execute(\"CREATE TRIGGER refuse BEFORE INSERT ON decisions WHEN NEW.item_id LIKE 'poison%' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END\"); c.commit()",
+                    dir.join("handoffs.db").to_str().unwrap()
+                ))
+                .status()
+                .expect("python3 runs");
+            assert!(refused.success());
+        }
+        handoff_dispatch::StoreLocation::Postgres(url) => {
+            use sqlx::Connection;
+            let mut db = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN
+                    IF NEW.item_id LIKE 'poison%' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+                    RETURN NEW; END $$ LANGUAGE plpgsql;
+                 CREATE TRIGGER refuse BEFORE INSERT ON decisions
+                    FOR EACH ROW EXECUTE FUNCTION refuse();",
+            )
+            .execute(&mut db)
+            .await
+            .unwrap();
+            db.close().await.unwrap();
+        }
+    }
 }
 
 /// A routine decision's row, as the dispatcher stores one.

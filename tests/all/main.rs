@@ -1,7 +1,7 @@
 //! Handoff's integration tests: one test binary, one module per area, in
 //! the style of wasmtime's `tests/all`. Each area drives real parts: real
-//! components built from source, real files and watchers, a real SQLite
-//! store, and the real `handoff` binary on a loopback port.
+//! components built from source, real files and watchers, real SQLite and
+//! PostgreSQL stores, and the real `handoff` binary on a loopback port.
 
 mod audit;
 mod authoring;
@@ -9,6 +9,7 @@ mod common;
 mod dashboard;
 mod dispatch;
 mod eval_cli;
+mod fleet;
 mod guest_allocation;
 mod hardening;
 mod hot_reload;
@@ -25,6 +26,7 @@ mod serve;
 mod serve_limits;
 mod serve_trust;
 mod snapshots;
+mod stores;
 
 /// Every file in this directory is a module above: a test file that is not
 /// declared would never compile or run, and nothing else would say so.

@@ -59,7 +59,7 @@ fn item(id: &str, confidence: f64, text: &str) -> WorkItem {
 }
 
 struct World {
-    host: Dispatcher<SqliteStore>,
+    host: Dispatcher<handoff_dispatch::Store>,
     clock: Arc<ManualClock>,
     start: DateTime<Utc>,
     _dir: tempfile::TempDir,
@@ -68,7 +68,7 @@ struct World {
 impl World {
     async fn new() -> World {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap().into();
         let start = Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap();
         let clock = Arc::new(ManualClock::new(start));
         let config = DispatchConfig {

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use handoff_dispatch::DispatchConfig;
+use handoff_dispatch::{DispatchConfig, StoreLocation};
 use handoff_model::{Tier, WorkItem};
 use handoff_pipeline::{Host, HostConfig, Observers, PipelineError, Placement, PolicySetup};
 use handoff_policy::{EvalError, Runtime, StatsSnapshot};
@@ -56,7 +56,7 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
         policies: PolicySetup::Fixed(set.clone()),
         cache: None,
         audit,
-        store: args.dispatch.clone(),
+        store: args.dispatch.clone().map(StoreLocation::Embedded),
         dispatch: DispatchConfig::default(),
         sla_clock: false,
         placement: Placement::Inline,

@@ -15,6 +15,7 @@ use handoff_policy::Runtime;
 
 use super::audit::AuditLogArgs;
 use super::output::terminal;
+use super::store_arg::StoreArg;
 
 /// Where a long-running host keeps things, as `watch` and `serve` take it.
 #[derive(Debug, clap::Args)]
@@ -29,6 +30,9 @@ pub struct HostArgs {
     /// the handoff queues (`handoffs.db`).
     #[arg(long, value_name = "DIR", default_value = "handoff-data")]
     pub data: PathBuf,
+    /// The handoff store.
+    #[command(flatten)]
+    pub store: StoreArg,
     /// Quiet interval, in milliseconds, before a file written in place is
     /// reloaded (a copy may still be in progress). A file renamed into place
     /// is complete and reloads after 10 ms.
@@ -73,6 +77,12 @@ pub struct HostArgs {
     /// same seed samples the same items.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub review_seed: u64,
+    /// How long a claim holds a handoff: past it, another worker (or, in a
+    /// fleet, another node's worker) may claim it, so work held by someone
+    /// who vanished, or by a node that died, is never stuck.
+    #[arg(long, value_name = "SECS", default_value_t = DispatchConfig::default().lease_secs,
+          value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub lease_secs: u32,
 }
 
 impl HostArgs {
@@ -105,6 +115,7 @@ impl HostArgs {
             .dir
             .clone()
             .unwrap_or_else(|| self.data.join("audit"));
+        let store = self.store.location(&self.data)?;
         let mut audit = self.audit.setup(&audit_dir)?;
         audit.options.checkpoints = Some(self.checkpoints()?);
         let config = HostConfig {
@@ -114,9 +125,10 @@ impl HostArgs {
             },
             cache: (!self.no_cache).then(|| self.data.join("cache")),
             audit: Some(audit),
-            store: Some(self.data.clone()),
+            store: Some(store.clone()),
             dispatch: DispatchConfig {
                 review: self.review()?,
+                lease_secs: self.lease_secs,
                 ..DispatchConfig::default()
             },
             sla_clock: true,
@@ -125,11 +137,12 @@ impl HostArgs {
         let host = Host::open(runtime, config, printing(observers)).await?;
         let set = host.policies().current();
         eprintln!(
-            "handoff: serving {} (generation {}, {} enabled; audit log in {})",
+            "handoff: serving {} (generation {}, {} enabled; audit log in {}; handoff store {})",
             dir.display(),
             set.generation(),
             set.plugins().len(),
-            audit_dir.display()
+            audit_dir.display(),
+            terminal(&store.to_string())
         );
         Ok(host)
     }

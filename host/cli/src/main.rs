@@ -20,6 +20,7 @@ mod replay;
 mod report;
 mod report_text;
 mod serve;
+mod store_arg;
 mod test_cmd;
 mod watch;
 

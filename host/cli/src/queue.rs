@@ -1,18 +1,19 @@
 //! `handoff queue`: the human side of dispatch, working on the same store
 //! as a running host.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use handoff_dispatch::{
-    DispatchConfig, Dispatcher, Handoff, HandoffState, HandoffStore, ListFilter, Outcome,
-    Resolution, SqliteStore, SystemClock,
+    Commit, DispatchConfig, Dispatcher, Handoff, HandoffState, HandoffStore, ListFilter, Outcome,
+    Resolution, Store, StoreLocation, SystemClock,
 };
 use handoff_model::Named;
 
 use super::output::{fit, terminal};
+use super::store_arg::StoreArg;
 
 #[derive(Debug, clap::Args)]
 pub struct QueueArgs {
@@ -24,6 +25,9 @@ pub struct QueueArgs {
         global = true
     )]
     data: PathBuf,
+    /// The handoff store.
+    #[command(flatten)]
+    store: StoreArg,
     #[command(subcommand)]
     command: QueueCommand,
 }
@@ -120,10 +124,18 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-pub(crate) async fn open(data: &Path, lease_secs: u32) -> anyhow::Result<Dispatcher<SqliteStore>> {
-    let store = SqliteStore::open(data)
+pub(crate) async fn open(
+    location: &StoreLocation,
+    lease_secs: u32,
+) -> anyhow::Result<Dispatcher<Store>> {
+    let store = Store::open(location, Commit::Synced)
         .await
-        .with_context(|| format!("cannot open the handoff store in {}", data.display()))?;
+        .with_context(|| {
+            format!(
+                "cannot open the handoff store {}",
+                terminal(&location.to_string())
+            )
+        })?;
     let config = DispatchConfig {
         lease_secs,
         ..DispatchConfig::default()
@@ -142,7 +154,7 @@ async fn queue(args: QueueArgs) -> anyhow::Result<ExitCode> {
         }
         _ => DispatchConfig::default().lease_secs,
     };
-    let host = open(&args.data, lease).await?;
+    let host = open(&args.store.location(&args.data)?, lease).await?;
     match args.command {
         QueueCommand::List {
             role,

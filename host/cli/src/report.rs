@@ -10,12 +10,16 @@ use handoff_pipeline::{calibration, reference};
 use handoff_policy::manifest::Manifest;
 
 use super::queue::{open, runtime};
+use super::store_arg::StoreArg;
 
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// The data directory whose `handoffs.db` holds the history.
     #[arg(long, value_name = "DIR", default_value = "handoff-data")]
     data: PathBuf,
+    /// The handoff store.
+    #[command(flatten)]
+    store: StoreArg,
     /// What a minute of a human's time costs.
     #[arg(long, default_value_t = ReportOptions::default().cost_per_human_minute)]
     cost_per_human_minute: f64,
@@ -53,7 +57,11 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     options.validate().map_err(|e| anyhow::anyhow!("--{e}"))?;
     let targets = calibration_targets(&args)?;
     runtime()?.block_on(async {
-        let host = open(&args.data, DispatchConfig::default().lease_secs).await?;
+        let host = open(
+            &args.store.location(&args.data)?,
+            DispatchConfig::default().lease_secs,
+        )
+        .await?;
         let (history, now) = host.history().await?;
         host.store().close().await;
         let report = feedback_report(&history, now, &options, &targets);

@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection, QueryBuilder, Sqlite, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sqlite::millis;
+use super::rows::millis;
 use super::store::{DecisionRow, StoreError};
 
 /// How many submissions may wait for the writer before senders wait too:

@@ -9,6 +9,8 @@
 //! - [`handoff`]: the handoff, its states, its transfer payload and the
 //!   human's resolution;
 //! - [`store`]: the storage contract; [`sqlite`]: the embedded store;
+//!   [`postgres`]: the store a fleet shares; [`backend`]: which of the two
+//!   a host runs on; `rows`: what both read back the same way;
 //! - [`health`]: whether the store takes work, for readiness;
 //! - [`forward`]: handoff events into the audit trail, exactly once;
 //! - [`clock`]: where time comes from, so SLA clocks can be tested;
@@ -16,18 +18,22 @@
 //! - [`report`]: figures measured on pieces of work, and the calibration
 //!   of probabilistic triggers.
 
+mod backend;
 mod clock;
 mod dispatcher;
 mod forward;
 mod group_commit;
 mod handoff;
 mod health;
+mod postgres;
 pub mod report;
+mod rows;
 mod sla;
 mod sqlite;
 mod store;
 mod wal_checkpoint;
 
+pub use backend::{Store, StoreLocation};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use dispatcher::{
     DispatchConfig, Dispatched, Dispatcher, EXHAUSTED, Remembered, ReviewSampling, Settled,
@@ -39,6 +45,7 @@ pub use handoff::{
     Resolution, ReviewSample, TransferPayload,
 };
 pub use health::StoreHealth;
+pub use postgres::{POOL_SIZE as POSTGRES_POOL_SIZE, PgStore, redacted};
 pub use report::{
     CalibrationTarget, FeedbackReport, History, ReportOptions, ThresholdStep, feedback_report,
 };

@@ -8,21 +8,18 @@
 //! timeout rather than fail.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 
 use super::group_commit::{self, GroupCommit};
-use super::handoff::{
-    AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution, TransferPayload,
-};
+use super::handoff::{AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution};
+use super::rows::{self, millis};
 use super::store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
     StoreError,
@@ -315,7 +312,7 @@ impl SqliteStore {
             .fetch_optional(&mut **tx)
             .await?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        handoff_from_row(&row)
+        rows::handoff(&row)
     }
 
     /// The handoff `id`, if `worker` holds a live lease on it: what every
@@ -327,24 +324,8 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Handoff, StoreError> {
         let handoff = Self::fetch(tx, id).await?;
-        Self::check_holder(&handoff, worker, now)?;
+        rows::check_holder(&handoff, worker, now)?;
         Ok(handoff)
-    }
-
-    /// Checks that `worker` holds a live lease on `handoff`.
-    fn check_holder(handoff: &Handoff, worker: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        if handoff.state == HandoffState::Resolved {
-            return Err(StoreError::Resolved(handoff.id.clone()));
-        }
-        let live = handoff.lease_expires.is_some_and(|until| until > now);
-        if handoff.lease_owner.as_deref() != Some(worker) || !live {
-            return Err(StoreError::NotClaimant {
-                id: handoff.id.clone(),
-                worker: worker.to_string(),
-                holder: handoff.lease_owner.clone().filter(|_| live),
-            });
-        }
-        Ok(())
     }
 }
 
@@ -425,18 +406,7 @@ impl HandoffStore for SqliteStore {
         .bind(item_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PriorHandoff {
-                    id: row.try_get("id")?,
-                    tier: parse(row, "tier")?,
-                    state: parse(row, "state")?,
-                    reason_code: row.try_get("reason_code")?,
-                    resolution: json_column(row, "resolution")?,
-                    created_at: time(row.try_get("created_at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::prior).collect()
     }
 
     async fn enqueue(
@@ -445,10 +415,8 @@ impl HandoffStore for SqliteStore {
         handoff: &NewHandoff,
         at: DateTime<Utc>,
     ) -> Result<Handoff, StoreError> {
-        let payload = serde_json::to_string(&handoff.payload).map_err(|e| StoreError::Corrupt {
-            what: format!("payload of {}", handoff.id),
-            detail: e.to_string(),
-        })?;
+        let payload =
+            rows::to_json_text(&handoff.payload, || format!("payload of {}", handoff.id))?;
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO handoffs (id, item_id, tier, role, state, reason_code, driver, confidence,
@@ -472,18 +440,8 @@ impl HandoffStore for SqliteStore {
             .build()
             .execute(&mut *tx)
             .await?;
-        insert_event(&mut tx, &handoff.id, at, "enqueued", "dispatcher", {
-            let mut detail = json!({
-                "tier": handoff.tier, "role": handoff.role,
-                "ack_deadline": handoff.ack_deadline, "resolve_deadline": handoff.resolve_deadline,
-                "reason_code": decision.reason_code,
-            });
-            if let Some(review) = &handoff.payload.review {
-                detail["review"] = json!(review);
-            }
-            detail
-        })
-        .await?;
+        let detail = rows::enqueued_detail(decision, handoff);
+        insert_event(&mut tx, &handoff.id, at, "enqueued", "dispatcher", detail).await?;
         let stored = Self::fetch(&mut tx, &handoff.id).await?;
         tx.commit().await?;
         Ok(stored)
@@ -509,7 +467,7 @@ impl HandoffStore for SqliteStore {
         let Some(row) = next else {
             return Ok(None);
         };
-        let before = handoff_from_row(&row)?;
+        let before = rows::handoff(&row)?;
         if let Some(previous) = &before.lease_owner
             && before.state != HandoffState::Queued
         {
@@ -583,14 +541,8 @@ impl HandoffStore for SqliteStore {
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
         let handoff = Self::held(&mut tx, id, worker, now).await?;
-        let stored = serde_json::to_string(resolution).map_err(|e| StoreError::Corrupt {
-            what: format!("resolution of {id}"),
-            detail: e.to_string(),
-        })?;
-        // Resolving implies acknowledging: an operator who fixes the item
-        // at once has also seen it.
-        let late = now > handoff.resolve_deadline
-            || (handoff.acked_at.is_none() && now > handoff.ack_deadline);
+        let stored = rows::to_json_text(resolution, || format!("resolution of {id}"))?;
+        let late = rows::resolved_late(&handoff, now);
         sqlx::query(
             "UPDATE handoffs SET state = 'resolved', resolved_at = ?, acked_at = COALESCE(acked_at, ?),
                 resolution = ?, lease_owner = NULL, lease_expires = NULL,
@@ -643,7 +595,7 @@ impl HandoffStore for SqliteStore {
         for row in &rows {
             let id: String = row.try_get("id")?;
             let holder: String = row.try_get("lease_owner")?;
-            let until = time(row.try_get("lease_expires")?);
+            let until = rows::time(row.try_get("lease_expires")?);
             sqlx::query(
                 "UPDATE handoffs SET state = 'queued', lease_owner = NULL, lease_expires = NULL
                   WHERE id = ?",
@@ -701,7 +653,7 @@ impl HandoffStore for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        handoff_from_row(&row)
+        rows::handoff(&row)
     }
 
     async fn list(
@@ -721,7 +673,7 @@ impl HandoffStore for SqliteStore {
         .await?;
         let mut handoffs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let handoff = handoff_from_row(row)?.as_of(now);
+            let handoff = rows::handoff(row)?.as_of(now);
             if filter.state.is_none_or(|state| state == handoff.state) {
                 handoffs.push(handoff);
             }
@@ -740,19 +692,7 @@ impl HandoffStore for SqliteStore {
         .bind(millis(now))
         .fetch_all(&self.pool)
         .await?;
-        let mut breached = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let handoff = handoff_from_row(row)?;
-            let ack_handled: bool = row.try_get("ack_breach_handled")?;
-            let breach =
-                if handoff.acked_at.is_none() && handoff.ack_deadline <= now && !ack_handled {
-                    Breach::Acknowledge
-                } else {
-                    Breach::Resolve
-                };
-            breached.push((handoff, breach));
-        }
-        Ok(breached)
+        rows.iter().map(|row| rows::breach_of(row, now)).collect()
     }
 
     async fn escalate(
@@ -789,14 +729,7 @@ impl HandoffStore for SqliteStore {
             now,
             "escalated",
             "sla",
-            json!({
-                "breach": breach, "from": from, "to": to.tier, "role": to.role,
-                "missed_deadline": match breach {
-                    Breach::Acknowledge => handoff.ack_deadline,
-                    Breach::Resolve => handoff.resolve_deadline,
-                },
-                "held_by": handoff.lease_owner,
-            }),
+            rows::escalated_detail(&handoff, from, breach, to),
         )
         .await?;
         tx.commit().await?;
@@ -831,13 +764,7 @@ impl HandoffStore for SqliteStore {
             now,
             "alert",
             "sla",
-            json!({
-                "breach": breach, "tier": handoff.tier, "role": handoff.role,
-                "missed_deadline": match breach {
-                    Breach::Acknowledge => handoff.ack_deadline,
-                    Breach::Resolve => handoff.resolve_deadline,
-                },
-            }),
+            rows::alert_detail(&handoff, breach),
         )
         .await?;
         tx.commit().await?;
@@ -849,10 +776,7 @@ impl HandoffStore for SqliteStore {
         item_id: &str,
         attempt: &AttemptRecord,
     ) -> Result<(), StoreError> {
-        let entry = serde_json::to_string(attempt).map_err(|e| StoreError::Corrupt {
-            what: "attempt_history.entry".into(),
-            detail: e.to_string(),
-        })?;
+        let entry = rows::to_json_text(attempt, || "attempt_history.entry".into())?;
         sqlx::query(
             "INSERT OR REPLACE INTO attempt_history (item_id, attempt, entry) VALUES (?, ?, ?)",
         )
@@ -873,12 +797,7 @@ impl HandoffStore for SqliteStore {
         .await?;
         entries
             .iter()
-            .map(|entry| {
-                serde_json::from_str(entry).map_err(|e| StoreError::Corrupt {
-                    what: "attempt_history.entry".into(),
-                    detail: e.to_string(),
-                })
-            })
+            .map(|entry| rows::attempt_entry(entry))
             .collect()
     }
 
@@ -920,25 +839,7 @@ impl HandoffStore for SqliteStore {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| {
-                let detail: String = row.try_get("detail")?;
-                Ok(HandoffEvent {
-                    store_seq: row.try_get("seq")?,
-                    handoff: row.try_get("handoff")?,
-                    item: row
-                        .try_get::<Option<String>, _>("item_id")?
-                        .unwrap_or_default(),
-                    kind: row.try_get("kind")?,
-                    actor: row.try_get("actor")?,
-                    at: time(row.try_get("at")?),
-                    detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt {
-                        what: "events.detail".into(),
-                        detail: e.to_string(),
-                    })?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::handoff_event).collect()
     }
 
     async fn events(&self, handoff: Option<&str>) -> Result<Vec<Event>, StoreError> {
@@ -948,22 +849,7 @@ impl HandoffStore for SqliteStore {
                 .bind(handoff)
                 .fetch_all(&self.pool)
                 .await?;
-        rows.iter()
-            .map(|row| {
-                let detail: String = row.try_get("detail")?;
-                Ok(Event {
-                    seq: row.try_get("seq")?,
-                    handoff: row.try_get("handoff")?,
-                    at: time(row.try_get("at")?),
-                    kind: row.try_get("kind")?,
-                    actor: row.try_get("actor")?,
-                    detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt {
-                        what: "events.detail".into(),
-                        detail: e.to_string(),
-                    })?,
-                })
-            })
-            .collect()
+        rows.iter().map(rows::event).collect()
     }
 
     async fn newest_event(&self) -> Result<i64, StoreError> {
@@ -989,9 +875,9 @@ impl HandoffStore for SqliteStore {
             .map(|row| {
                 let count: i64 = row.try_get("n")?;
                 Ok(QueueDepth {
-                    tier: parse(row, "tier")?,
+                    tier: rows::parse(row, "tier")?,
                     role: row.try_get("role")?,
-                    state: parse(row, "live_state")?,
+                    state: rows::parse(row, "live_state")?,
                     count: u64::try_from(count).unwrap_or(0),
                 })
             })
@@ -1002,101 +888,8 @@ impl HandoffStore for SqliteStore {
         let rows = sqlx::query("SELECT * FROM decisions ORDER BY seq")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(DecisionRow {
-                    item_id: row.try_get("item_id")?,
-                    tier: parse(row, "tier")?,
-                    driver: row.try_get("driver")?,
-                    reason_code: row.try_get("reason_code")?,
-                    trigger: optional_parse(row, "trigger")?,
-                    confidence: row.try_get("confidence")?,
-                    at: time(row.try_get("at")?),
-                })
-            })
-            .collect()
+        rows.iter().map(rows::decision).collect()
     }
-}
-
-pub(crate) fn millis(at: DateTime<Utc>) -> i64 {
-    at.timestamp_millis()
-}
-
-fn time(millis: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(millis)
-        .single()
-        .unwrap_or(DateTime::<Utc>::MIN_UTC)
-}
-
-fn parse<T>(row: &SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    let text: String = row.try_get(column)?;
-    text.parse().map_err(|e: T::Err| StoreError::Corrupt {
-        what: format!("handoffs.{column}"),
-        detail: e.to_string(),
-    })
-}
-
-/// A nullable column holding a name: `NULL` is none.
-fn optional_parse<T>(row: &SqliteRow, column: &str) -> Result<Option<T>, StoreError>
-where
-    T: FromStr,
-    T::Err: std::fmt::Display,
-{
-    match row.try_get::<Option<String>, _>(column)? {
-        None => Ok(None),
-        Some(_) => parse(row, column).map(Some),
-    }
-}
-
-fn json_column<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    column: &str,
-) -> Result<Option<T>, StoreError> {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|text| {
-        serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
-            what: format!("handoffs.{column}"),
-            detail: e.to_string(),
-        })
-    })
-    .transpose()
-}
-
-fn handoff_from_row(row: &SqliteRow) -> Result<Handoff, StoreError> {
-    let optional_time = |column: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(row.try_get::<Option<i64>, _>(column)?.map(time))
-    };
-    let payload: TransferPayload =
-        json_column(row, "payload")?.ok_or_else(|| StoreError::Corrupt {
-            what: "handoffs.payload".into(),
-            detail: "missing".into(),
-        })?;
-    Ok(Handoff {
-        id: row.try_get("id")?,
-        item_id: row.try_get("item_id")?,
-        tier: parse(row, "tier")?,
-        role: row.try_get("role")?,
-        state: parse(row, "state")?,
-        reason_code: row.try_get("reason_code")?,
-        driver: row.try_get("driver")?,
-        confidence: row.try_get("confidence")?,
-        created_at: time(row.try_get("created_at")?),
-        ack_deadline: time(row.try_get("ack_deadline")?),
-        resolve_deadline: time(row.try_get("resolve_deadline")?),
-        lease_owner: row.try_get("lease_owner")?,
-        lease_expires: optional_time("lease_expires")?,
-        claims: row.try_get::<i64, _>("claims")? as u32,
-        acked_at: optional_time("acked_at")?,
-        resolved_at: optional_time("resolved_at")?,
-        resolution: json_column(row, "resolution")?,
-        escalations: row.try_get::<i64, _>("escalations")? as u32,
-        breached: row.try_get("breached")?,
-        payload,
-    })
 }
 
 #[cfg(test)]
@@ -1137,7 +930,7 @@ mod tests {
             reason_code: "confidence.low".into(),
             trigger: Some(handoff_model::TriggerKind::Probabilistic),
             confidence: 0.4,
-            at: time(1_000),
+            at: rows::time(1_000),
         };
         store.record_autonomous(&row).await.unwrap();
         let decisions = store.decisions().await.unwrap();

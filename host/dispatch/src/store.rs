@@ -171,6 +171,18 @@ pub enum StoreError {
         /// What the integrity check found.
         detail: String,
     },
+    /// The address given for a PostgreSQL store is not one.
+    #[error("the handoff store address {address} is not usable: {detail}")]
+    Address {
+        /// The address, without its password.
+        address: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The database's schema could not be created or brought up to date
+    /// (for example, it was made by a newer version of Handoff).
+    #[error("the handoff store's schema cannot be brought up to date: {0}")]
+    Schema(String),
     /// A stored value could not be read back.
     #[error("handoff store holds a bad value in {what}: {detail}")]
     Corrupt {

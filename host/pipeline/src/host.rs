@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use handoff_audit::{AuditError, AuditLog, AuditOptions, Checkpoint, Durability, ReadError, query};
 use handoff_dispatch::{
-    Commit, DispatchConfig, Dispatcher, EventSink, SlaClock, SlaEvent, SqliteStore, StoreError,
-    SystemClock, spawn_sla_clock,
+    Commit, DispatchConfig, Dispatcher, EventSink, SlaClock, SlaEvent, Store, StoreError,
+    StoreLocation, SystemClock, spawn_sla_clock,
 };
 use handoff_model::{HandoffEvent, LifecycleEvent};
 use handoff_policy::cache::CacheError;
@@ -52,9 +52,8 @@ pub struct HostConfig {
     pub cache: Option<PathBuf>,
     /// The audit trail, if any. A long-running host always keeps one.
     pub audit: Option<AuditSetup>,
-    /// The directory of the handoff store (`handoffs.db`), when decisions
-    /// are dispatched.
-    pub store: Option<PathBuf>,
+    /// Where the handoff store is, when decisions are dispatched.
+    pub store: Option<StoreLocation>,
     /// How decisions become handoffs.
     pub dispatch: DispatchConfig,
     /// Whether SLA deadlines are enforced in the background.
@@ -108,10 +107,10 @@ pub enum HostError {
     #[error("cannot start the evaluator threads: {0}")]
     Evaluators(#[source] std::io::Error),
     /// The handoff store cannot be opened.
-    #[error("cannot open the handoff store in {dir}")]
+    #[error("cannot open the handoff store {location}")]
     Store {
-        /// Its directory.
-        dir: String,
+        /// Where it is, without any password.
+        location: String,
         /// Why.
         #[source]
         source: StoreError,
@@ -123,7 +122,7 @@ pub struct Host {
     pipeline: Arc<Pipeline>,
     policies: Policies,
     audit: Option<Arc<AuditLog>>,
-    dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
+    dispatcher: Option<Arc<Dispatcher<Store>>>,
     /// The SLA clock, and the task handing its breaches to the observer.
     sla: Option<(SlaClock, JoinHandle<()>)>,
     /// Copies each audit checkpoint into the store.
@@ -196,18 +195,19 @@ impl Host {
             }
         };
         let dispatcher = match &config.store {
-            Some(dir) => {
+            Some(location) => {
                 // The store is as durable as the audit log it sits beside.
                 let commit = match durability {
                     Durability::Sync => Commit::Synced,
                     Durability::Batch | Durability::Off => Commit::Written,
                 };
-                let store = SqliteStore::open_with(dir, commit)
-                    .await
-                    .map_err(|source| HostError::Store {
-                        dir: dir.display().to_string(),
-                        source,
-                    })?;
+                let store =
+                    Store::open(location, commit)
+                        .await
+                        .map_err(|source| HostError::Store {
+                            location: location.to_string(),
+                            source,
+                        })?;
                 let mut dispatcher = Dispatcher::new(store, Arc::new(SystemClock), config.dispatch);
                 if let Some(audit) = &audit {
                     dispatcher = with_audited_events(dispatcher, audit)?;
@@ -271,7 +271,7 @@ impl Host {
     }
 
     /// Tier dispatch, when the host dispatches.
-    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher<SqliteStore>>> {
+    pub fn dispatcher(&self) -> Option<&Arc<Dispatcher<Store>>> {
         self.dispatcher.as_ref()
     }
 
@@ -305,9 +305,9 @@ impl Host {
 /// `dispatcher`, forwarding every handoff event into `audit`, after the
 /// newest one the log already holds.
 fn with_audited_events(
-    dispatcher: Dispatcher<SqliteStore>,
+    dispatcher: Dispatcher<Store>,
     audit: &Arc<AuditLog>,
-) -> Result<Dispatcher<SqliteStore>, HostError> {
+) -> Result<Dispatcher<Store>, HostError> {
     let files = audit.files().map_err(|source| HostError::Audit {
         dir: audit.dir().display().to_string(),
         source,
@@ -325,7 +325,7 @@ fn with_audited_events(
 
 /// Keeps a copy of each checkpoint in the store, as it is written.
 async fn copy_checkpoints(
-    dispatcher: Arc<Dispatcher<SqliteStore>>,
+    dispatcher: Arc<Dispatcher<Store>>,
     mut checkpoints: tokio::sync::mpsc::Receiver<Checkpoint>,
 ) {
     while let Some(checkpoint) = checkpoints.recv().await {
@@ -333,7 +333,7 @@ async fn copy_checkpoints(
     }
 }
 
-async fn record_checkpoint(dispatcher: &Dispatcher<SqliteStore>, checkpoint: &Checkpoint) {
+async fn record_checkpoint(dispatcher: &Dispatcher<Store>, checkpoint: &Checkpoint) {
     let line = checkpoint.to_line();
     if let Err(error) = dispatcher
         .store()
@@ -372,7 +372,7 @@ pub fn audit_sink(audit: Arc<AuditLog>) -> Arc<dyn LifecycleSink> {
 /// Starts the SLA clocks on the current tokio runtime, handing every breach
 /// acted on to `observer`. Returns the clock and the forwarding task.
 fn start_sla_clock(
-    dispatcher: Arc<Dispatcher<SqliteStore>>,
+    dispatcher: Arc<Dispatcher<Store>>,
     observer: Option<SlaObserver>,
 ) -> (SlaClock, JoinHandle<()>) {
     let (sender, mut events) = tokio::sync::broadcast::channel(256);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use handoff_audit::{AuditError, AuditLog};
 use handoff_dispatch::{
-    Dispatched, Dispatcher, Remembered, Settled, SqliteStore, StoreError, idempotency_key,
+    Dispatched, Dispatcher, Remembered, Settled, Store, StoreError, idempotency_key,
 };
 use handoff_model::{Decision, Tier, WorkItem};
 use handoff_policy::{EvalError, EvaluatorPool};
@@ -95,7 +95,7 @@ pub struct Pipeline {
     evaluators: EvaluatorPool,
     threads: Option<EvaluatorThreads>,
     audit: Option<Arc<AuditLog>>,
-    dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
+    dispatcher: Option<Arc<Dispatcher<Store>>>,
     submissions: KeyLocks,
 }
 
@@ -107,7 +107,7 @@ impl Pipeline {
         evaluators: EvaluatorPool,
         placement: Placement,
         audit: Option<Arc<AuditLog>>,
-        dispatcher: Option<Arc<Dispatcher<SqliteStore>>>,
+        dispatcher: Option<Arc<Dispatcher<Store>>>,
     ) -> std::io::Result<Self> {
         let threads = match placement {
             Placement::Inline => None,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use handoff_audit::AuditLog;
-use handoff_dispatch::{Dispatcher, SqliteStore};
+use handoff_dispatch::{Dispatcher, Store};
 use handoff_pipeline::{Host, Pipeline};
 use handoff_policy::reload::LivePolicies;
 use tokio::sync::{Notify, watch};
@@ -24,16 +24,17 @@ pub struct App {
     /// The tamper-evident record of every decision and policy change.
     pub audit: Arc<AuditLog>,
     /// Tier dispatch on the durable store.
-    pub dispatcher: Arc<Dispatcher<SqliteStore>>,
+    pub dispatcher: Arc<Dispatcher<Store>>,
     /// What `/metrics` reports.
     pub metrics: Arc<Metrics>,
     /// Who may call what.
     pub identities: Arc<Identities>,
     /// Limits on requests.
     pub config: ServerConfig,
-    /// Woken whenever this server resolves a handoff, so that long polls
-    /// answer at once instead of at their next check.
-    pub resolved: Notify,
+    /// Woken whenever this server resolves a handoff and, on a PostgreSQL
+    /// store, whenever any node commits a change to one, so that long
+    /// polls answer at once instead of at their next look at the store.
+    pub changed: Arc<Notify>,
     /// The dashboard's signed-in people.
     pub sessions: Sessions,
     /// Set when the server begins to shut down, so that the streams that
@@ -58,6 +59,14 @@ impl App {
         identities: Identities,
         config: ServerConfig,
     ) -> Result<App, IncompleteHost> {
+        let dispatcher = host
+            .dispatcher()
+            .ok_or(IncompleteHost("a handoff store"))?
+            .clone();
+        let changed = match dispatcher.store() {
+            Store::Postgres(store) => store.changed().clone(),
+            Store::Sqlite(_) => Arc::new(Notify::new()),
+        };
         Ok(App {
             pipeline: host.pipeline().clone(),
             live: host
@@ -69,14 +78,11 @@ impl App {
                 .audit()
                 .ok_or(IncompleteHost("an audit trail"))?
                 .clone(),
-            dispatcher: host
-                .dispatcher()
-                .ok_or(IncompleteHost("a handoff store"))?
-                .clone(),
+            dispatcher,
             metrics,
             identities: Arc::new(identities),
             config,
-            resolved: Notify::new(),
+            changed,
             sessions: Sessions::default(),
             closing: watch::channel(false).0,
             approvals: tokio::sync::Mutex::new(()),

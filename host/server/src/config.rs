@@ -6,6 +6,7 @@
 //! candidate-limit-bytes = 75497472
 //! max-batch = 1000
 //! max-wait-secs = 60
+//! poll-interval-ms = 250  # long polls: how often the store is looked at
 //! evaluators = 2          # default: the number of CPUs
 //! header-timeout-secs = 10
 //! body-timeout-secs = 30
@@ -67,6 +68,12 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// The longest long-poll a caller may ask for.
     pub max_wait_secs: u64,
+    /// How often a long poll looks at the store for a change no wake-up
+    /// announced: one made by `handoff queue` beside an embedded store, or
+    /// one whose notification a PostgreSQL store lost while its listener
+    /// reconnected. This server's own changes, and with PostgreSQL every
+    /// node's, wake long polls at once.
+    pub poll_interval_ms: u64,
     /// Requests evaluating at once; the rest wait their turn. Each holds
     /// warm instances of every plugin, and the instance pool is finite, so
     /// this bounds memory and keeps a burst of requests from running the
@@ -143,6 +150,7 @@ impl Default for ServerConfig {
             candidate_limit_bytes: 72 << 20,
             max_batch: 1000,
             max_wait_secs: 60,
+            poll_interval_ms: 250,
             evaluators: None,
             header_timeout_secs: 10,
             body_timeout_secs: 30,
@@ -250,6 +258,7 @@ impl ServerConfig {
                 1024,
             ),
             ("max-batch", config.max_batch as u64, 1),
+            ("poll-interval-ms", config.poll_interval_ms, 10),
             ("evaluators", config.evaluators.unwrap_or(1) as u64, 1),
             ("header-timeout-secs", config.header_timeout_secs, 1),
             ("body-timeout-secs", config.body_timeout_secs, 1),
@@ -266,6 +275,7 @@ impl ServerConfig {
                 config.evaluators.unwrap_or(1) as u64,
                 MAX_EVALUATORS as u64,
             ),
+            ("poll-interval-ms", config.poll_interval_ms, 3_600_000),
             ("header-timeout-secs", config.header_timeout_secs, 3600),
             ("body-timeout-secs", config.body_timeout_secs, 3600),
             ("idle-timeout-secs", config.idle_timeout_secs, 86_400),
@@ -277,6 +287,11 @@ impl ServerConfig {
             }
         }
         Ok(config)
+    }
+
+    /// How often a long poll looks at the store unprompted.
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
     }
 
     /// The connection limits and timeouts, the connection limit fitted to

@@ -205,6 +205,10 @@ impl From<StoreError> for ApiError {
                 "the handoff store is damaged; the server log says how to recover it",
             ),
             StoreError::Corrupt { .. } => ApiError::internal("the handoff store is damaged", error),
+            // Only at opening: a running server never meets these.
+            StoreError::Address { .. } | StoreError::Schema(_) => {
+                ApiError::internal("the handoff store cannot be used", error)
+            }
         }
     }
 }

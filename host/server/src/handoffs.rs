@@ -24,11 +24,6 @@ use super::body;
 use super::error::ApiError;
 use handoff_dispatch::{Handoff, HandoffState, ListFilter, Outcome, OutcomeError, Resolution};
 
-/// How often a long poll looks at the store for a resolution made by
-/// another process (`handoff queue resolve`); this server's own resolutions
-/// wake it at once.
-const POLL_INTERVAL: Duration = Duration::from_millis(250);
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaitQuery {
@@ -53,15 +48,15 @@ pub async fn get(
     loop {
         // Registered before the read, so a resolution between the read and
         // the wait still wakes it.
-        let resolved = app.resolved.notified();
+        let changed = app.changed.notified();
         let handoff = app.dispatcher.get(&id).await?;
         let now = Instant::now();
         if handoff.state == HandoffState::Resolved || now >= deadline {
             return Ok(Json(handoff));
         }
-        let pause = POLL_INTERVAL.min(deadline - now);
+        let pause = app.config.poll_interval().min(deadline - now);
         tokio::select! {
-            () = resolved => {}
+            () = changed => {}
             () = tokio::time::sleep(pause) => {}
         }
     }
@@ -300,7 +295,7 @@ pub(crate) async fn resolve_as(
     resolution: &Resolution,
 ) -> Result<Handoff, ApiError> {
     let handoff = app.dispatcher.resolve(id, worker, resolution).await?;
-    app.resolved.notify_waiters();
+    app.changed.notify_waiters();
     Ok(handoff)
 }
 

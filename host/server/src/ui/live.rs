@@ -4,7 +4,8 @@
 //! then fetches its rows again; the stream itself carries no work, so it
 //! shows nothing a person could not already load.
 //!
-//! Each stream reads one indexed number per tick, ends when the server
+//! Each stream reads one indexed number per tick (and when the store
+//! announces a change), ends when the server
 //! shuts down (so that it never holds up the drain), and sends a comment
 //! every few seconds so that proxies and the idle timeout keep it open.
 
@@ -34,8 +35,11 @@ pub async fn events(
                 if *closing.borrow() {
                     return None;
                 }
+                // A change this server made, or on PostgreSQL any node,
+                // is looked at at once; the tick finds the others.
                 tokio::select! {
                     _ = closing.changed() => return None,
+                    () = app.changed.notified() => {}
                     () = tokio::time::sleep(TICK) => {}
                 }
                 // A store that fails to answer is not a change; the page keeps

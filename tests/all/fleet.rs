@@ -1,0 +1,329 @@
+//! A fleet: three real `handoff serve` processes on loopback sharing one
+//! PostgreSQL store (a schema of the test's own), each with its own data
+//! directory and audit chain.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::serve::{Server, audit_verify, item};
+use crate::stores::{Backend, TestStore};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// Seconds a claim holds a handoff in the fleet: short, so that a dead
+/// node's handoffs come back within the test.
+const LEASE_SECS: &str = "5";
+
+/// One node's data directory, its policies seeded with the reference
+/// policies, the safety rule's acknowledge deadline cut to a second (so
+/// that every node's SLA clock sees it pass), and a configuration whose
+/// long polls never look at the store on their own: only a change
+/// announced by the store wakes them.
+fn node_dir(root: &Path, name: &str) -> PathBuf {
+    let data = root.join(name);
+    let policies = data.join("policies");
+    handoff_pipeline::reference::write_to(&policies).unwrap();
+    let manifest = policies.join("compliance-limits.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("ack-sla-secs = 300"));
+    std::fs::write(
+        &manifest,
+        text.replacen("ack-sla-secs = 300", "ack-sla-secs = 1", 1),
+    )
+    .unwrap();
+    std::fs::write(
+        data.join("serve.toml"),
+        "poll-interval-ms = 3600000\nmax-wait-secs = 600\n",
+    )
+    .unwrap();
+    data
+}
+
+fn start_node(data: &Path, store: &TestStore) -> Server {
+    let config = data.join("serve.toml");
+    Server::start_with(
+        data,
+        &[
+            "--lease-secs",
+            LEASE_SECS,
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        |command| {
+            // Through the environment, as an operator would keep a
+            // password out of the process list.
+            command.env("HANDOFF_STORE", store.spec());
+        },
+    )
+}
+
+/// Rows of one query on the fleet's store.
+fn count(store: &TestStore, sql: &str) -> i64 {
+    let url = store.spec();
+    let sql = sql.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+            let n: i64 = sqlx::query_scalar(&sql).fetch_one(&mut db).await.unwrap();
+            db.close().await.unwrap();
+            n
+        })
+}
+
+/// Claims and resolves `role`'s handoffs through `node` as `worker` until
+/// the queue stays empty for `idle`, recording each claim.
+fn work_the_queue(
+    node: &Server,
+    worker: &str,
+    role: &str,
+    idle: Duration,
+    claims: &Mutex<Vec<(String, String)>>,
+) {
+    let mut empty_since = None;
+    loop {
+        let (status, claimed) = node.post(
+            "/v1/queue/claim",
+            None,
+            &json!({"role": role, "worker": worker}),
+        );
+        assert_eq!(status, 200, "{claimed}");
+        let Some(id) = claimed["handoff"]["id"].as_str() else {
+            let since = *empty_since.get_or_insert_with(Instant::now);
+            if since.elapsed() > idle {
+                return;
+            }
+            thread::sleep(Duration::from_millis(100));
+            continue;
+        };
+        empty_since = None;
+        claims
+            .lock()
+            .unwrap()
+            .push((id.to_string(), worker.to_string()));
+        let (status, resolved) = node.post(
+            &format!("/v1/handoffs/{id}/resolve"),
+            None,
+            &json!({"worker": worker, "outcome": "approved", "note": "checked", "warranted": true}),
+        );
+        assert_eq!(status, 200, "{worker} resolves {id}: {resolved}");
+    }
+}
+
+#[test]
+fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(TestStore::new(Backend::Postgres));
+    let root = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|name| node_dir(root.path(), name))
+        .collect();
+    let mut nodes: Vec<Server> = dirs.iter().map(|dir| start_node(dir, &store)).collect();
+    for node in &nodes {
+        assert!(
+            node.stderr().contains("handoff store postgres://"),
+            "each node names its store: {}",
+            node.stderr()
+        );
+        assert!(!node.stderr().contains("handoffs.db"));
+    }
+
+    // 2,000 evaluations spread over the three nodes in batches; every
+    // 20th refund is over the operator limit and goes to finance.
+    let mut handoffs = BTreeSet::new();
+    let mut evaluated = 0;
+    for batch in 0..20 {
+        let items: Vec<Value> = (0..100)
+            .map(|n| {
+                let i = batch * 100 + n;
+                if i % 20 == 0 {
+                    item(&format!("big-{i}"), "refund", 0.9, Some(125_000))
+                } else {
+                    item(&format!("ok-{i}"), "reply", 0.95, None)
+                }
+            })
+            .collect();
+        let node = &nodes[batch % 3];
+        let (status, answers) = node.post("/v1/evaluate", None, &json!(items));
+        assert_eq!(status, 200, "{answers}");
+        for answer in answers["results"].as_array().unwrap() {
+            evaluated += 1;
+            if let Some(id) = answer["handoff_id"].as_str() {
+                assert_eq!(answer["dispatch"]["role"], "finance-operator");
+                assert!(handoffs.insert(id.to_string()), "{id} handed off twice");
+            }
+        }
+    }
+    assert_eq!(evaluated, 2000);
+    assert_eq!(handoffs.len(), 100);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM decisions"), 2000);
+
+    // An urgent item: every node's SLA clock sees its deadline pass.
+    let mut urgent = item("urgent-1", "reply", 0.9, None);
+    urgent["text"] = json!("I want to end my life");
+    let (status, decided) = nodes[1].post("/v1/evaluate", None, &urgent);
+    assert_eq!(status, 200, "{decided}");
+    let urgent_id = decided["handoff_id"].as_str().unwrap().to_string();
+
+    // Node c's workers take ten handoffs, and node c dies holding them.
+    let mut held_by_c = BTreeSet::new();
+    for n in 0..10 {
+        let (status, claimed) = nodes[2].post(
+            "/v1/queue/claim",
+            None,
+            &json!({"role": "finance-operator", "worker": format!("carol-{n}")}),
+        );
+        assert_eq!(status, 200, "{claimed}");
+        held_by_c.insert(claimed["handoff"]["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(held_by_c.len(), 10, "ten different handoffs");
+    nodes[2].kill();
+
+    // Workers on the two live nodes drain the queue at once; node c's
+    // handoffs come back when their leases run out.
+    let survivors: Vec<Arc<Server>> = nodes.drain(..2).map(Arc::new).collect();
+    let claims = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..6)
+        .map(|n| {
+            let node = survivors[n % 2].clone();
+            let claims = claims.clone();
+            thread::spawn(move || {
+                work_the_queue(
+                    &node,
+                    &format!("worker-{n}"),
+                    "finance-operator",
+                    Duration::from_secs(12),
+                    &claims,
+                )
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let claims = claims.lock().unwrap().clone();
+    let mut by_handoff: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (id, worker) in &claims {
+        by_handoff.entry(id).or_default().push(worker);
+    }
+    let twice: Vec<_> = by_handoff.iter().filter(|(_, w)| w.len() > 1).collect();
+    assert!(twice.is_empty(), "held twice: {twice:?}");
+    let claimed: BTreeSet<String> = by_handoff.keys().map(|id| id.to_string()).collect();
+    assert_eq!(
+        claimed, handoffs,
+        "every handoff claimed once more, none lost"
+    );
+    let by_node: BTreeMap<&str, usize> =
+        claims.iter().fold(BTreeMap::new(), |mut counts, (_, w)| {
+            let node = if w.trim_start_matches("worker-").parse::<usize>().unwrap() % 2 == 0 {
+                "a"
+            } else {
+                "b"
+            };
+            *counts.entry(node).or_default() += 1;
+            counts
+        });
+    assert_eq!(
+        by_node.len(),
+        2,
+        "both live nodes served claims: {by_node:?}"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM events WHERE kind = 'lease-expired'"
+        ),
+        10,
+        "each of node c's leases expired once"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM handoffs WHERE role = 'finance-operator' AND state <> 'resolved'"
+        ),
+        0
+    );
+
+    // The urgent item's deadline passed on every node's clock; it was
+    // escalated once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let escalated = loop {
+        let (_, handoff) = survivors[0].get(&format!("/v1/handoffs/{urgent_id}"), None);
+        if handoff["tier"] == "executive" {
+            break handoff;
+        }
+        assert!(Instant::now() < deadline, "no escalation: {handoff}");
+        thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(escalated["escalations"], 1);
+    assert_eq!(
+        count(
+            &store,
+            &format!(
+                "SELECT COUNT(*) FROM events WHERE kind = 'escalated' AND handoff = '{urgent_id}'"
+            )
+        ),
+        1
+    );
+
+    // An agent long-polls node b for ten minutes while node a's operator
+    // resolves: only the store's notification can wake it (b's own look
+    // at the store is an hour away), so an answer long before the poll's
+    // deadline is that notification's doing.
+    let (_, decided) = survivors[0].post(
+        "/v1/evaluate",
+        None,
+        &item("poll-1", "refund", 0.9, Some(125_000)),
+    );
+    let id = decided["handoff_id"].as_str().unwrap().to_string();
+    let (answered, answer) = std::sync::mpsc::channel();
+    {
+        let node = survivors[1].clone();
+        let id = id.clone();
+        thread::spawn(move || {
+            let _ = answered.send(node.get(&format!("/v1/handoffs/{id}?wait=600"), None));
+        });
+    }
+    // The poll is waiting before the resolution (or it would answer at
+    // once, proving nothing).
+    thread::sleep(Duration::from_millis(500));
+    assert!(answer.try_recv().is_err(), "the poll answered early");
+    let (status, claimed) = survivors[0].post(
+        "/v1/queue/claim",
+        None,
+        &json!({"role": "finance-operator", "worker": "alice"}),
+    );
+    assert_eq!(status, 200, "{claimed}");
+    assert_eq!(claimed["handoff"]["id"], id.as_str());
+    let (status, _) = survivors[0].post(
+        &format!("/v1/handoffs/{id}/resolve"),
+        None,
+        &json!({"worker": "alice", "outcome": "approved", "warranted": true}),
+    );
+    assert_eq!(status, 200);
+    let (status, polled) = answer
+        .recv_timeout(Duration::from_secs(300))
+        .expect("the long poll on b was not woken by the resolution on a");
+    assert_eq!(status, 200);
+    assert_eq!(polled["state"], "resolved", "{polled}");
+
+    // Each node's own chain verifies, the dead one's included.
+    for server in survivors {
+        let server = Arc::try_unwrap(server).unwrap_or_else(|_| panic!("a worker still runs"));
+        let (status, log) = server.stop();
+        assert!(status.success(), "{log}");
+    }
+    for dir in &dirs {
+        let (verified, said) = audit_verify(dir);
+        assert!(verified, "{}: {said}", dir.display());
+    }
+}
