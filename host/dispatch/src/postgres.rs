@@ -36,7 +36,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row, Transaction};
 use tokio::sync::Notify;
 
 use super::handoff::{AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution};
@@ -160,6 +160,11 @@ impl PgStore {
             Commit::Synced => options,
             Commit::Written => options.options([("synchronous_commit", "off")]),
         };
+        // One connection first, alone: the pool would retry a refused or
+        // misaddressed connection until its timeout and then say only that
+        // it timed out, where this says why.
+        let first = options.connect().await?;
+        let _ = first.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE + 1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
