@@ -327,3 +327,61 @@ fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
         assert!(verified, "{}: {said}", dir.display());
     }
 }
+
+#[test]
+fn the_same_submission_sent_to_two_nodes_at_once_is_decided_once() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(TestStore::new(Backend::Postgres));
+    let root = tempfile::tempdir().unwrap();
+    let nodes: Vec<Arc<Server>> = ["a", "b"]
+        .iter()
+        .map(|name| Arc::new(start_node(&node_dir(root.path(), name), &store)))
+        .collect();
+
+    // Each item, over the operator limit, is posted to both nodes at the
+    // same instant, as an agent retrying on a second node would.
+    const ITEMS: usize = 40;
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let senders: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let node = node.clone();
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                (0..ITEMS)
+                    .map(|i| {
+                        barrier.wait();
+                        let (status, answer) = node.post(
+                            "/v1/evaluate",
+                            None,
+                            &item(&format!("twice-{i}"), "refund", 0.9, Some(125_000)),
+                        );
+                        assert_eq!(status, 200, "{answer}");
+                        answer
+                    })
+                    .collect::<Vec<Value>>()
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<Value>> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    let mut replayed = 0;
+    for (i, (a, b)) in answers[0].iter().zip(&answers[1]).enumerate() {
+        assert!(a["handoff_id"].is_string(), "{a}");
+        assert_eq!(a["handoff_id"], b["handoff_id"], "item {i}: {a} / {b}");
+        replayed += usize::from(a["replayed"] == true) + usize::from(b["replayed"] == true);
+    }
+    assert_eq!(replayed, ITEMS, "each item answered once from memory");
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM handoffs"),
+        ITEMS as i64,
+        "one handoff per item"
+    );
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM decisions"),
+        ITEMS as i64,
+        "one decision row per item"
+    );
+}

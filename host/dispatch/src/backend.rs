@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Duration, Utc};
 
 use super::handoff::{AttemptRecord, Handoff, PriorHandoff, Resolution};
-use super::postgres::{self, PgStore};
+use super::postgres::{self, HeldKeys, PgStore};
 use super::sqlite::{Commit, SqliteStore};
 use super::store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
@@ -84,6 +84,16 @@ impl Store {
             }
             StoreLocation::Postgres(url) => Store::Postgres(PgStore::connect(url, commit).await?),
         })
+    }
+
+    /// Holds idempotency keys against every other host sharing the store
+    /// until the result is released (see [`PgStore::hold_keys`]); the
+    /// embedded store has no other host, and holds nothing.
+    pub async fn hold_keys(&self, keys: &[String]) -> Result<HeldKeys, StoreError> {
+        match self {
+            Store::Sqlite(_) => Ok(HeldKeys::default()),
+            Store::Postgres(store) => store.hold_keys(keys).await,
+        }
     }
 
     /// Keeps a copy of an audit checkpoint in the store.

@@ -45,7 +45,7 @@ pub use handoff::{
     Resolution, ReviewSample, TransferPayload,
 };
 pub use health::StoreHealth;
-pub use postgres::{POOL_SIZE as POSTGRES_POOL_SIZE, PgStore, redacted};
+pub use postgres::{HeldKeys, POOL_SIZE as POSTGRES_POOL_SIZE, PgStore, redacted};
 pub use report::{
     CalibrationTarget, FeedbackReport, History, ReportOptions, ThresholdStep, feedback_report,
 };

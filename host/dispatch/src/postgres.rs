@@ -35,6 +35,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row, Transaction};
 use tokio::sync::Notify;
@@ -60,10 +61,17 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[(
 /// acknowledgements, resolutions, enqueued handoffs), the routine decision
 /// rows and one SLA clock; each holds a connection for one short
 /// transaction, so eight keep a 2-core node busy without queueing. One
-/// more is the change listener's, held for the node's life: a fleet of N
-/// nodes needs `9 * N` of the server's `max_connections` (100 by default)
-/// plus whatever else uses the database.
+/// more is the change listener's, held for the node's life, and
+/// [`KEY_LOCK_CONNECTIONS`] more hold idempotency keys: a fleet of N nodes
+/// needs `13 * N` of the server's `max_connections` (100 by default) plus
+/// whatever else uses the database.
 pub const POOL_SIZE: u32 = 8;
+
+/// Connections per node that hold submissions' idempotency keys while
+/// they are decided (see [`PgStore::hold_keys`]), in a pool of their own:
+/// a holder also writes through the main pool, so holders drawing on it
+/// could take every connection and wait forever for one more.
+pub const KEY_LOCK_CONNECTIONS: u32 = 4;
 
 /// The channel on which committed changes to handoffs are announced.
 pub const CHANGES: &str = "handoff_changes";
@@ -78,6 +86,10 @@ const ACQUIRE_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 /// events (see the module documentation). Any fixed number serves; this
 /// one spells `handoff`.
 const EVENT_ORDER_LOCK: i64 = 0x68_61_6e_64_6f_66_66;
+
+/// The first key of the advisory locks on idempotency keys (the second is
+/// a hash of the key): a two-key lock never meets the one-key locks above.
+const SUBMISSION_LOCKS: i32 = 0x6964_656d; // "idem"
 
 /// Rows per multi-row `INSERT`: 7 parameters each, far under PostgreSQL's
 /// 65,535.
@@ -126,6 +138,8 @@ pub struct PgStore {
     shown: String,
     /// Woken whenever any node commits a change to a handoff.
     changed: Arc<Notify>,
+    /// Connections that hold idempotency keys, opened when first needed.
+    key_locks: PgPool,
 }
 
 /// `url` with any password replaced by `***`: what may reach a log or a
@@ -168,7 +182,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE + 1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         let migrator = Migrator::new(Embedded)
             .await
@@ -179,10 +193,15 @@ impl PgStore {
             .map_err(|e| StoreError::Schema(e.to_string()))?;
         let changed = Arc::new(Notify::new());
         tokio::spawn(listen(pool.clone(), changed.clone(), shown.clone()));
+        let key_locks = PgPoolOptions::new()
+            .max_connections(KEY_LOCK_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
         Ok(PgStore {
             pool,
             shown,
             changed,
+            key_locks,
         })
     }
 
@@ -193,6 +212,32 @@ impl PgStore {
     /// guarantee.
     pub fn changed(&self) -> &Arc<Notify> {
         &self.changed
+    }
+
+    /// Holds `keys` (idempotency keys) for every node sharing the store,
+    /// until [`HeldKeys::release`]: an identical submission sent to two
+    /// nodes at once is decided by one, and the other finds its answer.
+    /// Waits while another node holds any of them. Locks are taken in one
+    /// order (by hash) on every node, so two submissions never wait on
+    /// each other.
+    pub async fn hold_keys(&self, keys: &[String]) -> Result<HeldKeys, StoreError> {
+        let mut hashes: Vec<i32> = keys.iter().map(|key| key_hash(key)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        if hashes.is_empty() {
+            return Ok(HeldKeys::default());
+        }
+        let mut held = HeldKeys(Some(self.key_locks.acquire().await?));
+        for hash in hashes {
+            if let Some(connection) = held.0.as_mut() {
+                sqlx::query("SELECT pg_advisory_lock($1, $2)")
+                    .bind(SUBMISSION_LOCKS)
+                    .bind(hash)
+                    .execute(&mut **connection)
+                    .await?;
+            }
+        }
+        Ok(held)
     }
 
     /// The database, without its password.
@@ -222,8 +267,9 @@ impl PgStore {
         )
     }
 
-    /// Closes the pool, waiting for connections to finish.
+    /// Closes the pools, waiting for connections to finish.
     pub async fn close(&self) {
+        self.key_locks.close().await;
         self.pool.close().await;
     }
 
@@ -267,6 +313,47 @@ impl PgStore {
             .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         rows::handoff(&row)
     }
+}
+
+/// Idempotency keys held across the fleet (see [`PgStore::hold_keys`]).
+/// The embedded store has no other host to hold them against: its
+/// `HeldKeys` holds nothing.
+#[derive(Debug, Default)]
+pub struct HeldKeys(Option<PoolConnection<Postgres>>);
+
+impl HeldKeys {
+    /// Lets the keys go, keeping the connection for the pool's next user;
+    /// if unlocking fails, the connection is closed instead, which lets
+    /// them go too.
+    pub async fn release(mut self) {
+        let Some(mut connection) = self.0.take() else {
+            return;
+        };
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock_all()")
+            .execute(&mut *connection)
+            .await;
+        if unlocked.is_err() {
+            connection.close_on_drop();
+        }
+    }
+}
+
+/// A connection holding locks never goes back to the pool: dropped before
+/// [`HeldKeys::release`] (an error, a caller gone, even mid-lock), it
+/// closes, and PostgreSQL lets its locks go.
+impl Drop for HeldKeys {
+    fn drop(&mut self) {
+        if let Some(connection) = self.0.as_mut() {
+            connection.close_on_drop();
+        }
+    }
+}
+
+/// Where an idempotency key's lock is.
+fn key_hash(key: &str) -> i32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(key.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 /// Follows [`CHANGES`] for as long as the pool is open, waking `changed`

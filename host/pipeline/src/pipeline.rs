@@ -268,6 +268,17 @@ impl Pipeline {
             let item = item.id.clone();
             move |source| PipelineError::Dispatch { item, source }
         };
+        // Then against the other hosts sharing the store, if any.
+        let held_keys = match dispatcher.store().hold_keys(&keys).await {
+            Ok(held) => held,
+            Err(source) => {
+                let item = keyed.first().map(|(_, _, item, _)| item.id.clone());
+                return Err(PipelineError::Dispatch {
+                    item: item.unwrap_or_default(),
+                    source,
+                });
+            }
+        };
         let mut answered = Vec::with_capacity(keyed.len());
         let mut fresh = Vec::new();
         let mut first_of_key: std::collections::HashMap<String, usize> = Default::default();
@@ -323,6 +334,7 @@ impl Pipeline {
             }
             answered.push((index, answer));
         }
+        held_keys.release().await;
         drop(guards);
         Ok(answered)
     }
