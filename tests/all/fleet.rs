@@ -42,6 +42,15 @@ fn node_dir(root: &Path, name: &str) -> PathBuf {
     data
 }
 
+/// A PostgreSQL store of the test's own, for the fleet to share.
+fn fleet_store() -> TestStore {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(TestStore::new(Backend::Postgres))
+}
+
 fn start_node(data: &Path, store: &TestStore) -> Server {
     let config = data.join("serve.toml");
     Server::start_with(
@@ -117,11 +126,7 @@ fn work_the_queue(
 
 #[test]
 fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = runtime.block_on(TestStore::new(Backend::Postgres));
+    let store = fleet_store();
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = ["a", "b", "c"]
         .iter()
@@ -330,11 +335,7 @@ fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
 
 #[test]
 fn the_same_submission_sent_to_two_nodes_at_once_is_decided_once() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let store = runtime.block_on(TestStore::new(Backend::Postgres));
+    let store = fleet_store();
     let root = tempfile::tempdir().unwrap();
     let nodes: Vec<Arc<Server>> = ["a", "b"]
         .iter()

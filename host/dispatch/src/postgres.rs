@@ -282,12 +282,7 @@ impl PgStore {
         tx: &mut Transaction<'static, Postgres>,
         id: &str,
     ) -> Result<Handoff, StoreError> {
-        let row = sqlx::query("SELECT * FROM handoffs WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
-        rows::handoff(&row)
+        Self::read(tx, id, "SELECT * FROM handoffs WHERE id = $1 FOR UPDATE").await
     }
 
     /// The handoff `id`, locked, if `worker` holds a live lease on it.
@@ -302,11 +297,21 @@ impl PgStore {
         Ok(handoff)
     }
 
+    /// The handoff `id` as this transaction sees it.
     async fn fetch(
         tx: &mut Transaction<'static, Postgres>,
         id: &str,
     ) -> Result<Handoff, StoreError> {
-        let row = sqlx::query("SELECT * FROM handoffs WHERE id = $1")
+        Self::read(tx, id, "SELECT * FROM handoffs WHERE id = $1").await
+    }
+
+    /// The handoff `id`, read by `query` (which binds it as `$1`).
+    async fn read(
+        tx: &mut Transaction<'static, Postgres>,
+        id: &str,
+        query: &'static str,
+    ) -> Result<Handoff, StoreError> {
+        let row = sqlx::query(query)
             .bind(id)
             .fetch_optional(&mut **tx)
             .await?
