@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::serve::{Server, audit_verify, item};
+use crate::serve::{Server, audit_verify, item, urgent_policies};
 use crate::stores::{Backend, TestStore};
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -24,16 +24,7 @@ const LEASE_SECS: &str = "5";
 /// announced by the store wakes them.
 fn node_dir(root: &Path, name: &str) -> PathBuf {
     let data = root.join(name);
-    let policies = data.join("policies");
-    handoff_pipeline::reference::write_to(&policies).unwrap();
-    let manifest = policies.join("compliance-limits.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("ack-sla-secs = 300"));
-    std::fs::write(
-        &manifest,
-        text.replacen("ack-sla-secs = 300", "ack-sla-secs = 1", 1),
-    )
-    .unwrap();
+    urgent_policies(&data, "");
     std::fs::write(
         data.join("serve.toml"),
         "poll-interval-ms = 3600000\nmax-wait-secs = 600\n",

@@ -252,6 +252,19 @@ pub(crate) fn item(id: &str, kind: &str, confidence: f64, amount_minor: Option<i
     item
 }
 
+/// The reference policies in `data/policies`, the safety rule's acknowledge
+/// deadline cut to one second (so an SLA clock sees it pass within a test),
+/// `prefix` put before compliance-limits' manifest.
+pub(crate) fn urgent_policies(data: &Path, prefix: &str) {
+    let policies = data.join("policies");
+    handoff_pipeline::reference::write_to(&policies).unwrap();
+    let manifest = policies.join("compliance-limits.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("ack-sla-secs = 300"));
+    let text = text.replacen("ack-sla-secs = 300", "ack-sla-secs = 1", 1);
+    std::fs::write(&manifest, format!("{prefix}{text}")).unwrap();
+}
+
 pub(crate) fn config_with_tokens(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("serve.toml");
     std::fs::write(
@@ -911,20 +924,8 @@ fn shutdown_drains_requests_and_loses_no_audit_record() {
 #[test]
 fn the_servers_sla_clock_escalates_a_missed_deadline_and_counts_it() {
     let dir = tempfile::tempdir().unwrap();
-    let policies = dir.path().join("policies");
-    handoff_pipeline::reference::write_to(&policies).unwrap();
-    let manifest = policies.join("compliance-limits.toml");
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("ack-sla-secs = 300"));
     // The plugin names its own specialist for missed deadlines.
-    std::fs::write(
-        &manifest,
-        format!(
-            "escalation-role = \"safety-lead\"\n{}",
-            text.replacen("ack-sla-secs = 300", "ack-sla-secs = 1", 1)
-        ),
-    )
-    .unwrap();
+    urgent_policies(dir.path(), "escalation-role = \"safety-lead\"\n");
     let server = Server::start(dir.path(), &[]);
 
     let mut urgent = item("sh-1", "reply", 0.9, None);
