@@ -44,6 +44,7 @@ fn fleet_store() -> TestStore {
 
 fn start_node(data: &Path, store: &TestStore) -> Server {
     let config = data.join("serve.toml");
+    let name = data.file_name().unwrap().to_str().unwrap();
     Server::start_with(
         data,
         &[
@@ -51,6 +52,8 @@ fn start_node(data: &Path, store: &TestStore) -> Server {
             LEASE_SECS,
             "--config",
             config.to_str().unwrap(),
+            "--node",
+            name,
         ],
         |command| {
             // Through the environment, as an operator would keep a
@@ -74,6 +77,83 @@ fn count(store: &TestStore, sql: &str) -> i64 {
             db.close().await.unwrap();
             n
         })
+}
+
+/// Runs statements on the fleet's store.
+fn execute(store: &TestStore, sql: &str) {
+    let url = store.spec();
+    let sql = sql.to_string();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async move {
+            let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(&sql).execute(&mut db).await.unwrap();
+            db.close().await.unwrap();
+        });
+}
+
+/// `handoff publish DIR` to the fleet's store: whether it succeeded, and
+/// what it printed (stdout, then stderr).
+fn publish(dir: &Path, store: &TestStore) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .arg("publish")
+        .arg(dir)
+        .args(["--as", "release-bot"])
+        .env("HANDOFF_STORE", store.spec())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+/// A copy of `data`'s policies in which confidence-gate sends back any
+/// confidence under 0.85 (its fixtures still pass): a reply at 0.8, which
+/// proceeds on the reference policies, is then a self-correction, so which
+/// set serves shows in a decision.
+fn stricter_policies(data: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(data.join("policies")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+    let manifest = to.join("confidence-gate.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("self-correct-below = 0.75"));
+    std::fs::write(
+        &manifest,
+        text.replacen("self-correct-below = 0.75", "self-correct-below = 0.85", 1),
+    )
+    .unwrap();
+}
+
+/// The tier `node` gives a reply at confidence 0.8.
+fn tier_of_a_fairly_sure_reply(node: &Server, id: &str) -> String {
+    let (status, decided) = node.post("/v1/evaluate", None, &item(id, "reply", 0.8, None));
+    assert_eq!(status, 200, "{decided}");
+    decided["tier"].as_str().unwrap().to_string()
+}
+
+/// Waits until `node`'s view of the fleet satisfies `done`, and returns it.
+fn wait_for_fleet(node: &Server, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, fleet) = node.get("/v1/fleet", None);
+        assert_eq!(status, 200, "{fleet}");
+        if done(&fleet) {
+            return fleet;
+        }
+        assert!(Instant::now() < deadline, "{what}: {fleet}");
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Claims and resolves `role`'s handoffs through `node` as `worker` until
@@ -312,9 +392,53 @@ fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
     assert_eq!(status, 200);
     assert_eq!(polled["state"], "resolved", "{polled}");
 
+    // Node c comes back, and a stricter policy set is published: every
+    // node, c included, serves it, and decides by it.
+    let mut survivors: Vec<Server> = survivors
+        .into_iter()
+        .map(|server| Arc::try_unwrap(server).unwrap_or_else(|_| panic!("a worker still runs")))
+        .collect();
+    survivors.push(start_node(&dirs[2], &store));
+    let nodes = survivors;
+    for node in &nodes {
+        assert_eq!(
+            tier_of_a_fairly_sure_reply(node, &format!("before-{}", node.address())),
+            "none"
+        );
+    }
+    let stricter = root.path().join("stricter");
+    stricter_policies(&dirs[0], &stricter);
+    let (published, said) = publish(&stricter, &store);
+    assert!(published, "{said}");
+    assert!(said.contains("published generation 1"), "{said}");
+    let fleet = wait_for_fleet(&nodes[0], "every node serves generation 1", |fleet| {
+        let nodes = fleet["nodes"].as_array().unwrap();
+        nodes.len() == 3
+            && nodes
+                .iter()
+                .all(|n| n["serving"] == 1 && n["current"] == true)
+    });
+    assert_eq!(fleet["latest"]["publisher"], "release-bot");
+    let names: Vec<&str> = fleet["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    for node in &nodes {
+        let (_, policies) = node.get("/v1/policies", None);
+        assert_eq!(policies["fleet_generation"], 1, "{policies}");
+        assert_eq!(
+            tier_of_a_fairly_sure_reply(node, &format!("after-{}", node.address())),
+            "self-correct",
+            "{} decides by the published generation",
+            node.address()
+        );
+    }
+
     // Each node's own chain verifies, the dead one's included.
-    for server in survivors {
-        let server = Arc::try_unwrap(server).unwrap_or_else(|_| panic!("a worker still runs"));
+    for server in nodes {
         let (status, log) = server.stop();
         assert!(status.success(), "{log}");
     }
@@ -375,5 +499,81 @@ fn the_same_submission_sent_to_two_nodes_at_once_is_decided_once() {
         count(&store, "SELECT COUNT(*) FROM decisions"),
         ITEMS as i64,
         "one decision row per item"
+    );
+}
+
+#[test]
+fn a_generation_a_node_refuses_leaves_it_serving_the_one_before() {
+    let store = fleet_store();
+    let root = tempfile::tempdir().unwrap();
+    let data = node_dir(root.path(), "solo");
+    let node = start_node(&data, &store);
+
+    // A directory with one bad unit is refused whole, and nothing stored.
+    let broken = root.path().join("broken");
+    stricter_policies(&data, &broken);
+    std::fs::write(broken.join("evil.wasm"), b"not a component").unwrap();
+    let (published, said) = publish(&broken, &store);
+    assert!(!published, "{said}");
+    assert!(said.contains("evil.wasm"), "{said}");
+    assert!(said.contains("nothing was published"), "{said}");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM policy_generations"), 0);
+
+    // A good one serves.
+    let stricter = root.path().join("stricter");
+    stricter_policies(&data, &stricter);
+    let (published, said) = publish(&stricter, &store);
+    assert!(published, "{said}");
+    wait_for_fleet(&node, "the node serves generation 1", |fleet| {
+        fleet["nodes"][0]["serving"] == 1
+    });
+    assert_eq!(
+        tier_of_a_fairly_sure_reply(&node, "strict-1"),
+        "self-correct"
+    );
+
+    // A generation that never passed `handoff publish` (written straight
+    // into the store: a tampered database, an old publisher) is validated
+    // by the node, refused, and said so; generation 1 keeps serving.
+    execute(
+        &store,
+        "INSERT INTO policy_components VALUES ('sha256:forged', 'not a component'::bytea);
+         INSERT INTO policy_generations VALUES (2, 0, 'mallory');
+         INSERT INTO policy_units SELECT 2, name, component, manifest FROM policy_units
+            WHERE generation = 1 AND name <> 'confidence-gate';
+         INSERT INTO policy_units VALUES (2, 'confidence-gate', 'sha256:forged', NULL);
+         SELECT pg_notify('handoff_policies', '2');",
+    );
+    let fleet = wait_for_fleet(&node, "the node refuses generation 2", |fleet| {
+        fleet["nodes"][0]["rejected"]["generation"] == 2
+    });
+    let solo = &fleet["nodes"][0];
+    assert_eq!(solo["serving"], 1, "{fleet}");
+    assert_eq!(solo["current"], false, "{fleet}");
+    let reason = solo["rejected"]["reason"].as_str().unwrap();
+    assert!(reason.contains("confidence-gate.wasm"), "{reason}");
+    assert!(reason.contains("not a WebAssembly file"), "{reason}");
+    let (_, policies) = node.get("/v1/policies", None);
+    assert_eq!(policies["fleet_generation"], 1, "{policies}");
+    assert_eq!(
+        tier_of_a_fairly_sure_reply(&node, "strict-2"),
+        "self-correct"
+    );
+
+    // The refusal is on the node's console and in its audit trail.
+    let (status, log) = node.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("rejected confidence-gate.wasm"), "{log}");
+    let (verified, said) = audit_verify(&data);
+    assert!(verified, "{said}");
+    let trail: String = std::fs::read_dir(data.join("audit"))
+        .unwrap()
+        .map(|entry| std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(
+        trail
+            .lines()
+            .any(|line| line.contains("\"rejected\"") && line.contains("not a WebAssembly file")),
+        "no rejection in the audit trail"
     );
 }

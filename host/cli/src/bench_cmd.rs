@@ -61,7 +61,7 @@ pub fn run(runtime: &Runtime, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let mut sources = Vec::new();
     for path in &args.paths {
         let (found, rejected) = sources_at(path, runtime)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.source))?;
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error))?;
         if let Some(rejection) = rejected.first() {
             bail!("{}", terminal(&rejection.to_string()));
         }

@@ -14,6 +14,7 @@ mod inspect;
 mod new_policy;
 mod output;
 mod pilot;
+mod publish;
 mod queue;
 mod remote;
 mod replay;
@@ -144,6 +145,13 @@ enum Command {
     /// evidence supports, and approve it as a second person.
     #[command(subcommand)]
     Calibrate(remote::CalibrateCommand),
+    /// Publish a policy directory to a fleet: validated here (compiled,
+    /// capability checked, trial-run, fixtures passed; all or nothing) and
+    /// stored in the shared PostgreSQL store as the next generation, which
+    /// every `handoff serve` node on that store validates again and swaps
+    /// in whole, or refuses and keeps serving what it served (see
+    /// `GET /v1/fleet`).
+    Publish(publish::PublishArgs),
     /// Work the human handoff queue: list, claim, ack, resolve, release,
     /// show. Works on the same store as a running host.
     Queue(queue::QueueArgs),
@@ -251,6 +259,15 @@ impl PolicyArgs {
     }
 }
 
+/// This machine's name, for naming a node or a publisher by default.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// Where commands keep compiled policies by default.
 fn default_cache_dir() -> Option<PathBuf> {
     let var = |name: &str| {
@@ -320,6 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Promote(args) => remote::promote(args),
         Command::Calibrate(command) => remote::calibrate(command),
         Command::Audit(args) => audit::run(args),
+        Command::Publish(args) => publish::run(&runtime()?, args),
         Command::Queue(args) => queue::run_queue(args),
         Command::Report(args) => report::run(args),
         Command::Test(args) => test_cmd::run(&runtime()?, args),

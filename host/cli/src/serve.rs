@@ -8,11 +8,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use handoff_pipeline::fleet::FleetMember;
 use handoff_pipeline::{Observers, Placement};
 use handoff_policy::Runtime;
 use handoff_server::{App, Metrics, ServerConfig, check_exposure};
 
 use super::host_args::HostArgs;
+use super::output::terminal;
 
 /// Where the server listens when neither the flag nor the config file says.
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -30,6 +32,11 @@ pub struct ServeArgs {
     /// role tokens; see the README).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// This node's name in a fleet (a PostgreSQL store shared by several
+    /// hosts), as `GET /v1/fleet` shows it; keep it across restarts
+    /// [default: this host's name and port].
+    #[arg(long, value_name = "NAME", env = "HANDOFF_NODE")]
+    node: Option<String>,
 }
 
 pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -65,14 +72,37 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     tokio.block_on(async {
         let placement = Placement::Blocking(config.evaluator_count());
-        let host = args.host.open(runtime, placement, observers).await?;
-        let app = Arc::new(App::new(&host, metrics, identities, config)?);
+        let mut host = args.host.open(runtime, placement, observers).await?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let bound = listener
             .local_addr()
             .context("cannot read the bound address")?;
+        let member = FleetMember {
+            node: args
+                .node
+                .clone()
+                .unwrap_or_else(|| format!("{}:{}", super::host_name(), bound.port())),
+            address: Some(format!("http://{bound}")),
+        };
+        let node = member.node.clone();
+        if host.join_fleet(member).await {
+            let live = host.policies().current();
+            eprintln!(
+                "handoff: node {} of the fleet: {} (generation {})",
+                terminal(&node),
+                host.policies()
+                    .live()
+                    .and_then(|live| live.fleet_generation())
+                    .map_or(
+                        "serving its own policy directory until a generation is published".into(),
+                        |g| { format!("serving the fleet's published policy generation {g}") }
+                    ),
+                live.generation()
+            );
+        }
+        let app = Arc::new(App::new(&host, metrics, identities, config)?);
         eprintln!(
             "handoff: accepting at most {} connections (headers within {} s, bodies within {} s)",
             limits.max_connections,

@@ -28,7 +28,7 @@ pub fn run(runtime: &Runtime, args: TestArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("{}: no such file or directory", path.display());
         }
         let (sources, rejected) = sources_at(path, runtime)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.source))?;
+            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.error))?;
         for rejection in rejected {
             tests.push(failed(rejection.file, rejection.reason));
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::generations::Generations;
 use super::handoff::{AttemptRecord, Handoff, PriorHandoff, Resolution};
 use super::postgres::{self, HeldKeys, PgStore};
 use super::sqlite::{Commit, SqliteStore};
@@ -84,6 +85,15 @@ impl Store {
             }
             StoreLocation::Postgres(url) => Store::Postgres(PgStore::connect(url, commit).await?),
         })
+    }
+
+    /// The fleet's published policy generations: only a shared store has
+    /// a fleet.
+    pub fn generations(&self) -> Option<&Generations> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(store) => Some(store.generations()),
+        }
     }
 
     /// Holds idempotency keys against every other host sharing the store

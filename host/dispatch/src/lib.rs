@@ -11,6 +11,8 @@
 //! - [`store`]: the storage contract; [`sqlite`]: the embedded store;
 //!   [`postgres`]: the store a fleet shares; [`backend`]: which of the two
 //!   a host runs on; `rows`: what both read back the same way;
+//! - [`Generations`]: policy generations published to a fleet, and what
+//!   each node serves (bytes and reports: nothing here runs a plugin);
 //! - [`health`]: whether the store takes work, for readiness;
 //! - [`forward`]: handoff events into the audit trail, exactly once;
 //! - [`clock`]: where time comes from, so SLA clocks can be tested;
@@ -22,6 +24,7 @@ mod backend;
 mod clock;
 mod dispatcher;
 mod forward;
+mod generations;
 mod group_commit;
 mod handoff;
 mod health;
@@ -40,6 +43,10 @@ pub use dispatcher::{
     SlaEvent, TierPolicy, idempotency_key,
 };
 pub use forward::{EventSink, ForwardError};
+pub use generations::{
+    GenerationSummary, Generations, NodeReport, Oversized, PUBLISHED, PublishedUnit,
+    RejectedGeneration, UnitDigest,
+};
 pub use handoff::{
     AttemptRecord, DrivingReason, Handoff, HandoffState, Outcome, OutcomeError, PriorHandoff,
     Resolution, ReviewSample, TransferPayload,

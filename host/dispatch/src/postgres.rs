@@ -40,6 +40,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row, Transaction};
 use tokio::sync::Notify;
 
+use super::generations::{Generations, PUBLISHED};
 use super::handoff::{AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution};
 use super::rows::{self, millis};
 use super::sqlite::Commit;
@@ -51,11 +52,23 @@ use handoff_model::{HandoffEvent, Named, Tier};
 
 /// The schema's versions, embedded in the binary: a node never depends on
 /// files beside it to create or upgrade the store it serves.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "handoffs",
-    include_str!("../migrations/postgres/0001_handoffs.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "handoffs",
+        include_str!("../migrations/postgres/0001_handoffs.sql"),
+    ),
+    (
+        2,
+        "claim order",
+        include_str!("../migrations/postgres/0002_claim_order.sql"),
+    ),
+    (
+        3,
+        "policy generations",
+        include_str!("../migrations/postgres/0003_policy_generations.sql"),
+    ),
+];
 
 /// Connections per node. A node's writers are the HTTP handlers (claims,
 /// acknowledgements, resolutions, enqueued handoffs), the routine decision
@@ -140,6 +153,8 @@ pub struct PgStore {
     changed: Arc<Notify>,
     /// Connections that hold idempotency keys, opened when first needed.
     key_locks: PgPool,
+    /// Published policy generations, on the same pool.
+    generations: Generations,
 }
 
 /// `url` with any password replaced by `***`: what may reach a log or a
@@ -192,12 +207,21 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Schema(e.to_string()))?;
         let changed = Arc::new(Notify::new());
-        tokio::spawn(listen(pool.clone(), changed.clone(), shown.clone()));
+        let published = Arc::new(Notify::new());
+        tokio::spawn(listen(
+            pool.clone(),
+            Wake {
+                changed: changed.clone(),
+                published: published.clone(),
+            },
+            shown.clone(),
+        ));
         let key_locks = PgPoolOptions::new()
             .max_connections(KEY_LOCK_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(PgStore {
+            generations: Generations::new(pool.clone(), published),
             pool,
             shown,
             changed,
@@ -212,6 +236,11 @@ impl PgStore {
     /// guarantee.
     pub fn changed(&self) -> &Arc<Notify> {
         &self.changed
+    }
+
+    /// The fleet's published policy generations, in this store.
+    pub fn generations(&self) -> &Generations {
+        &self.generations
     }
 
     /// Holds `keys` (idempotency keys) for every node sharing the store,
@@ -361,9 +390,26 @@ fn key_hash(key: &str) -> i32 {
     i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// Follows [`CHANGES`] for as long as the pool is open, waking `changed`
-/// on every notification and after every reconnection.
-async fn listen(pool: PgPool, changed: Arc<Notify>, shown: String) {
+/// What the listener wakes, by channel.
+struct Wake {
+    /// On [`CHANGES`].
+    changed: Arc<Notify>,
+    /// On [`PUBLISHED`].
+    published: Arc<Notify>,
+}
+
+impl Wake {
+    /// Anything may have happened (the listener was not listening).
+    fn everything(&self) {
+        self.changed.notify_waiters();
+        self.published.notify_waiters();
+    }
+}
+
+/// Follows [`CHANGES`] and [`PUBLISHED`] for as long as the pool is open,
+/// waking what waits on each notification, and everything after every
+/// reconnection.
+async fn listen(pool: PgPool, wake: Wake, shown: String) {
     loop {
         if pool.is_closed() {
             return;
@@ -379,19 +425,22 @@ async fn listen(pool: PgPool, changed: Arc<Notify>, shown: String) {
                 continue;
             }
         };
-        if let Err(error) = listener.listen(CHANGES).await {
+        if let Err(error) = listener.listen_all([CHANGES, PUBLISHED]).await {
             tracing::warn!(store = %shown, %error, "cannot listen for handoff changes; retrying");
             tokio::time::sleep(LISTEN_RETRY).await;
             continue;
         }
         // Whatever changed before the listener was in place is seen now.
-        changed.notify_waiters();
+        wake.everything();
         loop {
             match listener.try_recv().await {
-                Ok(Some(_)) => changed.notify_waiters(),
+                Ok(Some(notification)) if notification.channel() == PUBLISHED => {
+                    wake.published.notify_waiters()
+                }
+                Ok(Some(_)) => wake.changed.notify_waiters(),
                 // The connection was lost, and is made again on the next
                 // call: anything may have changed in between.
-                Ok(None) => changed.notify_waiters(),
+                Ok(None) => wake.everything(),
                 // The pool closed, or the connection cannot be made again.
                 Err(error) => {
                     if pool.is_closed() {
@@ -592,7 +641,7 @@ impl HandoffStore for PgStore {
     ) -> Result<Option<Handoff>, StoreError> {
         let mut tx = self.write().await?;
         let next = sqlx::query(&format!(
-            "SELECT * FROM handoffs WHERE role = $1
+            "SELECT * FROM handoffs WHERE role = $1 AND state <> 'resolved'
                AND (state = 'queued' OR (state IN ('claimed', 'acknowledged') AND lease_expires <= $2))
              ORDER BY {NEXT_DEADLINE}, created_at, id LIMIT 1
              FOR UPDATE SKIP LOCKED"

@@ -70,6 +70,15 @@ CREATE TABLE IF NOT EXISTS handoffs (
 );
 CREATE INDEX IF NOT EXISTS handoffs_by_role ON handoffs (role, state);
 CREATE INDEX IF NOT EXISTS handoffs_by_item ON handoffs (item_id);
+-- Claims read open handoffs in this order (the claim query's ORDER BY, word
+-- for word), so a claim stops at the first row it may take instead of
+-- sorting the role's whole queue.
+CREATE INDEX IF NOT EXISTS handoffs_claim_order ON handoffs (
+    role,
+    (CASE WHEN acked_at IS NULL THEN ack_deadline ELSE resolve_deadline END),
+    created_at,
+    id
+) WHERE state <> 'resolved';
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     handoff TEXT NOT NULL,
@@ -456,7 +465,7 @@ impl HandoffStore for SqliteStore {
     ) -> Result<Option<Handoff>, StoreError> {
         let mut tx = self.write().await?;
         let next = sqlx::query(&format!(
-            "SELECT * FROM handoffs WHERE role = ?
+            "SELECT * FROM handoffs WHERE role = ? AND state <> 'resolved'
                AND (state = 'queued' OR (state IN ('claimed', 'acknowledged') AND lease_expires <= ?))
              ORDER BY {NEXT_DEADLINE}, created_at, id LIMIT 1"
         ))

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use handoff_audit::{AuditError, AuditLog, AuditOptions, Checkpoint, Durability, ReadError, query};
 use handoff_dispatch::{
-    Commit, DispatchConfig, Dispatcher, EventSink, SlaClock, SlaEvent, Store, StoreError,
-    StoreLocation, SystemClock, spawn_sla_clock,
+    Commit, DispatchConfig, Dispatcher, EventSink, Generations, SlaClock, SlaEvent, Store,
+    StoreError, StoreLocation, SystemClock, spawn_sla_clock,
 };
 use handoff_model::{HandoffEvent, LifecycleEvent};
 use handoff_policy::cache::CacheError;
@@ -17,6 +17,7 @@ use handoff_policy::reload::{LifecycleSink, LivePolicies, WatchError, WatchOptio
 use handoff_policy::{DirError, EvaluatorPool, Policies, PolicySet, Runtime};
 use tokio::task::JoinHandle;
 
+use crate::fleet::{self, FleetMember, Follower};
 use crate::pipeline::{Pipeline, Placement};
 use crate::reference;
 
@@ -129,6 +130,8 @@ pub struct Host {
     checkpoint_copier: Option<JoinHandle<()>>,
     /// Keeps the policy directory watched while the host lives.
     _watcher: Option<Watcher>,
+    /// Follows the fleet's policy generations, once asked to.
+    follower: Option<Follower>,
 }
 
 impl Host {
@@ -252,7 +255,28 @@ impl Host {
             sla,
             checkpoint_copier,
             _watcher: watcher,
+            follower: None,
         })
+    }
+
+    /// Makes this host a node of the fleet sharing its store: it serves the
+    /// newest published policy generation from now on (adopted before this
+    /// returns, when there is one) and follows the ones published later.
+    /// Says whether it joined: only a live host on a shared store can.
+    pub async fn join_fleet(&mut self, member: FleetMember) -> bool {
+        let (Some(live), Some(generations)) = (self.policies.live(), self.generations()) else {
+            return false;
+        };
+        let follower = fleet::follow(live.clone(), generations.clone(), member).await;
+        self.follower = Some(follower);
+        true
+    }
+
+    /// The fleet's published generations, when the store is shared.
+    pub fn generations(&self) -> Option<&Generations> {
+        self.dispatcher
+            .as_ref()
+            .and_then(|dispatcher| dispatcher.store().generations())
     }
 
     /// Where work items go.
@@ -279,6 +303,7 @@ impl Host {
     /// checkpoint (when checkpoints are configured) and closes the store.
     /// Call it after the last submission has been answered.
     pub async fn close(self) -> Result<(), AuditError> {
+        drop(self.follower);
         if let Some((clock, forward)) = self.sla {
             clock.stop().await;
             forward.abort();

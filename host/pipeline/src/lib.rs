@@ -6,6 +6,8 @@
 //! - [`Host`]: the one way a running host is assembled from its parts
 //!   (policies, fixed or live; the audit trail; the handoff store and its SLA
 //!   clocks; the pipeline), for the server and the command line alike.
+//! - [`fleet`]: a node of a fleet following the policy generations
+//!   published to the shared store, and `handoff publish`'s validation.
 //! - [`replay`]: what a candidate policy set would have decided for the
 //!   items in the audit trail.
 //! - [`reference`]: the reference policies built into the binary.
@@ -14,6 +16,7 @@
 
 pub mod calibration;
 mod evaluator_threads;
+pub mod fleet;
 mod host;
 pub mod pilot;
 mod pipeline;

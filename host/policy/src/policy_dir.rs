@@ -17,13 +17,13 @@ use crate::source::{PluginSource, Rejection};
 
 /// Why a policy directory could not be read at all.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read policy directory {dir}: {source}")]
+#[error("cannot read policy directory {dir}: {error}")]
 pub struct DirError {
     /// The directory.
     pub dir: String,
-    /// The I/O error (in the message, not a separate cause, so that it is
-    /// printed once).
-    pub source: std::io::Error,
+    /// The I/O error: in the message, not a separate cause (a field named
+    /// `source` would be one), so that it is printed once.
+    pub error: std::io::Error,
 }
 
 /// What the directory holds for one plugin name.
@@ -49,9 +49,9 @@ pub(crate) fn unit_name(path: &Path) -> Option<&str> {
 
 /// Every unit name in `dir`, sorted.
 pub(crate) fn unit_names(dir: &Path) -> Result<BTreeSet<String>, DirError> {
-    let dir_error = |source| DirError {
+    let dir_error = |error| DirError {
         dir: dir.display().to_string(),
-        source,
+        error,
     };
     let mut names = BTreeSet::new();
     for entry in std::fs::read_dir(dir).map_err(dir_error)? {

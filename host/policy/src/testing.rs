@@ -80,7 +80,7 @@ pub fn sources_at(
         .unwrap_or(Path::new("."));
     let not_a_unit = || DirError {
         dir: path.display().to_string(),
-        source: std::io::Error::new(
+        error: std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             "not a directory, nor a NAME.wasm or NAME.toml file",
         ),

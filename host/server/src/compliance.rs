@@ -34,6 +34,9 @@ pub struct PoliciesView {
     pub generation: u64,
     /// The directory the server watches.
     pub dir: String,
+    /// The fleet's published generation this node serves, once it serves
+    /// one: from then on the directory no longer changes what serves.
+    pub fleet_generation: Option<u64>,
     /// Every loaded plugin, enabled or not, in evaluation order.
     pub plugins: Vec<PluginView>,
     /// Per plugin: what serves, and the last reload that failed.
@@ -111,6 +114,7 @@ pub(crate) fn policies_view(app: &App) -> PoliciesView {
     PoliciesView {
         generation: set.generation(),
         dir: app.live.dir().display().to_string(),
+        fleet_generation: app.live.fleet_generation(),
         plugins,
         status: app.live.status(),
     }

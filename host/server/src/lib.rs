@@ -7,7 +7,7 @@
 //!   digests, JWTs), and the config file;
 //! - `connections`: the accept loop, connection limits and timeouts, and
 //!   the shutdown deadline;
-//! - `evaluate`, `handoffs`, `compliance` and `monitoring`: the
+//! - `evaluate`, `handoffs`, `compliance`, `fleet` and `monitoring`: the
 //!   handlers, by who calls them;
 //! - `body` and `error`: JSON in with the failing field named, JSON
 //!   errors out;
@@ -24,6 +24,7 @@ mod config;
 mod connections;
 mod error;
 mod evaluate;
+mod fleet;
 mod handoffs;
 mod jwt;
 mod metrics;

@@ -12,7 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::app::App;
 use super::auth::{Guard, Role, require};
-use super::{compliance, evaluate, handoffs, monitoring, pilot, proposals};
+use super::{compliance, evaluate, fleet, handoffs, monitoring, pilot, proposals};
 
 /// One route of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +68,7 @@ pub const ROUTES: &[Route] = &[
         "listPolicies",
         OPERATOR_OR_COMPLIANCE,
     ),
+    route("GET", "/v1/fleet", "listFleet", OPERATOR_OR_COMPLIANCE),
     route("GET", "/v1/audit", "queryAudit", COMPLIANCE),
     route("GET", "/v1/audit/verify", "verifyAudit", COMPLIANCE),
     route("GET", "/v1/report", "feedbackReport", COMPLIANCE),
@@ -130,6 +131,7 @@ fn handler(operation: &str, app: &Arc<App>) -> Option<MethodRouter<Arc<App>>> {
         "resolveHandoff" => post(handoffs::resolve),
         "releaseHandoff" => post(handoffs::release),
         "listPolicies" => get(compliance::policies),
+        "listFleet" => get(fleet::fleet),
         "queryAudit" => get(compliance::audit_query),
         "verifyAudit" => get(compliance::audit_verify),
         "feedbackReport" => get(compliance::feedback),

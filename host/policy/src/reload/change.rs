@@ -177,6 +177,13 @@ impl LivePolicies {
         registry: &mut super::live::Registry,
         writes: Vec<Write>,
     ) -> Result<u64, ChangeError> {
+        if let Some(generation) = registry.fleet() {
+            return Err(ChangeError::Invalid(format!(
+                "this node serves the fleet's policy generation {generation}, so a change made \
+                 here alone would split the fleet: make it in the policy directory you publish \
+                 from and run `handoff publish`"
+            )));
+        }
         for write in &writes {
             if let Some(source) = &write.files
                 && let Err(rejection) = loader::load(self.runtime(), source)

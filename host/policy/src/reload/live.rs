@@ -42,10 +42,57 @@ pub(super) type RegistryGuard<'a> = MutexGuard<'a, Registry>;
 pub(super) struct Registry {
     generation: u64,
     units: BTreeMap<String, UnitState>,
+    /// The fleet generation served, once one was adopted: from then on the
+    /// fleet decides what serves, not the directory.
+    fleet: Option<u64>,
+}
+
+impl Registry {
+    /// The content digest of `name`'s serving version.
+    pub(super) fn served(&self, name: &str) -> Option<[u8; 32]> {
+        self.units.get(name).and_then(|unit| unit.served)
+    }
+
+    /// `name`'s bookkeeping, made if new.
+    pub(super) fn unit(&mut self, name: &str) -> &mut UnitState {
+        let unit = self.units.entry(name.to_string()).or_default();
+        unit.status.plugin = name.to_string();
+        unit
+    }
+
+    /// Counts a new generation and returns its number.
+    pub(super) fn next_generation(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    /// Records that `name` serves `serving`, from files with `content`.
+    pub(super) fn serve(&mut self, name: &str, content: [u8; 32], serving: Serving) {
+        let unit = self.unit(name);
+        unit.served = Some(content);
+        unit.failed = None;
+        supersede(unit);
+        unit.status.serving = Some(serving);
+    }
+
+    /// Forgets `name`, unloaded.
+    pub(super) fn forget(&mut self, name: &str) {
+        self.units.remove(name);
+    }
+
+    /// From now on the fleet's generation `generation` is what serves.
+    pub(super) fn follow_fleet(&mut self, generation: u64) {
+        self.fleet = Some(generation);
+    }
+
+    /// The fleet generation served, if one was adopted.
+    pub(super) fn fleet(&self) -> Option<u64> {
+        self.fleet
+    }
 }
 
 #[derive(Default)]
-struct UnitState {
+pub(super) struct UnitState {
     status: PluginStatus,
     /// Content digest (component and manifest) of the serving version.
     served: Option<[u8; 32]>,
@@ -146,6 +193,7 @@ impl LivePolicies {
             registry: Mutex::new(Registry {
                 generation: 0,
                 units: BTreeMap::new(),
+                fleet: None,
             }),
             sink,
         });
@@ -240,6 +288,9 @@ impl LivePolicies {
     pub fn reload_all(&self) -> Result<ReloadOutcome, DirError> {
         let mut names = policy_dir::unit_names(&self.dir)?;
         let mut registry = self.registry();
+        if follows_fleet(&registry) {
+            return Ok(ReloadOutcome::default());
+        }
         names.extend(registry.units.keys().cloned());
         Ok(self.reload_locked(&mut registry, names))
     }
@@ -253,6 +304,9 @@ impl LivePolicies {
     {
         let names = names.into_iter().map(Into::into).collect();
         let mut registry = self.registry();
+        if follows_fleet(&registry) {
+            return ReloadOutcome::default();
+        }
         self.reload_locked(&mut registry, names)
     }
 
@@ -523,6 +577,19 @@ impl LivePolicies {
             outcome.generation = Some(generation);
         }
 
+        self.finish(registry, &events);
+        outcome
+    }
+
+    /// Replaces the serving set.
+    pub(super) fn store_set(&self, set: PolicySet) {
+        self.current.store(Arc::new(set));
+    }
+
+    /// Publishes every plugin's status and reports `events`: the end of
+    /// every change to the set, the lock still held so that statuses and
+    /// events come out in the order the changes were made.
+    pub(super) fn finish(&self, registry: &Registry, events: &[LifecycleEvent]) {
         self.published.store(Arc::new(
             registry
                 .units
@@ -530,14 +597,29 @@ impl LivePolicies {
                 .map(|unit| unit.status.clone())
                 .collect(),
         ));
-        for event in &events {
+        for event in events {
             match event {
                 LifecycleEvent::Rejected { .. } => tracing::warn!(%event, "policy reload"),
                 _ => tracing::info!(%event, "policy reload"),
             }
             self.sink.record(event);
         }
-        outcome
+    }
+}
+
+/// Whether the fleet decides what serves: a directory change is then
+/// noted and left alone.
+fn follows_fleet(registry: &Registry) -> bool {
+    match registry.fleet {
+        Some(generation) => {
+            tracing::warn!(
+                generation,
+                "the policy directory changed, but this node serves the fleet's generation \
+                 {generation}: publish changes with `handoff publish`"
+            );
+            true
+        }
+        None => false,
     }
 }
 
@@ -551,7 +633,7 @@ fn supersede(unit: &mut UnitState) {
 }
 
 /// Records a refused version in the unit's status and describes it.
-fn reject(
+pub(super) fn reject(
     unit: &mut UnitState,
     rejection: Rejection,
     digest: Option<String>,
@@ -572,7 +654,7 @@ fn reject(
     }
 }
 
-fn loaded_event(
+pub(super) fn loaded_event(
     plugin: &Plugin,
     previous: Option<String>,
     generation: u64,
@@ -605,7 +687,7 @@ fn loaded_event(
 
 /// Identifies a unit's content: the component and its manifest together,
 /// since changing either changes the plugin.
-fn content_digest(source: &PluginSource) -> [u8; 32] {
+pub(super) fn content_digest(source: &PluginSource) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(Sha256::digest(&source.wasm));
     match &source.manifest {
