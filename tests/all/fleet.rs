@@ -63,35 +63,33 @@ fn start_node(data: &Path, store: &TestStore) -> Server {
     )
 }
 
-/// Rows of one query on the fleet's store.
-fn count(store: &TestStore, sql: &str) -> i64 {
+/// What `work` makes of a connection to the fleet's store.
+fn on_store<T>(store: &TestStore, work: impl AsyncFnOnce(&mut sqlx::PgConnection) -> T) -> T {
     let url = store.spec();
-    let sql = sql.to_string();
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap()
         .block_on(async move {
             let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
-            let n: i64 = sqlx::query_scalar(&sql).fetch_one(&mut db).await.unwrap();
+            let done = work(&mut db).await;
             db.close().await.unwrap();
-            n
+            done
         })
+}
+
+/// Rows of one query on the fleet's store.
+fn count(store: &TestStore, sql: &str) -> i64 {
+    on_store(store, async |db| {
+        sqlx::query_scalar(sql).fetch_one(db).await.unwrap()
+    })
 }
 
 /// Runs statements on the fleet's store.
 fn execute(store: &TestStore, sql: &str) {
-    let url = store.spec();
-    let sql = sql.to_string();
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(async move {
-            let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(&sql).execute(&mut db).await.unwrap();
-            db.close().await.unwrap();
-        });
+    on_store(store, async |db| {
+        sqlx::raw_sql(sql).execute(db).await.unwrap();
+    })
 }
 
 /// `handoff publish DIR` to the fleet's store: whether it succeeded, and

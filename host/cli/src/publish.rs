@@ -5,13 +5,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use handoff_dispatch::{Commit, Store, StoreLocation};
+use handoff_dispatch::{DispatchConfig, StoreLocation};
 use handoff_pipeline::fleet;
 use handoff_policy::Runtime;
 
 use super::output::terminal;
-use super::queue::runtime as async_runtime;
+use super::queue::{open as open_store, runtime as async_runtime};
 use super::store_arg::StoreArg;
 
 #[derive(Debug, clap::Args)]
@@ -38,14 +37,8 @@ pub fn run(runtime: &Runtime, args: PublishArgs) -> anyhow::Result<ExitCode> {
     }
     let publisher = args.publisher.clone().unwrap_or_else(default_publisher);
     async_runtime()?.block_on(async {
-        let store = Store::open(&location, Commit::Synced)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot open the handoff store {}",
-                    terminal(&location.to_string())
-                )
-            })?;
+        let dispatcher = open_store(&location, DispatchConfig::default().lease_secs).await?;
+        let store = dispatcher.store();
         let published = match store.generations() {
             Some(generations) => fleet::publish(runtime, &args.dir, generations, &publisher)
                 .await

@@ -16,7 +16,9 @@ use std::time::Duration;
 use chrono::Utc;
 use handoff_dispatch::{Generations, NodeReport, PublishedUnit, RejectedGeneration, StoreError};
 use handoff_policy::reload::LivePolicies;
-use handoff_policy::{DirError, PluginSource, PolicySet, Rejection, Runtime, read_sources};
+use handoff_policy::{
+    DirError, PluginSource, PolicySet, Rejection, Runtime, describe_all, read_sources,
+};
 use tokio::task::JoinHandle;
 
 /// How often a node looks for a generation it was not told about, and
@@ -42,7 +44,7 @@ pub enum PublishError {
     #[error("{0} holds no policy (no NAME.wasm): nothing to publish")]
     Empty(String),
     /// A unit failed validation.
-    #[error("{} of the policies in {dir} failed validation, so nothing was published: {}", .rejections.len(), list(.rejections))]
+    #[error("{} of the policies in {dir} failed validation, so nothing was published: {}", .rejections.len(), describe_all(.rejections))]
     Invalid {
         /// The directory.
         dir: String,
@@ -52,14 +54,6 @@ pub enum PublishError {
     /// The store refused it.
     #[error("cannot store the generation: {0}")]
     Store(#[from] StoreError),
-}
-
-fn list(rejections: &[Rejection]) -> String {
-    rejections
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Validates every unit of `dir` as a node would (compile, imports, trial
@@ -204,12 +198,7 @@ impl Node {
                     reason: oversized.to_string(),
                 };
                 let refused = self.live.refuse(latest, unit, rejection);
-                tracing::warn!(error = %refused, "refused the fleet's policy generation");
-                self.rejected = Some(RejectedGeneration {
-                    generation: latest,
-                    reason: refused.to_string(),
-                    at: Utc::now(),
-                });
+                self.refused(latest, refused.to_string());
                 return Ok(());
             }
         };
@@ -232,23 +221,20 @@ impl Node {
                 );
                 self.rejected = None;
             }
-            Ok(Err(refused)) => {
-                tracing::warn!(error = %refused, "refused the fleet's policy generation");
-                self.rejected = Some(RejectedGeneration {
-                    generation: latest,
-                    reason: refused.to_string(),
-                    at: Utc::now(),
-                });
-            }
-            Err(stopped) => {
-                tracing::error!(error = %stopped, generation = latest, "validating a fleet generation stopped");
-                self.rejected = Some(RejectedGeneration {
-                    generation: latest,
-                    reason: format!("validation stopped: {stopped}"),
-                    at: Utc::now(),
-                });
-            }
+            Ok(Err(refused)) => self.refused(latest, refused.to_string()),
+            Err(stopped) => self.refused(latest, format!("validation stopped: {stopped}")),
         }
         Ok(())
+    }
+
+    /// Remembers (and from the next report, tells the fleet) that
+    /// `generation` was refused here.
+    fn refused(&mut self, generation: u64, reason: String) {
+        tracing::warn!(generation, %reason, "refused the fleet's policy generation");
+        self.rejected = Some(RejectedGeneration {
+            generation,
+            reason,
+            at: Utc::now(),
+        });
     }
 }

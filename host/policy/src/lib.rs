@@ -63,6 +63,6 @@ pub use policy_set::PolicySet;
 pub use probe::StageProbe;
 pub use runtime::Runtime;
 pub use sandbox::Grant;
-pub use source::{PluginSource, Rejection};
+pub use source::{PluginSource, Rejection, describe_all};
 pub use stats::StatsSnapshot;
 pub use trap::panic_message;

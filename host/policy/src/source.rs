@@ -26,3 +26,13 @@ impl std::fmt::Display for Rejection {
         write!(f, "{}: {}", self.file, self.reason)
     }
 }
+
+/// Every rejection, one after another: how a refusal of several files at
+/// once is told.
+pub fn describe_all(rejections: &[Rejection]) -> String {
+    rejections
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}

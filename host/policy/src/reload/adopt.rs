@@ -21,24 +21,16 @@ use crate::component::digest_of;
 use crate::loader;
 use crate::plugin::Plugin;
 use crate::policy_set::PolicySet;
-use crate::source::{PluginSource, Rejection};
+use crate::source::{PluginSource, Rejection, describe_all};
 
 /// A fleet generation this node refused. It serves what it served before.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("generation {generation} was refused, and the serving policies kept: {}", list(.rejections))]
+#[error("generation {generation} was refused, and the serving policies kept: {}", describe_all(.rejections))]
 pub struct GenerationRefused {
     /// The fleet generation.
     pub generation: u64,
     /// Every unit that failed here, and why.
     pub rejections: Vec<Rejection>,
-}
-
-fn list(rejections: &[Rejection]) -> String {
-    rejections
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// A unit of the generation, validated here.
