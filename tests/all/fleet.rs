@@ -558,6 +558,23 @@ fn a_generation_a_node_refuses_leaves_it_serving_the_one_before() {
         "self-correct"
     );
 
+    // An empty generation would let every item through: refused too.
+    execute(
+        &store,
+        "INSERT INTO policy_generations VALUES (3, 0, 'mallory');
+         SELECT pg_notify('handoff_policies', '3');",
+    );
+    let fleet = wait_for_fleet(&node, "the node refuses generation 3", |fleet| {
+        fleet["nodes"][0]["rejected"]["generation"] == 3
+    });
+    let reason = fleet["nodes"][0]["rejected"]["reason"].as_str().unwrap();
+    assert!(reason.contains("let every item through"), "{reason}");
+    assert_eq!(fleet["nodes"][0]["serving"], 1, "{fleet}");
+    assert_eq!(
+        tier_of_a_fairly_sure_reply(&node, "strict-3"),
+        "self-correct"
+    );
+
     // The refusal is on the node's console and in its audit trail.
     let (status, log) = node.stop();
     assert!(status.success(), "{log}");

@@ -84,6 +84,12 @@ pub async fn publish(
     };
     let mut rejections = orphans;
     rejections.extend(set.rejected().iter().cloned());
+    if rejections.is_empty() && set.plugins().is_empty() {
+        rejections.push(Rejection {
+            file: dir.display().to_string(),
+            reason: "no enabled, enforcing policy: every node would let every item through".into(),
+        });
+    }
     if !rejections.is_empty() {
         return Err(PublishError::Invalid {
             dir: dir.display().to_string(),

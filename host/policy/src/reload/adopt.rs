@@ -94,9 +94,37 @@ impl LivePolicies {
             }
         }
         refused.extend(duplicate_claims(&accepted));
+        let enforcing = accepted.values().any(|unit| {
+            unit.plugin.manifest.enabled
+                && unit.plugin.manifest.mode != crate::manifest::Mode::Shadow
+        });
+        if refused.is_empty() && !enforcing {
+            // Serving it would let every item through unexamined.
+            refused.push((
+                String::new(),
+                Rejection {
+                    file: format!("generation {generation}"),
+                    reason: "it holds no enabled, enforcing policy, so serving it would let \
+                             every item through"
+                        .into(),
+                },
+                None,
+            ));
+        }
         if !refused.is_empty() {
             let rejections = refused.iter().map(|(_, r, _)| r.clone()).collect();
             for (name, rejection, digest) in refused {
+                if name.is_empty() {
+                    // About the generation as a whole, not one plugin.
+                    events.push(LifecycleEvent::Rejected {
+                        plugin: rejection.file.clone(),
+                        file: rejection.file,
+                        reason: rejection.reason,
+                        digest: None,
+                        still_serving: None,
+                    });
+                    continue;
+                }
                 let serving = current.get(&name).map(|p| p.digest.clone());
                 let unit = registry.unit(&name);
                 events.push(reject(unit, rejection, digest, serving));
