@@ -42,7 +42,12 @@ impl TestStore {
             },
             Backend::Postgres => {
                 let schema = fresh_schema().await;
-                let url = format!("{}?options=-c%20search_path%3D{schema}", postgres_url());
+                // Named after the schema, so that dropping the store can
+                // end every session the test left open.
+                let url = format!(
+                    "{}?options=-c%20search_path%3D{schema}&application_name={schema}",
+                    postgres_url()
+                );
                 TestStore {
                     location: StoreLocation::Postgres(url),
                     _dir: dir,
@@ -108,7 +113,10 @@ impl Drop for TestStore {
             return;
         };
         // Dropped on a thread of its own: this may run inside a runtime,
-        // which cannot block on another.
+        // which cannot block on another. That runtime's tasks are stopped
+        // while this blocks, so one of them may hold a transaction open
+        // (an SLA sweep caught mid-way) that would keep the schema locked
+        // forever: the test's own sessions are ended first.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -116,6 +124,14 @@ impl Drop for TestStore {
                 .ok()?;
             runtime.block_on(async {
                 let mut admin = sqlx::PgConnection::connect(&postgres_url()).await.ok()?;
+                sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&schema)
+                .execute(&mut admin)
+                .await
+                .ok()?;
                 sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                     .execute(&mut admin)
                     .await
