@@ -360,13 +360,13 @@ fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
     );
     let id = decided["handoff_id"].as_str().unwrap().to_string();
     let (answered, answer) = std::sync::mpsc::channel();
-    {
+    let poller = {
         let node = survivors[1].clone();
         let id = id.clone();
         thread::spawn(move || {
             let _ = answered.send(node.get(&format!("/v1/handoffs/{id}?wait=600"), None));
-        });
-    }
+        })
+    };
     // The poll is waiting before the resolution (or it would answer at
     // once, proving nothing).
     thread::sleep(Duration::from_millis(500));
@@ -389,6 +389,7 @@ fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
         .expect("the long poll on b was not woken by the resolution on a");
     assert_eq!(status, 200);
     assert_eq!(polled["state"], "resolved", "{polled}");
+    poller.join().unwrap();
 
     // Node c comes back, and a stricter policy set is published: every
     // node, c included, serves it, and decides by it.

@@ -390,6 +390,19 @@ fn key_hash(key: &str) -> i32 {
     i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
+/// Ends `tx` before answering `error`: a refused change has locked its
+/// row, and a transaction merely dropped is rolled back only when its
+/// connection is next used, so until then a claim would skip the row.
+async fn rolled_back<T>(
+    tx: Transaction<'static, Postgres>,
+    error: StoreError,
+) -> Result<T, StoreError> {
+    if let Err(rollback) = tx.rollback().await {
+        tracing::warn!(%rollback, "cannot roll back a refused change; its connection is dropped");
+    }
+    Err(error)
+}
+
 /// What the listener wakes, by channel.
 struct Wake {
     /// On [`CHANGES`].
@@ -697,7 +710,10 @@ impl HandoffStore for PgStore {
         lease: Duration,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        let handoff = Self::held(&mut tx, id, worker, now).await?;
+        let handoff = match Self::held(&mut tx, id, worker, now).await {
+            Ok(handoff) => handoff,
+            Err(error) => return rolled_back(tx, error).await,
+        };
         if handoff.acked_at.is_some() {
             return Ok(handoff);
         }
@@ -728,7 +744,10 @@ impl HandoffStore for PgStore {
         resolution: &Resolution,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        let handoff = Self::held(&mut tx, id, worker, now).await?;
+        let handoff = match Self::held(&mut tx, id, worker, now).await {
+            Ok(handoff) => handoff,
+            Err(error) => return rolled_back(tx, error).await,
+        };
         let stored = rows::to_json_text(resolution, || format!("resolution of {id}"))?;
         let late = rows::resolved_late(&handoff, now);
         sqlx::query(
@@ -760,7 +779,10 @@ impl HandoffStore for PgStore {
         lease: Duration,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        let handoff = Self::held(&mut tx, id, worker, now).await?;
+        let handoff = match Self::held(&mut tx, id, worker, now).await {
+            Ok(handoff) => handoff,
+            Err(error) => return rolled_back(tx, error).await,
+        };
         let expires = now + lease;
         sqlx::query(
             "UPDATE handoffs SET lease_expires = GREATEST(lease_expires, $1) WHERE id = $2",
@@ -828,7 +850,9 @@ impl HandoffStore for PgStore {
         now: DateTime<Utc>,
     ) -> Result<Handoff, StoreError> {
         let mut tx = self.write().await?;
-        Self::held(&mut tx, id, worker, now).await?;
+        if let Err(error) = Self::held(&mut tx, id, worker, now).await {
+            return rolled_back(tx, error).await;
+        }
         sqlx::query(
             "UPDATE handoffs SET state = 'queued', lease_owner = NULL, lease_expires = NULL
               WHERE id = $1",
