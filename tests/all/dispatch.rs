@@ -1277,5 +1277,6 @@ fn proceed_row(item_id: String) -> handoff_dispatch::DecisionRow {
         trigger: None,
         confidence: 0.9,
         at: start(),
+        audit: Vec::new(),
     }
 }

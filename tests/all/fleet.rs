@@ -436,15 +436,221 @@ fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
         );
     }
 
-    // Each node's own chain verifies, the dead one's included.
+    // Each node's own chain verifies, the dead one's included, in the
+    // store and in the node's audit directory, which copies it exactly.
     for server in nodes {
         let (status, log) = server.stop();
         assert!(status.success(), "{log}");
     }
+    let (verified, said) = audit_verify_store(&store);
+    assert!(verified, "{said}");
+    for name in ["a", "b", "c"] {
+        assert!(said.contains(&format!("node {name}: verified")), "{said}");
+    }
+    assert!(said.contains("verified 3 chains"), "{said}");
     for dir in &dirs {
         let (verified, said) = audit_verify(dir);
         assert!(verified, "{}: {said}", dir.display());
+        let name = dir.file_name().unwrap().to_str().unwrap();
+        assert_eq!(
+            audit_lines(dir),
+            chain_in_store(&store, name),
+            "node {name}'s audit directory is not a copy of its chain"
+        );
     }
+    // Every decision and every handoff event has its record, and no
+    // record lacks its change: they were committed together.
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM decisions"),
+        count(
+            &store,
+            r#"SELECT COUNT(*) FROM audit_records WHERE line LIKE '%,"type":"decision",%'"#
+        ),
+    );
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) FROM events"),
+        count(
+            &store,
+            r#"SELECT COUNT(*) FROM audit_records WHERE line LIKE '%,"type":"handoff",%'"#
+        ),
+    );
+}
+
+/// `handoff audit verify --store`: whether every chain verified, and what
+/// it printed.
+fn audit_verify_store(store: &TestStore) -> (bool, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
+        .args(["audit", "verify", "--store", &store.spec()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+/// The records of a node's audit directory, in order.
+fn audit_lines(data: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("audit"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            let name = path.file_name().unwrap().to_string_lossy();
+            name.starts_with("audit-0") && name.ends_with(".jsonl")
+        })
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|file| {
+            std::fs::read_to_string(file)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// `node`'s chain as the store holds it.
+fn chain_in_store(store: &TestStore, node: &str) -> Vec<String> {
+    let node = node.to_string();
+    on_store(store, async move |db| {
+        sqlx::query_scalar("SELECT line FROM audit_records WHERE node = $1 ORDER BY seq")
+            .bind(node)
+            .fetch_all(db)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn a_change_and_its_audit_record_commit_together_or_not_at_all() {
+    let store = fleet_store();
+    let root = tempfile::tempdir().unwrap();
+    let data = node_dir(root.path(), "solo");
+    let node = start_node(&data, &store);
+
+    // Over the operator limit: a decision and a handoff, each recorded in
+    // the node's chain in the store, naming the node.
+    let (status, decided) = node.post(
+        "/v1/evaluate",
+        None,
+        &item("first", "refund", 0.9, Some(125_000)),
+    );
+    assert_eq!(status, 200, "{decided}");
+    let (status, trail) = node.get("/v1/audit?item=first", None);
+    assert_eq!(status, 200, "{trail}");
+    let records = trail.as_array().unwrap();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["type"] == "decision" && r["node"] == "solo"),
+        "{trail}"
+    );
+    let changes = || {
+        (
+            count(&store, "SELECT COUNT(*) FROM decisions"),
+            count(&store, "SELECT COUNT(*) FROM handoffs"),
+            count(&store, "SELECT COUNT(*) FROM events"),
+            count(&store, "SELECT COUNT(*) FROM audit_records"),
+        )
+    };
+    let before = changes();
+
+    // A row squatting on the chain's next place makes every append fail:
+    // the decision, the handoff and its event are not committed either,
+    // and the agent hears so.
+    execute(
+        &store,
+        "INSERT INTO audit_records
+            SELECT node, seq + 1, 'squatter' FROM audit_heads WHERE node = 'solo'",
+    );
+    let (status, refused) = node.post(
+        "/v1/evaluate",
+        None,
+        &item("second", "refund", 0.9, Some(125_000)),
+    );
+    assert_ne!(status, 200, "{refused}");
+    let (status, refused) = node.post("/v1/evaluate", None, &item("routine", "reply", 0.95, None));
+    assert_ne!(status, 200, "{refused}");
+    let (status, claim) = node.post(
+        "/v1/queue/claim",
+        None,
+        &json!({"role": "finance-operator", "worker": "alice"}),
+    );
+    assert_ne!(status, 200, "{claim}");
+    let after = changes();
+    assert_eq!(
+        (after.0, after.1, after.2, after.3),
+        (before.0, before.1, before.2, before.3 + 1),
+        "only the squatter was added"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM handoffs WHERE state = 'queued'"
+        ),
+        1,
+        "the refused claim left the handoff queued"
+    );
+
+    // Once it is gone, the same work goes through.
+    execute(&store, "DELETE FROM audit_records WHERE line = 'squatter'");
+    let (status, decided) = node.post(
+        "/v1/evaluate",
+        None,
+        &item("second", "refund", 0.9, Some(125_000)),
+    );
+    assert_eq!(status, 200, "{decided}");
+    let (status, claim) = node.post(
+        "/v1/queue/claim",
+        None,
+        &json!({"role": "finance-operator", "worker": "alice"}),
+    );
+    assert_eq!(status, 200, "{claim}");
+    let (status, verified) = node.get("/v1/audit/verify", None);
+    assert_eq!(status, 200, "{verified}");
+    assert_eq!(verified["intact"], true, "{verified}");
+    assert_eq!(verified["nodes"][0]["node"], "solo", "{verified}");
+    let (status, log) = node.stop();
+    assert!(status.success(), "{log}");
+    assert_eq!(audit_lines(&data), chain_in_store(&store, "solo"));
+    let (verified, said) = audit_verify_store(&store);
+    assert!(verified, "{said}");
+
+    // A record edited in the store is found, by node and position.
+    let edit = |from: &str, to: &str| {
+        execute(
+            &store,
+            &format!(
+                "UPDATE audit_records SET line = replace(line, '{from}', '{to}')
+                  WHERE node = 'solo' AND line LIKE '%{from}%'"
+            ),
+        )
+    };
+    edit(r#""id":"second""#, r#""id":"secund""#);
+    let (verified, said) = audit_verify_store(&store);
+    assert!(!verified, "{said}");
+    assert!(said.contains("node solo: broken: edited"), "{said}");
+    edit(r#""id":"secund""#, r#""id":"second""#);
+    let (verified, said) = audit_verify_store(&store);
+    assert!(verified, "undoing the edit restores the chain: {said}");
+
+    // So is one cut off the end, against the head the store names.
+    execute(
+        &store,
+        "DELETE FROM audit_records WHERE node = 'solo'
+            AND seq = (SELECT MAX(seq) FROM audit_records WHERE node = 'solo')",
+    );
+    let (verified, said) = audit_verify_store(&store);
+    assert!(!verified, "{said}");
+    assert!(said.contains("node solo: broken: truncated"), "{said}");
 }
 
 #[test]

@@ -73,7 +73,7 @@ impl TestStore {
 
     /// Opens the store: a second call is a second process sharing it.
     pub async fn open(&self) -> Store {
-        Store::open(&self.location, Commit::Synced)
+        Store::open(&self.location, Commit::Synced, "test")
             .await
             .unwrap_or_else(|e| panic!("cannot open the test store {}: {e}", self.location))
     }

@@ -30,5 +30,6 @@ pub use query::{Entry, Filter, ReadError};
 pub use record::{Body, DecisionRecord, Record};
 pub use segment::log_files;
 pub use verify::{
-    Anchor, Break, BreakKind, Verified, VerifyError, verify, verify_anchored, verify_segment,
+    Anchor, Break, BreakKind, Verified, VerifyError, verify, verify_anchored, verify_node_chain,
+    verify_segment,
 };

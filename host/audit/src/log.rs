@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::checkpoint::{Checkpoint, CheckpointOptions, append_to_witness};
 use super::mask::Masking;
-use super::record::{Body, DecisionRecordRef, ItemRef, encode};
+use super::record::{Body, DecisionRecordRef, ItemRef, decode, encode};
 use super::segment::{file_name, io_error, log_files, open_for_append, read_tail, sync_dir};
 use handoff_model::{Decision, HandoffEvent, LifecycleEvent, WorkItem};
 
@@ -54,6 +54,13 @@ pub struct AuditOptions {
     pub checkpoints: Option<CheckpointOptions>,
     /// After a write fails, how often the log tries to resume.
     pub retry_interval: Duration,
+    /// The log is a copy of a chain the store keeps (a fleet node's, whose
+    /// records are chained in the same transaction as the state change
+    /// they record): it takes only that chain's lines, through
+    /// [`AuditLog::copy`], and writes no record of its own, not even a
+    /// recovery or an outage record, since the store still holds
+    /// whatever the file missed.
+    pub copy_of_store: bool,
 }
 
 impl Default for AuditOptions {
@@ -66,6 +73,7 @@ impl Default for AuditOptions {
             masking: None,
             checkpoints: None,
             retry_interval: Duration::from_secs(1),
+            copy_of_store: false,
         }
     }
 }
@@ -110,6 +118,25 @@ pub enum AuditError {
     /// The record could not be serialised.
     #[error("cannot serialise an audit record: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The log copies the store's chain and takes no record of its own.
+    #[error(
+        "the audit log in {dir} is a copy of this node's chain in the store; records are written there"
+    )]
+    CopyOnly {
+        /// The log's directory.
+        dir: String,
+    },
+    /// A line handed to [`AuditLog::copy`] does not continue the file's
+    /// chain: the file holds another chain, or a line is damaged.
+    #[error("the audit log in {dir} cannot take record {seq} of the store's chain: {reason}")]
+    NotContinued {
+        /// The log's directory.
+        dir: String,
+        /// The record's sequence number, as it claims.
+        seq: u64,
+        /// What does not match.
+        reason: String,
+    },
 }
 
 /// Whether the log takes appends: what readiness reports.
@@ -266,7 +293,12 @@ impl AuditLog {
             shared,
             background: Some(background),
         };
-        if let Some((cut_bytes, cut_preview)) = tail.cut {
+        if let Some((cut_bytes, _)) = &tail.cut
+            && log.shared.options.copy_of_store
+        {
+            // The store still holds the cut record: copying resumes there.
+            tracing::warn!(file = %file_path.display(), cut_bytes, "repaired a torn tail of the audit log's copy");
+        } else if let Some((cut_bytes, cut_preview)) = tail.cut {
             tracing::warn!(file = %file_path.display(), cut_bytes, "repaired a torn audit log tail");
             log.append(&Body::Recovery {
                 file: file_path.display().to_string(),
@@ -329,6 +361,85 @@ impl AuditLog {
         Ok((first..first + bodies.len() as u64).collect())
     }
 
+    /// The records of decisions, serialized but not appended, each with
+    /// the `fault` records that follow it: for a store that appends them
+    /// to its chain in the same transaction as the decisions' rows.
+    pub fn decision_bodies(
+        &self,
+        decisions: &[(&WorkItem, &Decision)],
+        principal: Option<&str>,
+    ) -> Result<Vec<Vec<String>>, AuditError> {
+        decisions
+            .iter()
+            .map(|(item, decision)| {
+                let mut bodies = vec![self.decision_body(item, decision, principal)?];
+                for event in faults(decision) {
+                    bodies.push(serde_json::to_string(&Body::Lifecycle { event })?);
+                }
+                Ok(bodies)
+            })
+            .collect()
+    }
+
+    /// Whether records are written to the store's chain, and this log only
+    /// copies them.
+    pub fn is_copy_of_store(&self) -> bool {
+        self.shared.options.copy_of_store
+    }
+
+    /// The last record's sequence number (0 when empty) and hash.
+    pub fn head(&self) -> (u64, String) {
+        let state = self.shared.lock();
+        (state.next_seq - 1, state.prev.clone())
+    }
+
+    /// Appends lines of the store's chain verbatim, in order: each must be
+    /// a sound record continuing the file's chain (its `seq` next, its
+    /// `prev` the head's hash), or nothing from it on is written.
+    pub fn copy(&self, lines: &[String]) -> Result<(), AuditError> {
+        let mut state = self.shared.lock();
+        if state.stop.is_some() {
+            self.shared.resume_if_due(&mut state);
+        }
+        if let Some(stop) = &state.stop {
+            return Err(stop.error());
+        }
+        let mut chained = Vec::with_capacity(lines.len());
+        let (mut seq, mut prev) = (state.next_seq, state.prev.clone());
+        for line in lines {
+            let not_continued = |claimed: u64, reason: String| AuditError::NotContinued {
+                dir: self.shared.dir.display().to_string(),
+                seq: claimed,
+                reason,
+            };
+            let record = decode(line).map_err(|e| not_continued(seq, e.to_string()))?;
+            if record.seq != seq {
+                return Err(not_continued(
+                    record.seq,
+                    format!("the file's next record is {seq}"),
+                ));
+            }
+            if record.prev != prev {
+                return Err(not_continued(
+                    record.seq,
+                    "it does not follow the file's last record (another chain?)".into(),
+                ));
+            }
+            seq += 1;
+            prev.clone_from(&record.hash);
+            chained.push((line.clone(), record.hash));
+        }
+        let first = state.next_seq;
+        let result = state.write_lines(&chained, &self.shared.dir, &self.shared.options);
+        if first == 1 && state.next_seq > 1 {
+            state.genesis = chained.first().map(|(_, hash)| hash.clone());
+        }
+        if state.next_seq > first {
+            state.uncheckpointed_since.get_or_insert_with(Instant::now);
+        }
+        result.inspect_err(|error| state.stop_with(error))
+    }
+
     /// A decision record's body, serialized: the work is done before any
     /// lock is taken.
     fn decision_body(
@@ -367,15 +478,8 @@ impl AuditLog {
     /// A shadow's fault is recorded too: a pilot must show how often the
     /// candidate misbehaves, though its faults never touch the item.
     fn record_faults(&self, decision: &Decision) -> Result<(), AuditError> {
-        for verdict in decision.verdicts.iter().chain(&decision.shadow) {
-            if let Some(fault) = &verdict.fault {
-                self.record_lifecycle(&LifecycleEvent::Fault {
-                    plugin: verdict.plugin.clone(),
-                    digest: verdict.digest.clone(),
-                    item: decision.id.clone(),
-                    fault: fault.clone(),
-                })?;
-            }
+        for event in faults(decision) {
+            self.record_lifecycle(&event)?;
         }
         Ok(())
     }
@@ -409,6 +513,11 @@ impl AuditLog {
     /// Appends bodies already serialized, in order and together; returns
     /// the first one's sequence number.
     fn append_serialized_many(&self, bodies: &[String]) -> Result<u64, AuditError> {
+        if self.shared.options.copy_of_store {
+            return Err(AuditError::CopyOnly {
+                dir: self.shared.dir.display().to_string(),
+            });
+        }
         let mut state = self.shared.lock();
         if state.stop.is_some() {
             self.shared.resume_if_due(&mut state);
@@ -463,6 +572,22 @@ impl AuditLog {
     pub fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
         self.shared.checkpoint(true)
     }
+}
+
+/// The `fault` lifecycle events of a decision, its shadows' included.
+fn faults(decision: &Decision) -> impl Iterator<Item = LifecycleEvent> + '_ {
+    decision
+        .verdicts
+        .iter()
+        .chain(&decision.shadow)
+        .filter_map(|verdict| {
+            verdict.fault.as_ref().map(|fault| LifecycleEvent::Fault {
+                plugin: verdict.plugin.clone(),
+                digest: verdict.digest.clone(),
+                item: decision.id.clone(),
+                fault: fault.clone(),
+            })
+        })
 }
 
 impl Drop for AuditLog {
@@ -565,6 +690,11 @@ impl Shared {
         let Some(stop) = state.stop.take() else {
             return;
         };
+        if self.options.copy_of_store {
+            // What the copy missed is still in the store: copying resumes.
+            tracing::warn!(since = %stop.since, "the audit log's copy resumed");
+            return;
+        }
         let outage = Body::Outage {
             since: stop.since,
             until: Utc::now(),
@@ -946,5 +1076,92 @@ impl State {
         if same && file.set_len(self.written).is_ok() {
             let _ = file.sync_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{GENESIS, encode_as};
+    use crate::verify::verify;
+
+    fn lifecycle(plugin: &str) -> String {
+        serde_json::to_string(&Body::Lifecycle {
+            event: LifecycleEvent::Unloaded {
+                plugin: plugin.into(),
+                digest: "sha256:00".into(),
+                generation: 1,
+            },
+        })
+        .unwrap()
+    }
+
+    /// Three lines of node `a`'s chain, as the store chains them.
+    fn chain() -> Vec<String> {
+        let mut prev = GENESIS.to_string();
+        (1..=3)
+            .map(|seq| {
+                let (line, hash) = encode_as(
+                    Some("a"),
+                    seq,
+                    Utc::now(),
+                    &prev,
+                    &lifecycle(&format!("p{seq}")),
+                );
+                prev = hash;
+                line
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_copy_takes_only_lines_continuing_its_chain_and_writes_none_of_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = AuditOptions {
+            copy_of_store: true,
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::open(dir.path(), options).unwrap();
+        let event = LifecycleEvent::Unloaded {
+            plugin: "p".into(),
+            digest: "sha256:00".into(),
+            generation: 1,
+        };
+        assert!(matches!(
+            log.record_lifecycle(&event),
+            Err(AuditError::CopyOnly { .. })
+        ));
+        let lines = chain();
+        log.copy(&lines[..1]).unwrap();
+        // A gap, a repeat and another chain's line are all refused.
+        let refused = log.copy(&lines[2..]).unwrap_err().to_string();
+        assert!(
+            refused.contains("record 3") && refused.contains("next record is 2"),
+            "{refused}"
+        );
+        assert!(log.copy(&lines[..1]).is_err());
+        let (other, _) = encode_as(Some("b"), 2, Utc::now(), GENESIS, &lifecycle("x"));
+        let refused = log.copy(&[other]).unwrap_err().to_string();
+        assert!(refused.contains("another chain"), "{refused}");
+        log.copy(&lines[1..]).unwrap();
+        assert_eq!(log.head().0, 3);
+        log.flush().unwrap();
+        let files = log.files().unwrap();
+        drop(log);
+        assert_eq!(verify(&files).unwrap().records, 3);
+        let written: Vec<String> = files
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert_eq!(
+            written, lines,
+            "the file holds the store's lines, byte for byte"
+        );
     }
 }

@@ -124,6 +124,11 @@ pub struct Record {
     pub ts: DateTime<Utc>,
     /// The previous record's hash ([`GENESIS`] for the first).
     pub prev: String,
+    /// The fleet node whose chain this is: present in every record a
+    /// node of a fleet chains in the shared store, absent on a single
+    /// host, whose log is the only chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// What it records.
     #[serde(flatten)]
     pub body: Body,
@@ -144,13 +149,30 @@ impl Record {
 /// Formats one record line (without the newline) and returns it with its
 /// hash. `body` must serialize to a JSON object.
 pub fn encode(seq: u64, ts: DateTime<Utc>, prev: &str, body: &str) -> (String, String) {
+    encode_as(None, seq, ts, prev, body)
+}
+
+/// [`encode`], naming the fleet node whose chain the record is in.
+pub fn encode_as(
+    node: Option<&str>,
+    seq: u64,
+    ts: DateTime<Utc>,
+    prev: &str,
+    body: &str,
+) -> (String, String) {
     let ts = ts.to_rfc3339_opts(SecondsFormat::Micros, true);
     let rest = body.strip_prefix('{').unwrap_or(body);
     let separator = if rest.starts_with('}') { "" } else { "," };
     let mut line = String::with_capacity(body.len() + 256);
     line.push_str(&format!(
-        "{{\"seq\":{seq},\"ts\":\"{ts}\",\"prev\":\"{prev}\"{separator}"
+        "{{\"seq\":{seq},\"ts\":\"{ts}\",\"prev\":\"{prev}\""
     ));
+    if let Some(node) = node {
+        // A JSON string, escaped as any other field is.
+        line.push_str(",\"node\":");
+        line.push_str(&serde_json::Value::from(node).to_string());
+    }
+    line.push_str(separator);
     line.push_str(rest);
     let hash = hex::encode(Sha256::digest(line.as_bytes()));
     line.pop(); // the closing brace, replaced by the hash field
@@ -264,5 +286,20 @@ mod tests {
         assert_eq!(decode(&edited), Err(LineError::HashMismatch { seq: 1 }));
         let torn = &line[..line.len() - 10];
         assert!(matches!(decode(torn), Err(LineError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_node_name_is_in_what_the_hash_covers() {
+        let (line, _) = encode_as(Some("node \"a\""), 1, Utc::now(), GENESIS, &lifecycle());
+        let record = decode(&line).unwrap();
+        assert_eq!(record.node.as_deref(), Some("node \"a\""));
+        assert!(matches!(record.body, Body::Lifecycle { .. }));
+        let moved = line.replace("node \\\"a\\\"", "node \\\"b\\\"");
+        assert_ne!(moved, line);
+        assert_eq!(decode(&moved), Err(LineError::HashMismatch { seq: 1 }));
+        // A single host's records name no node.
+        let (line, _) = encode(1, Utc::now(), GENESIS, &lifecycle());
+        assert!(!line.contains("\"node\""));
+        assert_eq!(decode(&line).unwrap().node, None);
     }
 }

@@ -11,9 +11,9 @@ use handoff_audit::{
     AuditOptions, Body, Durability, Entry, Filter, Masking, PublicKey, VerifyError, checkpoint,
     log_files, query, verify, verify_anchored, verify_segment,
 };
-use handoff_dispatch::SqliteStore;
+use handoff_dispatch::{Commit, SqliteStore, Store, StoreLocation};
 use handoff_model::Tier;
-use handoff_pipeline::AuditSetup;
+use handoff_pipeline::{AuditSetup, fleet_audit};
 
 use super::output::terminal;
 
@@ -44,8 +44,13 @@ enum AuditCommand {
 #[derive(Debug, clap::Args)]
 struct VerifyArgs {
     /// Audit files, or directories holding `audit-NNNNNN.jsonl` files.
-    #[arg(required = true, value_name = "FILE|DIR")]
+    #[arg(required_unless_present = "store", value_name = "FILE|DIR")]
     paths: Vec<PathBuf>,
+    /// A fleet's PostgreSQL store (`postgres://...`): verify every node's
+    /// chain kept there, each from record 1 to the head the store names,
+    /// every record naming its node. Exits 1 if any chain is broken.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["paths", "checkpoints", "segment"])]
+    store: Option<String>,
     /// Signed checkpoints to hold the log to: a witness file
     /// (`audit-checkpoints.jsonl`) or the handoff store (`handoffs.db`),
     /// which keeps a copy of each. Repeatable.
@@ -65,8 +70,12 @@ struct VerifyArgs {
 #[derive(Debug, clap::Args)]
 struct ShowArgs {
     /// Audit files, or directories holding `audit-NNNNNN.jsonl` files.
-    #[arg(required = true, value_name = "FILE|DIR")]
+    #[arg(required_unless_present = "store", value_name = "FILE|DIR")]
     paths: Vec<PathBuf>,
+    /// A fleet's PostgreSQL store (`postgres://...`): every node's records,
+    /// oldest first, instead of files.
+    #[arg(long, value_name = "URL", conflicts_with = "paths")]
+    store: Option<String>,
     /// Decisions of this tier: none, self-correct, operator or executive.
     #[arg(long)]
     tier: Option<Tier>,
@@ -185,7 +194,68 @@ pub fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// The chains of the fleet sharing the store at `url`.
+fn fleet_ledger(url: &str) -> anyhow::Result<(tokio::runtime::Runtime, handoff_dispatch::Store)> {
+    let location = StoreLocation::parse(url, Path::new("."))
+        .map_err(|reason| anyhow::anyhow!("--store: {reason}"))?;
+    anyhow::ensure!(
+        matches!(location, StoreLocation::Postgres(_)),
+        "--store: audit chains are kept in a fleet's PostgreSQL store (postgres://...); \
+         a single host's chain is its audit directory: name that instead"
+    );
+    let runtime = super::queue::runtime()?;
+    let store = runtime
+        .block_on(Store::open(&location, Commit::Synced, &super::node_name()))
+        .with_context(|| {
+            format!(
+                "cannot open the handoff store {}",
+                terminal(&location.to_string())
+            )
+        })?;
+    Ok((runtime, store))
+}
+
+fn run_verify_fleet(url: &str) -> anyhow::Result<ExitCode> {
+    let (runtime, store) = fleet_ledger(url)?;
+    let ledger = store.ledger().context("the store keeps no audit chains")?;
+    let chains = runtime
+        .block_on(fleet_audit::verify_fleet(ledger))
+        .context("cannot read the audit chains")?;
+    let mut broken = 0;
+    let mut records = 0;
+    for chain in &chains {
+        let node = terminal(&chain.head.node);
+        match &chain.outcome {
+            Ok(verified) => {
+                records += verified.records;
+                println!(
+                    "node {node}: verified {} records, seq 1..={}",
+                    verified.records, chain.head.seq
+                );
+            }
+            Err(VerifyError::Broken(at)) => {
+                broken += 1;
+                println!("node {node}: broken: {}", terminal(&at.to_string()));
+            }
+            Err(error) => {
+                broken += 1;
+                println!("node {node}: broken: {}", terminal(&error.to_string()));
+            }
+        }
+    }
+    runtime.block_on(store.close());
+    if broken > 0 {
+        println!("broken: {broken} of {} chains", chains.len());
+        return Ok(ExitCode::from(1));
+    }
+    println!("verified {} chains, {records} records", chains.len());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run_verify(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    if let Some(url) = &args.store {
+        return run_verify_fleet(url);
+    }
     let files = expand(&args.paths)?;
     let verified = if args.segment {
         verify_segment(&files)
@@ -297,7 +367,6 @@ fn read_checkpoints(source: &Path) -> anyhow::Result<Vec<checkpoint::Witnessed>>
 }
 
 fn run_show(args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let files = expand(&args.paths)?;
     let filter = Filter {
         tier: args.tier,
         plugin: args.plugin,
@@ -306,7 +375,16 @@ fn run_show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         until: args.until,
         item: args.item,
     };
-    let entries = query::read(&files)?;
+    let entries = match &args.store {
+        Some(url) => {
+            let (runtime, store) = fleet_ledger(url)?;
+            let ledger = store.ledger().context("the store keeps no audit chains")?;
+            let entries = runtime.block_on(fleet_audit::fleet_entries(ledger))?;
+            runtime.block_on(store.close());
+            entries
+        }
+        None => query::read(&expand(&args.paths)?)?,
+    };
     let mut out = io::BufWriter::new(io::stdout().lock());
     if args.table {
         writeln!(

@@ -60,6 +60,7 @@ pub fn run(runtime: &Runtime, args: EvalArgs) -> anyhow::Result<ExitCode> {
         dispatch: DispatchConfig::default(),
         sla_clock: false,
         placement: Placement::Inline,
+        node: super::node_name(),
     };
     // Items are decided on this thread; the runtime's one worker serves the
     // store.

@@ -96,6 +96,7 @@ impl HostArgs {
         runtime: &Runtime,
         placement: Placement,
         observers: Observers,
+        node: &str,
     ) -> anyhow::Result<Host> {
         let (dir, seeded) =
             policy_dir(self.policies.as_deref(), &self.data).with_context(|| {
@@ -133,6 +134,7 @@ impl HostArgs {
             },
             sla_clock: true,
             placement,
+            node: node.to_string(),
         };
         let host = Host::open(runtime, config, printing(observers)).await?;
         let set = host.policies().current();

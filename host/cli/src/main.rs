@@ -259,6 +259,16 @@ impl PolicyArgs {
     }
 }
 
+/// The fleet node a command other than `serve` acts as, on a shared store:
+/// `HANDOFF_NODE`, or this machine's name. Its changes (a claim made with
+/// `handoff queue`, say) are chained in that node's audit chain.
+fn node_name() -> String {
+    std::env::var("HANDOFF_NODE")
+        .ok()
+        .filter(|name| !name.trim().is_empty())
+        .unwrap_or_else(host_name)
+}
+
 /// This machine's name, for naming a node or a publisher by default.
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")

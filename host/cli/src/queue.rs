@@ -128,7 +128,7 @@ pub(crate) async fn open(
     location: &StoreLocation,
     lease_secs: u32,
 ) -> anyhow::Result<Dispatcher<Store>> {
-    let store = Store::open(location, Commit::Synced)
+    let store = Store::open(location, Commit::Synced, &super::node_name())
         .await
         .with_context(|| {
             format!(

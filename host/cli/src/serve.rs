@@ -71,8 +71,8 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     tokio.block_on(async {
-        let placement = Placement::Blocking(config.evaluator_count());
-        let mut host = args.host.open(runtime, placement, observers).await?;
+        // Bound first: the default node name is this host's name and the
+        // port, and the host needs it to open a shared store.
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
@@ -86,6 +86,11 @@ pub fn run(runtime: &Runtime, args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| format!("{}:{}", super::host_name(), bound.port())),
             address: Some(format!("http://{bound}")),
         };
+        let placement = Placement::Blocking(config.evaluator_count());
+        let mut host = args
+            .host
+            .open(runtime, placement, observers, &member.node)
+            .await?;
         let node = member.node.clone();
         if host.join_fleet(member).await {
             let live = host.policies().current();

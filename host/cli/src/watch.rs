@@ -40,10 +40,12 @@ pub fn run(runtime: &Runtime, args: WatchArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let host = tokio.block_on(
-        args.host
-            .open(runtime, Placement::Inline, Observers::default()),
-    )?;
+    let host = tokio.block_on(args.host.open(
+        runtime,
+        Placement::Inline,
+        Observers::default(),
+        &super::node_name(),
+    ))?;
     if let Some(live) = host.policies().live() {
         eprintln!("handoff: watching {} for changes", live.dir().display());
     }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::generations::Generations;
 use super::handoff::{AttemptRecord, Handoff, PriorHandoff, Resolution};
+use super::ledger::Ledger;
 use super::postgres::{self, HeldKeys, PgStore};
 use super::sqlite::{Commit, SqliteStore};
 use super::store::{
@@ -78,12 +79,20 @@ pub enum Store {
 impl Store {
     /// Opens the store at `location`, creating or upgrading its schema,
     /// with `commit` deciding when a commit is on stable storage.
-    pub async fn open(location: &StoreLocation, commit: Commit) -> Result<Store, StoreError> {
+    /// On a shared store, `node` names the audit chain this host appends
+    /// to; the embedded store has one host, and no chain of its own.
+    pub async fn open(
+        location: &StoreLocation,
+        commit: Commit,
+        node: &str,
+    ) -> Result<Store, StoreError> {
         Ok(match location {
             StoreLocation::Embedded(dir) => {
                 Store::Sqlite(SqliteStore::open_with(dir, commit).await?)
             }
-            StoreLocation::Postgres(url) => Store::Postgres(PgStore::connect(url, commit).await?),
+            StoreLocation::Postgres(url) => {
+                Store::Postgres(PgStore::connect(url, commit, node).await?)
+            }
         })
     }
 
@@ -93,6 +102,14 @@ impl Store {
         match self {
             Store::Sqlite(_) => None,
             Store::Postgres(store) => Some(store.generations()),
+        }
+    }
+
+    /// Every node's audit chain: only a shared store keeps them.
+    pub fn ledger(&self) -> Option<&Ledger> {
+        match self {
+            Store::Sqlite(_) => None,
+            Store::Postgres(store) => Some(store.ledger()),
         }
     }
 

@@ -198,6 +198,18 @@ pub struct Settled {
     /// Where a missed operator deadline escalates, when the driving plugin
     /// names a role for it.
     pub escalation_role: Option<String>,
+    /// Its audit records, serialized, when the store chains them in the
+    /// same transaction as the decision's row (a fleet's store); empty
+    /// when the audit log recorded them already.
+    pub audit: Vec<String>,
+}
+
+/// The row of a settled decision, carrying its audit records.
+fn row_of(item: &WorkItem, settled: &Settled, now: DateTime<Utc>) -> DecisionRow {
+    DecisionRow {
+        audit: settled.audit.clone(),
+        ..DecisionRow::of(item, &settled.decision, now)
+    }
 }
 
 /// What a submission was answered, kept for its identical repeats.
@@ -357,6 +369,7 @@ impl<S: HandoffStore> Dispatcher<S> {
     pub async fn settle(&self, item: &WorkItem, decision: Decision) -> Result<Settled, StoreError> {
         if decision.tier() != Tier::SelfCorrect {
             return Ok(Settled {
+                audit: Vec::new(),
                 decision,
                 attempt: None,
                 escalation_role: None,
@@ -394,6 +407,7 @@ impl<S: HandoffStore> Dispatcher<S> {
         self.tracked(true, self.store.record_attempt(&item.id, &record))
             .await?;
         Ok(Settled {
+            audit: Vec::new(),
             decision,
             attempt: Some(attempt),
             escalation_role: None,
@@ -481,7 +495,7 @@ impl<S: HandoffStore> Dispatcher<S> {
             },
             _ => return None,
         };
-        Some((DecisionRow::of(item, &settled.decision, now), answer))
+        Some((row_of(item, settled, now), answer))
     }
 
     async fn dispatch_untracked(
@@ -496,7 +510,7 @@ impl<S: HandoffStore> Dispatcher<S> {
         }
         let decision = &settled.decision;
         let verdict = &decision.verdict;
-        let row = DecisionRow::of(item, decision, now);
+        let row = row_of(item, settled, now);
         let reason = DrivingReason {
             plugin: decision.driver.clone(),
             reason_code: verdict.reason_code.clone(),

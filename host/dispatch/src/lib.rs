@@ -1,7 +1,8 @@
 //! Tier dispatch: what happens after the verdict.
 //!
-//! It depends on the data model only: a decision arrives as JSON-shaped
-//! data, and nothing here runs a plugin.
+//! It depends on the data model, and on the audit trail's record format
+//! (a fleet's store chains audit records itself): a decision arrives as
+//! JSON-shaped data, and nothing here runs a plugin.
 //!
 //! - [`dispatcher`]: `none` proceeds, `self-correct` retries with guidance
 //!   (up to a limit per item id), `operator` and `executive` become
@@ -11,8 +12,13 @@
 //! - [`store`]: the storage contract; [`sqlite`]: the embedded store;
 //!   [`postgres`]: the store a fleet shares; [`backend`]: which of the two
 //!   a host runs on; `rows`: what both read back the same way;
+//!   `group_commit`: routine decision rows from many requests committed
+//!   together, by a writer each store supplies (`sqlite_writer`, or the
+//!   PostgreSQL store's, which chains the rows' audit records with them);
 //! - [`Generations`]: policy generations published to a fleet, and what
 //!   each node serves (bytes and reports: nothing here runs a plugin);
+//! - [`Ledger`]: every fleet node's audit chain, appended in the same
+//!   transaction as the change each record records;
 //! - [`health`]: whether the store takes work, for readiness;
 //! - [`forward`]: handoff events into the audit trail, exactly once;
 //! - [`clock`]: where time comes from, so SLA clocks can be tested;
@@ -28,11 +34,13 @@ mod generations;
 mod group_commit;
 mod handoff;
 mod health;
+mod ledger;
 mod postgres;
 pub mod report;
 mod rows;
 mod sla;
 mod sqlite;
+mod sqlite_writer;
 mod store;
 mod wal_checkpoint;
 
@@ -52,6 +60,7 @@ pub use handoff::{
     Resolution, ReviewSample, TransferPayload,
 };
 pub use health::StoreHealth;
+pub use ledger::{ChainHead, Ledger};
 pub use postgres::{HeldKeys, POOL_SIZE as POSTGRES_POOL_SIZE, PgStore, redacted};
 pub use report::{
     CalibrationTarget, FeedbackReport, History, ReportOptions, ThresholdStep, feedback_report,

@@ -41,13 +41,16 @@ use sqlx::{ConnectOptions, Connection, Postgres, QueryBuilder, Row, Transaction}
 use tokio::sync::Notify;
 
 use super::generations::{Generations, PUBLISHED};
+use super::group_commit::{GroupCommit, GroupWriter};
 use super::handoff::{AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution};
+use super::ledger::Ledger;
 use super::rows::{self, millis};
 use super::sqlite::Commit;
 use super::store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
     StoreError,
 };
+use handoff_audit::Body;
 use handoff_model::{HandoffEvent, Named, Tier};
 
 /// The schema's versions, embedded in the binary: a node never depends on
@@ -67,6 +70,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "policy generations",
         include_str!("../migrations/postgres/0003_policy_generations.sql"),
+    ),
+    (
+        4,
+        "audit chains",
+        include_str!("../migrations/postgres/0004_audit_chains.sql"),
     ),
 ];
 
@@ -155,6 +163,11 @@ pub struct PgStore {
     key_locks: PgPool,
     /// Published policy generations, on the same pool.
     generations: Generations,
+    /// Every node's audit chain, and this node's name in it.
+    ledger: Ledger,
+    /// Routine decision rows from concurrent requests, committed together
+    /// with their audit records.
+    decisions: GroupCommit,
 }
 
 /// `url` with any password replaced by `***`: what may reach a log or a
@@ -178,7 +191,11 @@ impl PgStore {
     /// `synchronous_commit` for this node's sessions: a commit is then
     /// acknowledged before the server syncs it, and a server crash can lose
     /// the last moments of commits, never corrupt the database.
-    pub async fn connect(url: &str, commit: Commit) -> Result<PgStore, StoreError> {
+    ///
+    /// `node` names the audit chain this host appends to: every decision
+    /// and handoff event it commits is chained there in the same
+    /// transaction (see [`Ledger`]).
+    pub async fn connect(url: &str, commit: Commit, node: &str) -> Result<PgStore, StoreError> {
         let shown = redacted(url);
         let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::Address {
             address: shown.clone(),
@@ -220,8 +237,15 @@ impl PgStore {
             .max_connections(KEY_LOCK_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
+        let ledger = Ledger::new(pool.clone(), node);
+        let decisions = GroupCommit::start(PgWriter {
+            pool: pool.clone(),
+            ledger: ledger.clone(),
+        });
         Ok(PgStore {
             generations: Generations::new(pool.clone(), published),
+            decisions,
+            ledger,
             pool,
             shown,
             changed,
@@ -241,6 +265,11 @@ impl PgStore {
     /// The fleet's published policy generations, in this store.
     pub fn generations(&self) -> &Generations {
         &self.generations
+    }
+
+    /// Every node's audit chain.
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     /// Holds `keys` (idempotency keys) for every node sharing the store,
@@ -298,6 +327,7 @@ impl PgStore {
 
     /// Closes the pools, waiting for connections to finish.
     pub async fn close(&self) {
+        self.decisions.close().await;
         self.key_locks.close().await;
         self.pool.close().await;
     }
@@ -487,49 +517,104 @@ struct NewEvent<'a> {
     detail: serde_json::Value,
 }
 
-/// Appends `events` in order, under the event-order lock (see the module
-/// documentation): call it after the transaction's last row lock.
-async fn append_events(
-    tx: &mut Transaction<'static, Postgres>,
-    at: DateTime<Utc>,
-    events: &[NewEvent<'_>],
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
+impl PgStore {
+    /// Appends `events` in order, under the event-order lock (see the
+    /// module documentation), then chains `records` (a decision's, already
+    /// serialized) and each event's own record to this node's audit chain:
+    /// call it after the transaction's last row lock.
+    async fn append_events(
+        &self,
+        tx: &mut Transaction<'static, Postgres>,
+        at: DateTime<Utc>,
+        mut records: Vec<String>,
+        events: &[NewEvent<'_>],
+    ) -> Result<(), StoreError> {
+        if !events.is_empty() {
+            // The notification is delivered at commit, once per transaction
+            // (PostgreSQL folds identical ones), and never if it rolls back.
+            sqlx::query("SELECT pg_advisory_xact_lock($1), pg_notify($2, '')")
+                .bind(EVENT_ORDER_LOCK)
+                .bind(CHANGES)
+                .execute(&mut **tx)
+                .await?;
+        }
+        let at = rows::time(millis(at));
+        for event in events {
+            let (store_seq, item): (i64, Option<String>) = sqlx::query_as(
+                "INSERT INTO events (handoff, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)
+                 RETURNING seq, (SELECT item_id FROM handoffs WHERE id = $1)",
+            )
+            .bind(event.handoff)
+            .bind(millis(at))
+            .bind(event.kind)
+            .bind(event.actor)
+            .bind(event.detail.to_string())
+            .fetch_one(&mut **tx)
+            .await?;
+            let recorded = Body::Handoff {
+                event: HandoffEvent {
+                    store_seq,
+                    handoff: event.handoff.to_string(),
+                    item: item.unwrap_or_default(),
+                    kind: event.kind.to_string(),
+                    actor: event.actor.to_string(),
+                    at,
+                    detail: event.detail.clone(),
+                },
+            };
+            records.push(
+                serde_json::to_string(&recorded).map_err(|e| StoreError::Corrupt {
+                    what: format!("the audit record of event {store_seq}"),
+                    detail: e.to_string(),
+                })?,
+            );
+        }
+        self.ledger.append(tx, &records).await
     }
-    // The notification is delivered at commit, once per transaction
-    // (PostgreSQL folds identical ones), and never if it rolls back.
-    sqlx::query("SELECT pg_advisory_xact_lock($1), pg_notify($2, '')")
-        .bind(EVENT_ORDER_LOCK)
-        .bind(CHANGES)
-        .execute(&mut **tx)
-        .await?;
-    for event in events {
-        sqlx::query(
-            "INSERT INTO events (handoff, at, kind, actor, detail) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(event.handoff)
-        .bind(millis(at))
-        .bind(event.kind)
-        .bind(event.actor)
-        .bind(event.detail.to_string())
-        .execute(&mut **tx)
-        .await?;
+
+    /// Appends one event (after `records`), reads back the handoff's new
+    /// state and commits.
+    async fn commit_with_event(
+        &self,
+        mut tx: Transaction<'static, Postgres>,
+        at: DateTime<Utc>,
+        records: Vec<String>,
+        event: NewEvent<'_>,
+    ) -> Result<Handoff, StoreError> {
+        let id = event.handoff.to_string();
+        self.append_events(&mut tx, at, records, &[event]).await?;
+        let changed = PgStore::fetch(&mut tx, &id).await?;
+        tx.commit().await?;
+        Ok(changed)
     }
-    Ok(())
 }
 
-/// Appends one event, reads back the handoff's new state and commits.
-async fn commit_with_event(
-    mut tx: Transaction<'static, Postgres>,
-    at: DateTime<Utc>,
-    event: NewEvent<'_>,
-) -> Result<Handoff, StoreError> {
-    let id = event.handoff.to_string();
-    append_events(&mut tx, at, &[event]).await?;
-    let changed = PgStore::fetch(&mut tx, &id).await?;
-    tx.commit().await?;
-    Ok(changed)
+/// The PostgreSQL store's decision writer: a group's rows and their audit
+/// records in one transaction, on a pooled connection (sqlx's PostgreSQL
+/// pool costs no extra round trip to the same thread, unlike SQLite's).
+struct PgWriter {
+    pool: PgPool,
+    ledger: Ledger,
+}
+
+impl GroupWriter for PgWriter {
+    async fn insert(&mut self, rows: &[&DecisionRow]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        insert_decisions(&mut tx, rows).await?;
+        self.ledger.append(&mut tx, &records_of(rows)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn close(&mut self) {}
+}
+
+/// The audit records of decision rows, in order.
+fn records_of(decisions: &[&DecisionRow]) -> Vec<String> {
+    decisions
+        .iter()
+        .flat_map(|row| row.audit.iter().cloned())
+        .collect()
 }
 
 async fn insert_decisions(
@@ -557,21 +642,20 @@ async fn insert_decisions(
 
 impl HandoffStore for PgStore {
     async fn record_autonomous(&self, decision: &DecisionRow) -> Result<(), StoreError> {
-        let mut tx = self.write().await?;
-        insert_decisions(&mut tx, &[decision]).await?;
-        tx.commit().await?;
-        Ok(())
+        self.record_autonomous_many(vec![decision.clone()]).await
     }
 
     async fn record_autonomous_many(&self, decisions: Vec<DecisionRow>) -> Result<(), StoreError> {
-        if decisions.is_empty() {
-            return Ok(());
+        match self.decisions.commit(decisions).await {
+            Ok(committed) => committed,
+            Err(rows) => {
+                let mut writer = PgWriter {
+                    pool: self.pool.clone(),
+                    ledger: self.ledger.clone(),
+                };
+                writer.insert(&rows.iter().collect::<Vec<_>>()).await
+            }
         }
-        let rows: Vec<&DecisionRow> = decisions.iter().collect();
-        let mut tx = self.write().await?;
-        insert_decisions(&mut tx, &rows).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn count_attempt(&self, item_id: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
@@ -642,7 +726,8 @@ impl HandoffStore for PgStore {
             actor: "dispatcher",
             detail: rows::enqueued_detail(decision, handoff),
         };
-        commit_with_event(tx, at, event).await
+        self.commit_with_event(tx, at, decision.audit.clone(), event)
+            .await
     }
 
     async fn claim(
@@ -696,7 +781,8 @@ impl HandoffStore for PgStore {
             actor: worker,
             detail: json!({"lease_expires": expires}),
         });
-        append_events(&mut tx, now, &events).await?;
+        self.append_events(&mut tx, now, Vec::new(), &events)
+            .await?;
         let claimed = Self::fetch(&mut tx, &before.id).await?;
         tx.commit().await?;
         Ok(Some(claimed))
@@ -733,7 +819,7 @@ impl HandoffStore for PgStore {
             actor: worker,
             detail: json!({"late": late}),
         };
-        commit_with_event(tx, now, event).await
+        self.commit_with_event(tx, now, Vec::new(), event).await
     }
 
     async fn resolve(
@@ -768,7 +854,7 @@ impl HandoffStore for PgStore {
             actor: worker,
             detail: json!({"resolution": resolution, "late": late}),
         };
-        commit_with_event(tx, now, event).await
+        self.commit_with_event(tx, now, Vec::new(), event).await
     }
 
     async fn renew(
@@ -797,7 +883,7 @@ impl HandoffStore for PgStore {
             actor: worker,
             detail: json!({"lease_expires": expires.max(handoff.lease_expires.unwrap_or(expires))}),
         };
-        commit_with_event(tx, now, event).await
+        self.commit_with_event(tx, now, Vec::new(), event).await
     }
 
     async fn expire_leases(&self, now: DateTime<Utc>) -> Result<Vec<(String, String)>, StoreError> {
@@ -834,7 +920,8 @@ impl HandoffStore for PgStore {
                 detail: json!({"expired_at": rows::time(*until)}),
             })
             .collect();
-        append_events(&mut tx, now, &events).await?;
+        self.append_events(&mut tx, now, Vec::new(), &events)
+            .await?;
         drop(events);
         tx.commit().await?;
         Ok(expired
@@ -866,7 +953,7 @@ impl HandoffStore for PgStore {
             actor: worker,
             detail: json!({}),
         };
-        commit_with_event(tx, now, event).await
+        self.commit_with_event(tx, now, Vec::new(), event).await
     }
 
     async fn probe(&self) -> Result<(), StoreError> {
@@ -960,7 +1047,8 @@ impl HandoffStore for PgStore {
             actor: "sla",
             detail: rows::escalated_detail(&handoff, from, breach, to),
         };
-        append_events(&mut tx, now, &[event]).await?;
+        self.append_events(&mut tx, now, Vec::new(), &[event])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -994,7 +1082,8 @@ impl HandoffStore for PgStore {
             actor: "sla",
             detail: rows::alert_detail(&handoff, breach),
         };
-        append_events(&mut tx, now, &[event]).await?;
+        self.append_events(&mut tx, now, Vec::new(), &[event])
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -169,6 +169,7 @@ pub(crate) fn decision(row: &impl StoredRow) -> Result<DecisionRow, StoreError> 
         trigger: optional_parse(row, "trigger")?,
         confidence: row.real("confidence")?,
         at: time(row.int("at")?),
+        audit: Vec::new(),
     })
 }
 

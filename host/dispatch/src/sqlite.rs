@@ -17,9 +17,10 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::group_commit::{self, GroupCommit};
+use super::group_commit::GroupCommit;
 use super::handoff::{AttemptRecord, Handoff, HandoffState, PriorHandoff, Resolution};
 use super::rows::{self, millis};
+use super::sqlite_writer::{self, SqliteWriter};
 use super::store::{
     Breach, DecisionRow, Escalation, Event, HandoffStore, ListFilter, NewHandoff, QueueDepth,
     StoreError,
@@ -247,7 +248,7 @@ impl SqliteStore {
             .execute(&pool)
             .await
             .map_err(|e| damaged_or(e, &path))?;
-        let decisions = GroupCommit::start(&pool, options);
+        let decisions = GroupCommit::start(SqliteWriter::new(&pool, options));
         let checkpoints = WalCheckpoints::start(&pool);
         Ok(SqliteStore {
             pool,
@@ -375,13 +376,14 @@ async fn commit_with_event(
 
 impl HandoffStore for SqliteStore {
     async fn record_autonomous(&self, decision: &DecisionRow) -> Result<(), StoreError> {
-        self.decisions
-            .commit(&self.pool, vec![decision.clone()])
-            .await
+        self.record_autonomous_many(vec![decision.clone()]).await
     }
 
     async fn record_autonomous_many(&self, decisions: Vec<DecisionRow>) -> Result<(), StoreError> {
-        self.decisions.commit(&self.pool, decisions).await
+        match self.decisions.commit(decisions).await {
+            Ok(committed) => committed,
+            Err(rows) => sqlite_writer::insert_pooled(&self.pool, &rows).await,
+        }
     }
 
     async fn count_attempt(&self, item_id: &str, at: DateTime<Utc>) -> Result<u32, StoreError> {
@@ -445,7 +447,7 @@ impl HandoffStore for SqliteStore {
         .bind(payload)
         .execute(&mut *tx)
         .await?;
-        group_commit::insert_statement(&[decision])
+        sqlite_writer::insert_statement(&[decision])
             .build()
             .execute(&mut *tx)
             .await?;
@@ -940,6 +942,7 @@ mod tests {
             trigger: Some(handoff_model::TriggerKind::Probabilistic),
             confidence: 0.4,
             at: rows::time(1_000),
+            audit: Vec::new(),
         };
         store.record_autonomous(&row).await.unwrap();
         let decisions = store.decisions().await.unwrap();

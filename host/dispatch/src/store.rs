@@ -35,6 +35,11 @@ pub struct DecisionRow {
     pub confidence: f64,
     /// When it was dispatched.
     pub at: DateTime<Utc>,
+    /// Its audit records (the decision's, then its faults'), serialized,
+    /// for a store that chains them in the same transaction as this row
+    /// (a fleet's); empty when the audit log has them already. Never read
+    /// back.
+    pub audit: Vec<String>,
 }
 
 impl DecisionRow {
@@ -48,6 +53,7 @@ impl DecisionRow {
             trigger: decision.verdict.trigger,
             confidence: item.confidence,
             at,
+            audit: Vec::new(),
         }
     }
 }

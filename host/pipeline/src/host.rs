@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use handoff_audit::{AuditError, AuditLog, AuditOptions, Checkpoint, Durability, ReadError, query};
+use handoff_audit::{
+    AuditError, AuditLog, AuditOptions, Body, Checkpoint, Durability, ReadError, query,
+};
 use handoff_dispatch::{
-    Commit, DispatchConfig, Dispatcher, EventSink, Generations, SlaClock, SlaEvent, Store,
+    Commit, DispatchConfig, Dispatcher, EventSink, Generations, Ledger, SlaClock, SlaEvent, Store,
     StoreError, StoreLocation, SystemClock, spawn_sla_clock,
 };
 use handoff_model::{HandoffEvent, LifecycleEvent};
@@ -17,6 +19,7 @@ use handoff_policy::reload::{LifecycleSink, LivePolicies, WatchError, WatchOptio
 use handoff_policy::{DirError, EvaluatorPool, Policies, PolicySet, Runtime};
 use tokio::task::JoinHandle;
 
+use crate::chain_copy::ChainCopy;
 use crate::fleet::{self, FleetMember, Follower};
 use crate::pipeline::{Pipeline, Placement};
 use crate::reference;
@@ -61,6 +64,10 @@ pub struct HostConfig {
     pub sla_clock: bool,
     /// Where evaluation runs.
     pub placement: Placement,
+    /// This host's name in a fleet: on a shared store, the audit chain it
+    /// appends to, and the node `GET /v1/fleet` shows. Keep it across
+    /// restarts: a node's audit directory copies its chain.
+    pub node: String,
 }
 
 /// Hears every policy lifecycle event.
@@ -132,6 +139,8 @@ pub struct Host {
     _watcher: Option<Watcher>,
     /// Follows the fleet's policy generations, once asked to.
     follower: Option<Follower>,
+    /// Keeps the audit file a copy of this node's chain in a shared store.
+    chain_copy: Option<ChainCopy>,
 }
 
 impl Host {
@@ -154,6 +163,31 @@ impl Host {
         // Checkpoints go to their witness file and, once the store is
         // open, to the store too: a second witness a forger must also find.
         let (checkpoint_tx, checkpoint_rx) = tokio::sync::mpsc::channel::<Checkpoint>(64);
+        // The store opens first: on a shared one, every record (the
+        // policies' lifecycle events included) is chained there.
+        let store = match &config.store {
+            Some(location) => {
+                // The store is as durable as the audit log it sits beside.
+                let commit = match durability {
+                    Durability::Sync => Commit::Synced,
+                    Durability::Batch | Durability::Off => Commit::Written,
+                };
+                Some(
+                    Store::open(location, commit, &config.node)
+                        .await
+                        .map_err(|source| HostError::Store {
+                            location: location.to_string(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let ledger = store.as_ref().and_then(|store| store.ledger()).cloned();
+        let mut config = config;
+        if let (Some(setup), Some(_)) = (&mut config.audit, &ledger) {
+            setup.options.copy_of_store = true;
+        }
         let audit = match config.audit {
             Some(mut setup) => {
                 if let Some(checkpoints) = &mut setup.options.checkpoints
@@ -183,7 +217,16 @@ impl Host {
             }
             None => None,
         };
-        let record = lifecycle_recorder(audit.clone(), observers.lifecycle.clone());
+        let chain_copy = match (&audit, &ledger) {
+            (Some(audit), Some(ledger)) => {
+                Some(ChainCopy::start(audit.clone(), ledger.clone()).await?)
+            }
+            _ => None,
+        };
+        let record = lifecycle_recorder(
+            Recorder::of(audit.clone(), ledger.as_ref().zip(chain_copy.as_ref())),
+            observers.lifecycle.clone(),
+        );
         let (policies, watcher) = match config.policies {
             PolicySetup::Fixed(set) => {
                 for event in set.lifecycle_events() {
@@ -197,22 +240,11 @@ impl Host {
                 (Policies::Live(live), Some(watcher))
             }
         };
-        let dispatcher = match &config.store {
-            Some(location) => {
-                // The store is as durable as the audit log it sits beside.
-                let commit = match durability {
-                    Durability::Sync => Commit::Synced,
-                    Durability::Batch | Durability::Off => Commit::Written,
-                };
-                let store =
-                    Store::open(location, commit)
-                        .await
-                        .map_err(|source| HostError::Store {
-                            location: location.to_string(),
-                            source,
-                        })?;
+        let dispatcher = match store {
+            Some(store) => {
                 let mut dispatcher = Dispatcher::new(store, Arc::new(SystemClock), config.dispatch);
-                if let Some(audit) = &audit {
+                // A shared store chains handoff events itself.
+                if let (Some(audit), None) = (&audit, &ledger) {
                     dispatcher = with_audited_events(dispatcher, audit)?;
                 }
                 Some(Arc::new(dispatcher))
@@ -256,6 +288,7 @@ impl Host {
             checkpoint_copier,
             _watcher: watcher,
             follower: None,
+            chain_copy,
         })
     }
 
@@ -307,6 +340,9 @@ impl Host {
         if let Some((clock, forward)) = self.sla {
             clock.stop().await;
             forward.abort();
+        }
+        if let Some(copy) = self.chain_copy {
+            copy.finish().await;
         }
         let flushed = self.audit.as_ref().map_or(Ok(()), |audit| audit.flush());
         let closing = match (&self.audit, &flushed) {
@@ -369,17 +405,91 @@ async fn record_checkpoint(dispatcher: &Dispatcher<Store>, checkpoint: &Checkpoi
     }
 }
 
+/// Where a host's lifecycle events are recorded.
+enum Recorder {
+    /// Nowhere: the host keeps no audit trail.
+    Nothing,
+    /// Its audit log.
+    File(Arc<AuditLog>),
+    /// This node's chain in the shared store, which its audit file copies.
+    Chain {
+        ledger: Ledger,
+        copy: Arc<tokio::sync::Notify>,
+        runtime: tokio::runtime::Handle,
+    },
+}
+
+impl Recorder {
+    fn of(audit: Option<Arc<AuditLog>>, copy: Option<(&Ledger, &ChainCopy)>) -> Recorder {
+        match (audit, copy) {
+            (Some(_), Some((ledger, copy))) => Recorder::Chain {
+                ledger: ledger.clone(),
+                copy: copy.waker(),
+                runtime: tokio::runtime::Handle::current(),
+            },
+            (Some(audit), None) => Recorder::File(audit),
+            (None, _) => Recorder::Nothing,
+        }
+    }
+
+    fn record(&self, event: &LifecycleEvent) -> Result<(), String> {
+        match self {
+            Recorder::Nothing => Ok(()),
+            Recorder::File(audit) => audit
+                .record_lifecycle(event)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Recorder::Chain {
+                ledger,
+                copy,
+                runtime,
+            } => {
+                let body = serde_json::to_string(&Body::Lifecycle {
+                    event: event.clone(),
+                })
+                .map_err(|e| e.to_string())?;
+                // Events come from any thread, an async worker's included,
+                // and the append is async: it runs on a thread of its own.
+                // A worker waiting for it hands its other work on first,
+                // so that the runtime still drives the append's I/O.
+                let wait = || {
+                    std::thread::scope(|scope| {
+                        scope
+                            .spawn(|| runtime.block_on(ledger.append_alone(&[body])))
+                            .join()
+                    })
+                };
+                let appended = match tokio::runtime::Handle::try_current() {
+                    Ok(current)
+                        if current.runtime_flavor()
+                            == tokio::runtime::RuntimeFlavor::MultiThread =>
+                    {
+                        tokio::task::block_in_place(wait)
+                    }
+                    _ => wait(),
+                };
+                match appended {
+                    Ok(Ok(())) => {
+                        copy.notify_one();
+                        Ok(())
+                    }
+                    Ok(Err(error)) => Err(error.to_string()),
+                    Err(_) => Err("the append panicked".into()),
+                }
+            }
+        }
+    }
+}
+
 /// Records each lifecycle event in the audit trail (if any) and tells the
 /// observer. A failure to record is logged: a reload must not stop because
 /// the log did, and every decision after it fails closed anyway.
 fn lifecycle_recorder(
-    audit: Option<Arc<AuditLog>>,
+    recorder: Recorder,
     observer: Option<LifecycleObserver>,
 ) -> impl Fn(&LifecycleEvent) + Send + Sync + 'static {
     move |event: &LifecycleEvent| {
-        if let Some(audit) = &audit
-            && let Err(error) = audit.record_lifecycle(event)
-        {
+        if let Err(error) = recorder.record(event) {
             tracing::error!(%error, %event, "cannot record a lifecycle event in the audit log");
         }
         if let Some(observer) = &observer {
@@ -391,7 +501,7 @@ fn lifecycle_recorder(
 /// A lifecycle sink that records every event in `audit`: what a host wires
 /// into its live policies, for callers assembling one by hand.
 pub fn audit_sink(audit: Arc<AuditLog>) -> Arc<dyn LifecycleSink> {
-    Arc::new(lifecycle_recorder(Some(audit), None))
+    Arc::new(lifecycle_recorder(Recorder::File(audit), None))
 }
 
 /// Starts the SLA clocks on the current tokio runtime, handing every breach

@@ -6,8 +6,12 @@
 //! - [`Host`]: the one way a running host is assembled from its parts
 //!   (policies, fixed or live; the audit trail; the handoff store and its SLA
 //!   clocks; the pipeline), for the server and the command line alike.
+//! - `chain_copy`: on a shared store, the node's audit file kept as a copy
+//!   of its chain there.
 //! - [`fleet`]: a node of a fleet following the policy generations
 //!   published to the shared store, and `handoff publish`'s validation.
+//! - [`fleet_audit`]: every node's audit chain in the shared store,
+//!   verified, and read as one trail for compliance queries.
 //! - [`replay`]: what a candidate policy set would have decided for the
 //!   items in the audit trail.
 //! - [`reference`]: the reference policies built into the binary.
@@ -15,8 +19,10 @@
 //!   suggest values for.
 
 pub mod calibration;
+mod chain_copy;
 mod evaluator_threads;
 pub mod fleet;
+pub mod fleet_audit;
 mod host;
 pub mod pilot;
 mod pipeline;

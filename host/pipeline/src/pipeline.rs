@@ -425,7 +425,7 @@ impl Pipeline {
                 }
             }
         }
-        self.record(&settled, principal)?;
+        self.record(&mut settled, principal)?;
         match failure {
             Some(error) => Err(error),
             None => Ok(settled),
@@ -450,6 +450,7 @@ impl Pipeline {
                     source,
                 })?,
             _ => Settled {
+                audit: Vec::new(),
                 decision,
                 attempt: None,
                 escalation_role: None,
@@ -462,28 +463,42 @@ impl Pipeline {
     }
 
     /// Records settled decisions in the audit log, together (one write).
+    /// When the log copies a shared store's chain, the records are only
+    /// serialized here, and go with the decisions' rows: the store chains
+    /// them in the same transaction, and the decision is answered once
+    /// that commits.
     fn record(
         &self,
-        settled: &[(WorkItem, Settled)],
+        settled: &mut [(WorkItem, Settled)],
         principal: Option<&str>,
     ) -> Result<(), PipelineError> {
         let (Some(audit), Some((first, _))) = (&self.audit, settled.first()) else {
             return Ok(());
         };
+        let first = first.id.clone();
         let decisions: Vec<(&WorkItem, &Decision)> = settled
             .iter()
             .map(|(item, settled)| (item, &settled.decision))
             .collect();
-        audit
-            .record_decisions(&decisions, principal)
-            .map_err(|source| {
-                tracing::error!(error = %source, item = %first.id, count = decisions.len(), "cannot record decisions");
-                PipelineError::Audit {
-                    item: first.id.clone(),
-                    others: decisions.len() - 1,
-                    source,
-                }
-            })?;
+        let recorded = if audit.is_copy_of_store() {
+            audit.decision_bodies(&decisions, principal).map(Some)
+        } else {
+            audit.record_decisions(&decisions, principal).map(|_| None)
+        };
+        let count = decisions.len();
+        let bodies = recorded.map_err(|source| {
+            tracing::error!(error = %source, item = %first, count, "cannot record decisions");
+            PipelineError::Audit {
+                item: first.clone(),
+                others: count - 1,
+                source,
+            }
+        })?;
+        if let Some(bodies) = bodies {
+            for ((_, settled), bodies) in settled.iter_mut().zip(bodies) {
+                settled.audit = bodies;
+            }
+        }
         Ok(())
     }
 }

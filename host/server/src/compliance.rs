@@ -12,6 +12,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Multipart, Query, Request, State};
 use axum::http::{StatusCode, header};
 use chrono::{DateTime, Utc};
+use handoff_pipeline::fleet_audit;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -126,8 +127,39 @@ pub async fn audit_verify(State(app): State<Arc<App>>) -> Result<Json<Value>, Ap
     Ok(Json(verification(&app).await?))
 }
 
-/// Whether the chain is intact, as `GET /v1/audit/verify` answers it.
+/// Whether the chain is intact, as `GET /v1/audit/verify` answers it. On a
+/// node of a fleet, also every node's chain in the shared store (`nodes`),
+/// and `intact` only if all of them are.
 pub(crate) async fn verification(app: &App) -> Result<Value, ApiError> {
+    let mut local = file_verification(app).await?;
+    let Some(ledger) = app.dispatcher.store().ledger() else {
+        return Ok(local);
+    };
+    let chains = fleet_audit::verify_fleet(ledger)
+        .await
+        .map_err(|e| ApiError::internal("cannot read the audit chains", e))?;
+    let mut intact = local["intact"] == Value::Bool(true);
+    let nodes: Vec<Value> = chains
+        .iter()
+        .map(|chain| match &chain.outcome {
+            Ok(verified) => json!({
+                "node": chain.head.node,
+                "intact": true,
+                "records": verified.records,
+            }),
+            Err(error) => {
+                intact = false;
+                json!({"node": chain.head.node, "intact": false, "error": error.to_string()})
+            }
+        })
+        .collect();
+    local["intact"] = Value::Bool(intact);
+    local["nodes"] = Value::Array(nodes);
+    Ok(local)
+}
+
+/// Whether this host's audit files hold an intact chain.
+async fn file_verification(app: &App) -> Result<Value, ApiError> {
     let audit = app.audit.clone();
     let outcome = tokio::task::spawn_blocking(move || log_files(&audit).map(|f| verify(&f)))
         .await
@@ -195,9 +227,22 @@ pub(crate) async fn search(app: &App, query: AuditQuery) -> Result<Vec<Entry>, A
         until: query.until,
         item: query.item,
     };
+    let fleet = match app.dispatcher.store().ledger() {
+        // A fleet's trail is every node's chain.
+        Some(ledger) => Some(
+            fleet_audit::fleet_entries(ledger)
+                .await
+                .map_err(|e| ApiError::internal("cannot read the audit chains", e))?,
+        ),
+        None => None,
+    };
     let audit = app.audit.clone();
     tokio::task::spawn_blocking(move || {
-        let mut matching: Vec<Entry> = read_log(&audit)?
+        let entries = match fleet {
+            Some(entries) => entries,
+            None => read_log(&audit)?,
+        };
+        let mut matching: Vec<Entry> = entries
             .into_iter()
             .filter(|entry| filter.matches(&entry.record))
             .collect();

@@ -158,6 +158,7 @@ mod tests {
             trigger: None,
             confidence: 0.9,
             at,
+            audit: Vec::new(),
         }
     }
 
