@@ -95,10 +95,15 @@ fn execute(store: &TestStore, sql: &str) {
 /// `handoff publish DIR` to the fleet's store: whether it succeeded, and
 /// what it printed (stdout, then stderr).
 fn publish(dir: &Path, store: &TestStore) -> (bool, String) {
+    let dir = dir.to_str().unwrap();
+    handoff(&["publish", dir, "--as", "release-bot"], store)
+}
+
+/// Runs `handoff ARGS` with `HANDOFF_STORE` naming the fleet's store:
+/// whether it succeeded, and what it printed (stdout, then stderr).
+fn handoff(args: &[&str], store: &TestStore) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .arg("publish")
-        .arg(dir)
-        .args(["--as", "release-bot"])
+        .args(args)
         .env("HANDOFF_STORE", store.spec())
         .stdin(std::process::Stdio::null())
         .output()
@@ -479,19 +484,7 @@ fn three_nodes_share_one_postgresql_store_and_lose_nothing_when_one_dies() {
 /// `handoff audit verify --store`: whether every chain verified, and what
 /// it printed.
 fn audit_verify_store(store: &TestStore) -> (bool, String) {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_handoff"))
-        .args(["audit", "verify", "--store", &store.spec()])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ),
-    )
+    handoff(&["audit", "verify", "--store", &store.spec()], store)
 }
 
 /// The records of a node's audit directory, in order.
@@ -623,6 +616,29 @@ fn a_change_and_its_audit_record_commit_together_or_not_at_all() {
     assert_eq!(audit_lines(&data), chain_in_store(&store, "solo"));
     let (verified, said) = audit_verify_store(&store);
     assert!(verified, "{said}");
+    // A compliance query over the fleet's chains tells the first item's
+    // story: its decision, then its handoff's events.
+    let (shown, said) = handoff(
+        &["audit", "show", "--store", &store.spec(), "--item", "first"],
+        &store,
+    );
+    assert!(shown, "{said}");
+    let story: Vec<Value> = said
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let kinds: Vec<&str> = story
+        .iter()
+        .map(|record| match record["type"].as_str().unwrap() {
+            "handoff" => record["event"]["kind"].as_str().unwrap(),
+            other => other,
+        })
+        .collect();
+    assert_eq!(kinds, ["decision", "enqueued", "claimed"], "{said}");
+    assert!(
+        story.iter().all(|record| record["node"] == "solo"),
+        "{said}"
+    );
 
     // A record edited in the store is found, by node and position.
     let edit = |from: &str, to: &str| {
