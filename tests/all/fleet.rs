@@ -525,6 +525,10 @@ fn chain_in_store(store: &TestStore, node: &str) -> Vec<String> {
 #[test]
 fn a_change_and_its_audit_record_commit_together_or_not_at_all() {
     let store = fleet_store();
+    // A store no node has recorded in verifies nothing, and says so.
+    let (verified, said) = audit_verify_store(&store);
+    assert!(!verified, "{said}");
+    assert!(said.contains("no audit chains in this store"), "{said}");
     let root = tempfile::tempdir().unwrap();
     let data = node_dir(root.path(), "solo");
     let node = start_node(&data, &store);

@@ -244,6 +244,12 @@ fn run_verify_fleet(url: &str) -> anyhow::Result<ExitCode> {
         }
     }
     runtime.block_on(store.close());
+    if chains.is_empty() {
+        // Nothing verified is not a chain that verified: the wrong
+        // database, or one whose chains were dropped.
+        println!("broken: no audit chains in this store: no node has recorded anything here");
+        return Ok(ExitCode::from(1));
+    }
     if broken > 0 {
         println!("broken: {broken} of {} chains", chains.len());
         return Ok(ExitCode::from(1));
