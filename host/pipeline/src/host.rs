@@ -144,8 +144,9 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts a host: opens the audit log, loads (and watches) the
-    /// policies, opens the store and starts the SLA clocks. Must run inside
+    /// Starts a host: opens the store and the audit log (on a shared store,
+    /// a copy of this node's chain there), loads (and watches) the
+    /// policies and starts the SLA clocks. Must run inside
     /// a tokio runtime, which the SLA clocks and the store live on.
     pub async fn open(
         runtime: &Runtime,
