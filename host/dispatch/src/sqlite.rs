@@ -310,6 +310,19 @@ impl SqliteStore {
             tracing::debug!(%error, "cannot fold the store's write-ahead log at close");
         }
         self.pool.close().await;
+        // sqlx's `close` can return while a connection is still on its way
+        // back to the pool (a spawned task returns it), and that connection
+        // then waits in the closed pool's idle queue, holding the file open
+        // for the pool's life. Closing again closes what has come back:
+        // until the pool is empty, within a bound.
+        for _ in 0..100 {
+            if self.pool.size() == 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(100), self.pool.close())
+                .await;
+        }
     }
 
     async fn write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
