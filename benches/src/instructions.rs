@@ -49,6 +49,7 @@ impl Workload {
 /// assessment, a `none` verdict.
 pub fn trivial(extra: &str) -> PluginSource {
     PluginSource {
+        signatures: None,
         name: "trivial".into(),
         wasm: handoff_test_fixtures::HOSTILE.to_vec(),
         manifest: Some(format!(

@@ -48,6 +48,7 @@ pub fn with_manifest_edit(mut source: PluginSource, from: &str, to: &str) -> Plu
 /// top-level manifest lines.
 pub fn hostile(name: &str, mode: &str, manifest: &str) -> PluginSource {
     PluginSource {
+        signatures: None,
         name: name.into(),
         wasm: handoff_test_fixtures::HOSTILE.to_vec(),
         // One component under many names, each a declared instance.

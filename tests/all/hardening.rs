@@ -571,6 +571,7 @@ fn a_component_of_another_contract_version_is_refused_naming_both() {
     let set = PolicySet::load(
         runtime(),
         vec![handoff_policy::PluginSource {
+            signatures: None,
             name: "future".into(),
             wasm: FUTURE_WORLD.to_vec(),
             manifest: None,

@@ -124,6 +124,7 @@ fn answer(decision: &handoff_model::Decision) -> Value {
 
 fn gate_with(wasm: &[u8]) -> handoff_policy::Evaluator {
     evaluator(vec![handoff_policy::PluginSource {
+        signatures: None,
         name: "confidence-gate".into(),
         wasm: wasm.to_vec(),
         manifest: reference("confidence-gate").manifest,

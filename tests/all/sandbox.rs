@@ -233,6 +233,7 @@ fn sockets_load_denied_and_every_network_call_fails() {
 
     // It loads, and its connection attempt fails.
     let mut phones_home = evaluator(vec![PluginSource {
+        signatures: None,
         name: "forbidden-import".into(),
         wasm: FORBIDDEN_IMPORT.to_vec(),
         manifest: None,

@@ -47,6 +47,7 @@ fn memory_bomb_ten_thousand_times_keeps_host_memory_bounded() {
 
 fn measure() {
     let bomb = PluginSource {
+        signatures: None,
         name: "bomb".into(),
         wasm: HOSTILE.to_vec(),
         manifest: Some("[limits]\nmemory-mib = 2\n[config]\nmode = \"bomb\"\n".into()),

@@ -33,7 +33,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use super::keyfile::{self, KeyFileError};
+use handoff_trust::keyfile::{self, KeyFileError};
 use super::verify::Anchor;
 
 const KEY_PREFIX: &str = "ed25519:";

@@ -9,12 +9,10 @@
 //! - [`segment`]: the files on disk, and crash repair of a torn tail;
 //! - [`checkpoint`]: signed checkpoints that anchor the chain;
 //! - [`mask`]: keyed hashing of fields that must not be stored in clear;
-//! - [`keyfile`]: the owner-only files those keys live in;
 //! - [`verify`]: checking the chain and naming where it breaks;
 //! - [`query`]: reading records back, filtered.
 
 pub mod checkpoint;
-mod keyfile;
 mod log;
 mod mask;
 pub mod query;
@@ -23,7 +21,7 @@ mod segment;
 mod verify;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointOptions, PublicKey};
-pub use keyfile::KeyFileError;
+pub use handoff_trust::keyfile::KeyFileError;
 pub use log::{AuditError, AuditHealth, AuditLog, AuditOptions, Durability};
 pub use mask::Masking;
 pub use query::{Entry, Filter, ReadError};

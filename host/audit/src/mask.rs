@@ -14,7 +14,7 @@ use std::path::Path;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::keyfile::{self, KeyFileError};
+use handoff_trust::keyfile::{self, KeyFileError};
 use handoff_model::WorkItem;
 
 /// Which fields to mask, and the key.

@@ -50,7 +50,7 @@ impl Filter {
             Body::Lifecycle { event } => {
                 self.tier.is_none()
                     && self.reason_code.is_none()
-                    && self.plugin.as_ref().is_none_or(|p| event.plugin() == p)
+                    && self.plugin.as_ref().is_none_or(|p| event.concerns(p))
                     && self.item.as_ref().is_none_or(|id| event.item() == Some(id))
             }
             Body::Handoff { event } => {

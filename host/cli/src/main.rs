@@ -21,6 +21,7 @@ mod replay;
 mod report;
 mod report_text;
 mod serve;
+mod signing;
 mod store_arg;
 mod test_cmd;
 mod watch;
@@ -35,6 +36,7 @@ use handoff_policy::{
     Compiler, EngineOptions, LoadLimits, POOL_INSTANCES, PolicySet, Runtime, compile_request,
     parse_cpu, parse_meters,
 };
+use handoff_trust::Trust;
 
 /// Handoff runs sandboxed WebAssembly routing policies that decide, for every
 /// unit of AI-agent work, whether the agent proceeds (`none`), retries with
@@ -78,9 +80,25 @@ struct LoadArgs {
     #[arg(long, global = true, value_name = "N", default_value_t = POOL_INSTANCES,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pool_instances: u32,
+    /// The trust configuration: the activation policy (`off`, `signed`,
+    /// `two-person`), the keys trusted to sign policies and in which role,
+    /// and the lock file, if versions are pinned. Every policy loaded, by
+    /// any command, must meet it. Without it, activation is `off`.
+    #[arg(long, global = true, value_name = "FILE", env = "HANDOFF_TRUST")]
+    trust: Option<PathBuf>,
 }
 
 impl LoadArgs {
+    /// The trust configuration, read now: a host never starts under a
+    /// policy other than the one written.
+    fn trust(&self) -> anyhow::Result<Trust> {
+        match &self.trust {
+            Some(file) => Trust::from_file(file)
+                .with_context(|| format!("--trust {}", file.display())),
+            None => Ok(Trust::off()),
+        }
+    }
+
     fn limits(&self) -> LoadLimits {
         LoadLimits {
             max_component_bytes: self.max_component_bytes,
@@ -174,6 +192,23 @@ enum Command {
     /// after the policy's own name (not cargo's file name), ready to copy
     /// into a policy directory.
     Build(build::BuildArgs),
+    /// Create an Ed25519 key for signing policies: NAME.key (owner-only)
+    /// and NAME.pub, and print the entry that trusts it.
+    Keygen(signing::KeygenArgs),
+    /// Sign a policy (its component and its manifest together) as its
+    /// author or as a reviewer; the signature goes into NAME.sig beside it.
+    /// Changing either file afterwards voids the signature.
+    Sign(signing::SignArgs),
+    /// Check a policy's signatures, or a directory's, against the trust
+    /// configuration (`--trust`): which count, which do not and why, and
+    /// whether the activation policy and the lock admit it. Exits 1 if any
+    /// unit would be refused.
+    Verify(signing::VerifyArgs),
+    /// Pin a policy directory: write a lock file of every unit's exact
+    /// component and manifest digests. With a lock in the trust
+    /// configuration, nothing else serves. Refuses (writing nothing) when
+    /// a unit does not meet the activation policy.
+    Lock(signing::LockArgs),
     /// Measure each plugin per evaluation: wall time, fuel and peak memory
     /// percentiles, on the given items or the plugins' own fixtures.
     Bench(bench_cmd::BenchArgs),
@@ -321,6 +356,7 @@ fn init_tracing() {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let limits = cli.load.limits();
     let pool_instances = cli.load.pool_instances;
+    let trust = || cli.load.trust();
     let runtime = || -> anyhow::Result<Runtime> {
         let program =
             std::env::current_exe().context("cannot find this program to compile policies with")?;
@@ -332,6 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .map_err(anyhow::Error::from)
             .context("cannot start the WebAssembly runtime")?
             .with_limits(limits)
+            .with_trust(trust()?)
             .with_compiler(Compiler::Subprocess {
                 program,
                 args: vec!["__compile".into()],
@@ -353,6 +390,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Test(args) => test_cmd::run(&runtime()?, args),
         Command::New(args) => new_policy::run(args).map(|()| ExitCode::SUCCESS),
         Command::Bench(args) => bench_cmd::run(&runtime()?, args),
+        Command::Keygen(args) => signing::keygen(args),
+        Command::Sign(args) => signing::sign(&limits, args),
+        Command::Verify(args) => signing::verify(&trust()?, &limits, args),
+        Command::Lock(args) => signing::lock(&trust()?, &limits, args),
         Command::Build(args) => build::run(&runtime()?, args).map(|()| ExitCode::SUCCESS),
         Command::Compile { meters, cpu } => {
             let meters =

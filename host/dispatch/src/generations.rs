@@ -9,6 +9,7 @@
 //! is what `GET /v1/fleet` shows. Nothing here runs a plugin: these are
 //! bytes and what nodes said about them.
 
+use handoff_trust::MAX_SIGNATURE_FILE_BYTES;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +38,9 @@ pub struct PublishedUnit {
     pub wasm: Vec<u8>,
     /// Its manifest, if it has one.
     pub manifest: Option<String>,
+    /// Its signature file, if it has one: every node checks it against its
+    /// own trust store.
+    pub signatures: Option<String>,
 }
 
 /// A published file bigger than a node accepts: the node refuses the
@@ -161,13 +165,14 @@ impl Generations {
             .execute(&mut *tx)
             .await?;
             sqlx::query(
-                "INSERT INTO policy_units (generation, name, component, manifest)
-                 VALUES ($1, $2, $3, $4)",
+                "INSERT INTO policy_units (generation, name, component, manifest, signatures)
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(generation)
             .bind(&unit.name)
             .bind(&digest)
             .bind(&unit.manifest)
+            .bind(&unit.signatures)
             .execute(&mut *tx)
             .await?;
         }
@@ -203,14 +208,17 @@ impl Generations {
         let max_manifest = i64::try_from(max_manifest_bytes).unwrap_or(i64::MAX);
         let sizes = sqlx::query(
             "SELECT u.name, octet_length(c.wasm) AS wasm_bytes,
-                    COALESCE(octet_length(u.manifest), 0) AS manifest_bytes
+                    COALESCE(octet_length(u.manifest), 0) AS manifest_bytes,
+                    COALESCE(octet_length(u.signatures), 0) AS signature_bytes
                FROM policy_units u JOIN policy_components c ON c.digest = u.component
-             WHERE u.generation = $1 AND (octet_length(c.wasm) > $2 OR octet_length(u.manifest) > $3)
+             WHERE u.generation = $1 AND (octet_length(c.wasm) > $2 OR octet_length(u.manifest) > $3
+                                          OR octet_length(u.signatures) > $4)
              ORDER BY u.name LIMIT 1",
         )
         .bind(signed(generation))
         .bind(max_component)
         .bind(max_manifest)
+        .bind(i64::try_from(MAX_SIGNATURE_FILE_BYTES).unwrap_or(i64::MAX))
         .fetch_optional(&self.pool)
         .await?;
         if let Some(row) = sizes {
@@ -218,8 +226,11 @@ impl Generations {
             let manifest: i64 = row.try_get("manifest_bytes")?;
             let (file, bytes, limit) = if wasm > max_component {
                 ("wasm", wasm, max_component_bytes)
-            } else {
+            } else if manifest > max_manifest {
                 ("toml", manifest, max_manifest_bytes)
+            } else {
+                let signatures: i64 = row.try_get("signature_bytes")?;
+                ("sig", signatures, MAX_SIGNATURE_FILE_BYTES)
             };
             return Ok(Err(Oversized {
                 file: format!("{}.{file}", row.try_get::<String, _>("name")?),
@@ -228,7 +239,7 @@ impl Generations {
             }));
         }
         let rows = sqlx::query(
-            "SELECT u.name, u.manifest, c.wasm FROM policy_units u
+            "SELECT u.name, u.manifest, u.signatures, c.wasm FROM policy_units u
                JOIN policy_components c ON c.digest = u.component
              WHERE u.generation = $1 ORDER BY u.name",
         )
@@ -241,6 +252,7 @@ impl Generations {
                     name: row.try_get("name")?,
                     wasm: row.try_get("wasm")?,
                     manifest: row.try_get("manifest")?,
+                    signatures: row.try_get("signatures")?,
                 })
             })
             .collect::<Result<_, StoreError>>()

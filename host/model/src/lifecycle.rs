@@ -78,6 +78,19 @@ pub enum LifecycleEvent {
         /// SHA-256 of the version that keeps serving, if any.
         still_serving: Option<String>,
     },
+    /// A generation began serving: every plugin in it, enforcing or in
+    /// shadow, with the digests of its files and the keys that vouched for
+    /// them, so that the trail alone says which code could decide from
+    /// here on, and who approved it.
+    Generation {
+        /// The host's generation number.
+        generation: u64,
+        /// The activation policy it was admitted under: `off`, `signed` or
+        /// `two-person`.
+        activation: String,
+        /// Every plugin serving in it, by name.
+        plugins: Vec<ActivePlugin>,
+    },
     /// A plugin's component was deleted and it no longer serves.
     Unloaded {
         /// Plugin name.
@@ -171,6 +184,31 @@ pub enum LifecycleEvent {
     },
 }
 
+/// One plugin of a generation, as the audit trail records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivePlugin {
+    /// Plugin name.
+    pub plugin: String,
+    /// SHA-256 of the component.
+    pub digest: String,
+    /// SHA-256 of its manifest; absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<String>,
+    /// The signatures that counted when it was admitted.
+    pub signers: Vec<SignerRecord>,
+}
+
+/// A signature that counted: which key, whose, in what role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignerRecord {
+    /// The key's id.
+    pub key: String,
+    /// Who holds it, as the trust store names them.
+    pub holder: String,
+    /// `author` or `reviewer`.
+    pub role: String,
+}
+
 /// What a threshold proposal rests on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CalibrationEvidence {
@@ -205,9 +243,20 @@ impl LifecycleEvent {
         }
     }
 
-    /// The plugin the event is about.
+    /// Whether the event is about plugin `name`: a generation is about
+    /// every plugin serving in it.
+    pub fn concerns(&self, name: &str) -> bool {
+        match self {
+            LifecycleEvent::Generation { plugins, .. } => plugins.iter().any(|p| p.plugin == name),
+            other => other.plugin() == name,
+        }
+    }
+
+    /// The plugin the event is about; empty for an event about the whole
+    /// set (a generation).
     pub fn plugin(&self) -> &str {
         match self {
+            LifecycleEvent::Generation { .. } => "",
             LifecycleEvent::Loaded { plugin, .. }
             | LifecycleEvent::Swapped { plugin, .. }
             | LifecycleEvent::Rejected { plugin, .. }
@@ -269,6 +318,30 @@ impl std::fmt::Display for LifecycleEvent {
                     Some(digest) => write!(f, " (still serving {})", short(digest)),
                     None => write!(f, " (not serving)"),
                 }
+            }
+            LifecycleEvent::Generation {
+                generation,
+                activation,
+                plugins,
+            } => {
+                write!(
+                    f,
+                    "generation {generation} serves {} plugins (activation {activation})",
+                    plugins.len()
+                )?;
+                for (at, active) in plugins.iter().enumerate() {
+                    let separator = if at == 0 { ": " } else { "; " };
+                    write!(f, "{separator}{} {}", active.plugin, short(&active.digest))?;
+                    if !active.signers.is_empty() {
+                        let signers: Vec<String> = active
+                            .signers
+                            .iter()
+                            .map(|s| format!("{} ({}, {})", s.key, s.holder, s.role))
+                            .collect();
+                        write!(f, " signed by {}", signers.join(", "))?;
+                    }
+                }
+                Ok(())
             }
             LifecycleEvent::Unloaded {
                 plugin,

@@ -102,6 +102,7 @@ pub async fn publish(
             name: source.name,
             wasm: source.wasm,
             manifest: source.manifest,
+            signatures: source.signatures,
         })
         .collect();
     Ok(generations.publish(&units, publisher, Utc::now()).await?)
@@ -214,6 +215,7 @@ impl Node {
                 name: unit.name,
                 wasm: unit.wasm,
                 manifest: unit.manifest,
+                signatures: unit.signatures,
             })
             .collect();
         let live = self.live.clone();

@@ -11,6 +11,7 @@
 use std::time::{Duration, Instant};
 
 use handoff_model::{FaultKind, TriggerKind};
+use handoff_trust::UnitDigests;
 
 use crate::busy_machine::retry_when_busy;
 use crate::fixtures::{self, FixtureFailure};
@@ -58,8 +59,26 @@ impl LoadError {
 /// Loads one source; on failure, names the file at fault and why.
 pub(crate) fn load(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, Rejection> {
     let started = Instant::now();
+    // The trust gate first: a version the activation policy or the lock
+    // refuses is never compiled, let alone run.
+    let digests = UnitDigests::of(&source.wasm, source.manifest.as_deref());
+    let trust = runtime.trust().examine(
+        &source.name,
+        &digests,
+        source.signatures.as_deref(),
+        chrono::Utc::now(),
+    );
+    if let Some(reason) = &trust.unmet {
+        let file = if trust.pinned == Some(false) { "wasm" } else { "sig" };
+        return Err(Rejection {
+            file: format!("{}.{file}", source.name),
+            reason: reason.clone(),
+        });
+    }
     match load_plugin(runtime, source) {
         Ok(mut plugin) => {
+            plugin.trust = trust;
+            plugin.manifest_digest = digests.manifest;
             plugin.remember(runtime);
             plugin.load_ms = started.elapsed().as_secs_f64() * 1000.0;
             plugin.warnings = crate::claims::warnings(&plugin, source.manifest.is_some());

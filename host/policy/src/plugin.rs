@@ -118,6 +118,13 @@ pub struct Plugin {
     /// What an operator should know about this version though it loaded:
     /// no manifest, or a file name that is not the policy's own.
     pub warnings: Vec<String>,
+    /// What the trust gate found: the signatures, which count, and whether
+    /// the activation policy and the lock are met. Kept so that the
+    /// serving version's signers are shown and audited, not re-derived.
+    pub trust: handoff_trust::Examination,
+    /// SHA-256 of the manifest it serves with (`sha256:<hex>`), when it has
+    /// one: with `digest`, exactly which files a signature or lock covers.
+    pub manifest_digest: Option<String>,
     /// SHA-256 of the component bytes.
     sha: [u8; 32],
     config: Arc<BTreeMap<String, String>>,
@@ -202,6 +209,8 @@ impl Plugin {
             load_ms: 0.0,
             imports,
             warnings: Vec::new(),
+            trust: handoff_trust::Examination::default(),
+            manifest_digest: None,
             manifest,
             info: PolicyInfo {
                 name: String::new(),

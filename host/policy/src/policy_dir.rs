@@ -1,5 +1,5 @@
 //! The layout of a policy directory: `NAME.wasm` with an optional sidecar
-//! `NAME.toml`, the two together one unit.
+//! `NAME.toml` and optional signatures `NAME.sig`, together one unit.
 //!
 //! Hidden files (a leading `.`) and other extensions are never units:
 //! editors and atomic writers stage their temporaries under such names, and
@@ -10,6 +10,8 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+
+use handoff_trust::MAX_SIGNATURE_FILE_BYTES;
 
 use crate::compile::LoadLimits;
 use crate::files::{FileError, read_regular};
@@ -40,11 +42,11 @@ pub(crate) enum Unit {
 }
 
 /// The unit name `path` belongs to, if it is a unit file: the stem of a
-/// visible `.wasm` or `.toml` file.
+/// visible `.wasm`, `.toml` or `.sig` file.
 pub(crate) fn unit_name(path: &Path) -> Option<&str> {
     let stem = path.file_stem()?.to_str()?;
     let ext = path.extension()?.to_str()?;
-    (!stem.is_empty() && !stem.starts_with('.') && matches!(ext, "wasm" | "toml")).then_some(stem)
+    (!stem.is_empty() && !stem.starts_with('.') && matches!(ext, "wasm" | "toml" | "sig")).then_some(stem)
 }
 
 /// Every unit name in `dir`, sorted.
@@ -85,12 +87,27 @@ pub(crate) fn read_unit(dir: &Path, name: &str, limits: &LoadLimits) -> Unit {
         Err(FileError::NotFound) => None,
         Err(e) => return unreadable(manifest_file, e),
     };
+    let signature_file = format!("{name}.sig");
+    let signatures = match read_regular(&dir.join(&signature_file), MAX_SIGNATURE_FILE_BYTES) {
+        Ok(bytes) => match String::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(_) => {
+                return Unit::Unreadable(Rejection {
+                    file: signature_file,
+                    reason: "not UTF-8 text".into(),
+                });
+            }
+        },
+        Err(FileError::NotFound) => None,
+        Err(e) => return unreadable(signature_file, e),
+    };
     let wasm_file = format!("{name}.wasm");
     match read_regular(&dir.join(&wasm_file), limits.max_component_bytes) {
         Ok(wasm) => Unit::Present(PluginSource {
             name: name.to_string(),
             wasm,
             manifest,
+            signatures,
         }),
         Err(FileError::NotFound) => match manifest {
             Some(_) => Unit::ManifestOnly,
@@ -135,6 +152,7 @@ mod tests {
     fn only_visible_wasm_and_toml_files_are_units() {
         assert_eq!(unit_name(Path::new("/p/gate.wasm")), Some("gate"));
         assert_eq!(unit_name(Path::new("/p/gate.toml")), Some("gate"));
+        assert_eq!(unit_name(Path::new("/p/gate.sig")), Some("gate"));
         assert_eq!(unit_name(Path::new("/p/.gate.wasm")), None);
         assert_eq!(unit_name(Path::new("/p/gate.wasm.tmp")), None);
         assert_eq!(unit_name(Path::new("/p/gate")), None);

@@ -10,6 +10,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use handoff_model::CompileOrigin;
+use handoff_trust::Trust;
 
 use crate::cache::{ArtifactCache, CacheError, Lookup};
 use crate::compile::{CompileError, Compiler, LoadLimits, compile};
@@ -30,6 +31,7 @@ pub struct Runtime {
     lane: Arc<Mutex<()>>,
     compilations: Arc<AtomicU64>,
     snapshots: bool,
+    trust: Arc<Trust>,
 }
 
 impl Runtime {
@@ -67,6 +69,7 @@ impl Runtime {
             lane: Arc::new(Mutex::new(())),
             compilations: Arc::new(AtomicU64::new(0)),
             snapshots: true,
+            trust: Arc::new(Trust::off()),
         })
     }
 
@@ -89,6 +92,19 @@ impl Runtime {
     pub fn with_snapshots(mut self, snapshots: bool) -> Self {
         self.snapshots = snapshots;
         self
+    }
+
+    /// This runtime, admitting only versions `trust` admits: its
+    /// activation policy and lock apply to every load, whatever the path
+    /// into the host.
+    pub fn with_trust(mut self, trust: Trust) -> Self {
+        self.trust = Arc::new(trust);
+        self
+    }
+
+    /// The trust gate every load passes first.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
     }
 
     /// Whether plugins are snapshotted after `configure` at load.

@@ -10,6 +10,9 @@ pub struct PluginSource {
     pub wasm: Vec<u8>,
     /// The manifest text, when there is one.
     pub manifest: Option<String>,
+    /// The signature file's text (`NAME.sig`), when there is one: what the
+    /// trust gate checks before anything is compiled.
+    pub signatures: Option<String>,
 }
 
 /// A file that did not become a plugin, and why.

@@ -27,6 +27,7 @@ use handoff_policy::limits::Limits;
 use handoff_policy::manifest::{InstanceReuse, Mode};
 use handoff_policy::reload::PluginStatus;
 use handoff_policy::{Evaluator, Import, Plugin, TriggerInfo};
+use handoff_trust::{Activation, Examination};
 
 /// The policy set as compliance reviews it.
 #[derive(Debug, Serialize)]
@@ -35,6 +36,10 @@ pub struct PoliciesView {
     pub generation: u64,
     /// The directory the server watches.
     pub dir: String,
+    /// The activation policy every version must meet to serve.
+    pub activation: Activation,
+    /// Whether a lock file pins the exact versions allowed to serve.
+    pub locked: bool,
     /// The fleet's published generation this node serves, once it serves
     /// one: from then on the directory no longer changes what serves.
     pub fleet_generation: Option<u64>,
@@ -79,6 +84,11 @@ pub struct PluginView {
     /// What an operator should know though it loaded: no manifest (it runs
     /// with defaults and no fixture), a file name not the policy's own.
     pub warnings: Vec<String>,
+    /// SHA-256 of its manifest, when it has one.
+    pub manifest_digest: Option<String>,
+    /// Its signatures, who signed in which role, and whether the activation
+    /// policy (and the lock) were met when it was admitted.
+    pub trust: Examination,
 }
 
 impl PluginView {
@@ -99,6 +109,8 @@ impl PluginView {
             compile: plugin.compiled.clone(),
             load_ms: plugin.load_ms,
             warnings: plugin.warnings.clone(),
+            manifest_digest: plugin.manifest_digest.clone(),
+            trust: plugin.trust.clone(),
         }
     }
 }
@@ -115,6 +127,8 @@ pub(crate) fn policies_view(app: &App) -> PoliciesView {
     PoliciesView {
         generation: set.generation(),
         dir: app.live.dir().display().to_string(),
+        activation: app.live.runtime().trust().activation(),
+        locked: app.live.runtime().trust().lock().is_some(),
         fleet_generation: app.live.fleet_generation(),
         plugins,
         status: app.live.status(),
@@ -318,10 +332,12 @@ pub struct ReplayView {
 }
 
 /// `POST /v1/replay?plugin=NAME`: the body is a candidate component, or a
-/// `multipart/form-data` body with a `component` part and an optional
-/// `manifest` part (TOML): new fixtures or configuration backtested before
-/// they are installed. It is loaded and validated like a reload (with the
-/// candidate manifest, else the one the directory holds for NAME), then the
+/// `multipart/form-data` body with a `component` part, an optional
+/// `manifest` part (TOML) and an optional `signatures` part (the candidate's
+/// `NAME.sig`): new fixtures or configuration backtested before they are
+/// installed. It is loaded and validated like a reload (with the candidate
+/// manifest, else the one the directory holds for NAME), the host's
+/// activation policy and lock included, then the
 /// most recent decisions are decided again by the serving set with the
 /// candidate in place. Nothing is activated and nothing is written.
 pub async fn candidate_replay(
@@ -331,7 +347,7 @@ pub async fn candidate_replay(
 ) -> Result<Json<ReplayView>, ApiError> {
     let Query(query) = query?;
     let max_manifest = app.live.runtime().limits().max_manifest_bytes;
-    let (wasm, manifest) = candidate_parts(request, &app, max_manifest).await?;
+    let parts = candidate_parts(request, &app, max_manifest).await?;
     let recent = query.recent.unwrap_or(1000);
     let name = query.plugin;
     if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
@@ -344,7 +360,7 @@ pub async fn candidate_replay(
     // evaluators, one compile at a time (the runtime's compile lane).
     let live = app.live.clone();
     let (name, loaded) = tokio::task::spawn_blocking(move || {
-        let loaded = live.candidate(&name, wasm, manifest);
+        let loaded = live.candidate(&name, parts.component, parts.manifest, parts.signatures);
         (name, loaded)
     })
     .await
@@ -374,14 +390,22 @@ pub async fn candidate_replay(
     Ok(Json(ReplayView { candidate, report }))
 }
 
-/// The candidate's component and manifest: the whole body, or the
-/// `component` and `manifest` parts of a multipart body. Both are bounded:
-/// the body by the route's limit, the manifest by the load limit.
+/// What a candidate upload holds.
+struct CandidateParts {
+    component: Vec<u8>,
+    manifest: Option<String>,
+    signatures: Option<String>,
+}
+
+/// The candidate's files: the whole body as the component, or the
+/// `component`, `manifest` and `signatures` parts of a multipart body. All
+/// are bounded: the body by the route's limit, the manifest by the load
+/// limit, the signatures by the signature file's.
 async fn candidate_parts(
     request: Request,
     app: &Arc<App>,
     max_manifest: usize,
-) -> Result<(Vec<u8>, Option<String>), ApiError> {
+) -> Result<CandidateParts, ApiError> {
     let multipart = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -389,13 +413,17 @@ async fn candidate_parts(
         .is_some_and(|v| v.trim_start().starts_with("multipart/form-data"));
     if !multipart {
         let body = Bytes::from_request(request, app).await?;
-        return Ok((body.to_vec(), None));
+        return Ok(CandidateParts {
+            component: body.to_vec(),
+            manifest: None,
+            signatures: None,
+        });
     }
     let bad = |field: &str, reason: String| ApiError::invalid_field(field, reason);
     let mut form = Multipart::from_request(request, app)
         .await
         .map_err(|e| bad("body", format!("not a multipart form: {e}")))?;
-    let (mut component, mut manifest) = (None, None);
+    let (mut component, mut manifest, mut signatures) = (None, None, None);
     while let Some(field) = form
         .next_field()
         .await
@@ -409,24 +437,23 @@ async fn candidate_parts(
         match name.as_str() {
             "component" if component.is_none() => component = Some(bytes.to_vec()),
             "manifest" if manifest.is_none() => {
-                if bytes.len() > max_manifest {
-                    return Err(bad(
-                        "manifest",
-                        format!("larger than the {max_manifest}-byte manifest limit"),
-                    ));
-                }
-                let text = String::from_utf8(bytes.to_vec())
-                    .map_err(|_| bad("manifest", "not UTF-8 text".into()))?;
-                manifest = Some(text);
+                manifest = Some(text_part("manifest", &bytes, max_manifest)?);
             }
-            "component" | "manifest" => {
+            "signatures" if signatures.is_none() => {
+                signatures = Some(text_part(
+                    "signatures",
+                    &bytes,
+                    handoff_trust::MAX_SIGNATURE_FILE_BYTES,
+                )?);
+            }
+            "component" | "manifest" | "signatures" => {
                 return Err(bad(&name, format!("the part `{name}` is given twice")));
             }
             other => {
                 return Err(bad(
                     "body",
                     format!(
-                        "unknown part {:?}: the parts are `component` and `manifest`",
+                        "unknown part {:?}: the parts are `component`, `manifest` and `signatures`",
                         other.chars().take(64).collect::<String>()
                     ),
                 ));
@@ -439,7 +466,23 @@ async fn candidate_parts(
             "the multipart body has no `component` part".into(),
         )
     })?;
-    Ok((component, manifest))
+    Ok(CandidateParts {
+        component,
+        manifest,
+        signatures,
+    })
+}
+
+/// A text part of a candidate upload, within `limit` bytes.
+fn text_part(field: &str, bytes: &[u8], limit: usize) -> Result<String, ApiError> {
+    if bytes.len() > limit {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("larger than the {limit}-byte limit for `{field}`"),
+        ));
+    }
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::invalid_field(field, "not UTF-8 text".to_string()))
 }
 
 /// The most recent `recent` decision records of the audit log.

@@ -184,6 +184,7 @@ impl Metrics {
             | LifecycleEvent::Unloaded { .. } => "applied",
             LifecycleEvent::Rejected { .. } => "rejected",
             LifecycleEvent::Fault { .. }
+            | LifecycleEvent::Generation { .. }
             | LifecycleEvent::CacheRecompiled { .. }
             | LifecycleEvent::Promoted { .. }
             | LifecycleEvent::CalibrationProposed { .. }

@@ -96,6 +96,7 @@ pub fn run(runtime: &Runtime, args: BuildArgs) -> anyhow::Result<()> {
             .unwrap_or("policy")
             .to_string();
         let source = PluginSource {
+            signatures: None,
             name: stem,
             wasm,
             manifest: manifest.clone(),

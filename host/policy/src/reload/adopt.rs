@@ -164,13 +164,16 @@ impl LivePolicies {
                         since: now,
                         compile: unit.plugin.compiled.clone(),
                         warnings: unit.plugin.warnings.clone(),
+                        signers: unit.plugin.trust.signers(),
                     },
                 );
             }
             plugins.push(unit.plugin);
         }
         registry.follow_fleet(generation);
-        self.store_set(PolicySet::assemble(local, plugins, Vec::new()));
+        let set = PolicySet::assemble(local, plugins, Vec::new());
+        events.push(self.generation_event(&set));
+        self.store_set(set);
         self.finish(&registry, &events);
         Ok(local)
     }

@@ -95,6 +95,8 @@ impl LivePolicies {
                 name: base.to_string(),
                 manifest: Some(with_mode(promoted.manifest.as_deref(), Mode::Enforce)?),
                 wasm: promoted.wasm,
+                // The manifest is rewritten, which voids its signatures.
+                signatures: None,
             }),
         }];
         writes.push(Write {
@@ -104,6 +106,7 @@ impl LivePolicies {
                     name: shadow.to_string(),
                     manifest: Some(with_mode(old.manifest.as_deref(), Mode::Shadow)?),
                     wasm: old.wasm,
+                    signatures: None,
                 }),
                 None => None,
             },
@@ -164,6 +167,7 @@ impl LivePolicies {
                 name: name.clone(),
                 wasm: source.wasm,
                 manifest: Some(manifest),
+                signatures: None,
             }),
         }];
         let generation = self.apply(&mut registry, writes)?;
@@ -186,8 +190,18 @@ impl LivePolicies {
         }
         for write in &writes {
             if let Some(source) = &write.files
-                && let Err(rejection) = loader::load(self.runtime(), source)
+                && let Err(mut rejection) = loader::load(self.runtime(), source)
             {
+                if rejection.file.ends_with(".sig") {
+                    // The host rewrote the manifest, and no one signed
+                    // what it wrote: say so, and what to do instead.
+                    rejection.reason = format!(
+                        "this change rewrites {}.toml, and a host-made manifest carries no \
+                         signature: sign the new files and put them in the policy directory \
+                         instead ({})",
+                        write.name, rejection.reason
+                    );
+                }
                 // Refused before any file changed, and recorded like any
                 // refused version: the audit trail shows the attempt too.
                 let event = LifecycleEvent::Rejected {
@@ -259,11 +273,14 @@ impl LivePolicies {
 
 /// Writes (or, with `None`, removes) unit `name`'s files, each through a
 /// hidden temporary renamed into place, so a reader never sees half a file.
+/// Signatures the new files do not carry are removed: they covered files
+/// that are gone.
 fn put(dir: &Path, name: &str, files: Option<&PluginSource>) -> std::io::Result<()> {
     let wasm = dir.join(format!("{name}.wasm"));
     let toml = dir.join(format!("{name}.toml"));
+    let sig = dir.join(format!("{name}.sig"));
     let Some(files) = files else {
-        for path in [wasm, toml] {
+        for path in [wasm, toml, sig] {
             match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
                 _ => {}
@@ -281,12 +298,17 @@ fn put(dir: &Path, name: &str, files: Option<&PluginSource>) -> std::io::Result<
         std::fs::File::open(&staging)?.sync_all()?;
         std::fs::rename(&staging, path)
     };
+    let remove = |path: &Path| match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    match &files.signatures {
+        Some(text) => replace(&sig, text.as_bytes())?,
+        None => remove(&sig)?,
+    }
     match &files.manifest {
         Some(text) => replace(&toml, text.as_bytes())?,
-        None => match std::fs::remove_file(&toml) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        },
+        None => remove(&toml)?,
     }
     replace(&wasm, &files.wasm)
 }

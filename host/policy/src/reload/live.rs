@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use arc_swap::{ArcSwap, Guard};
 use chrono::{DateTime, Utc};
-use handoff_model::{CompileOrigin, LifecycleEvent};
+use handoff_model::{ActivePlugin, CompileOrigin, LifecycleEvent, SignerRecord};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -133,6 +133,8 @@ pub struct Serving {
     /// What the operator should know though it loaded (no manifest, a file
     /// name that is not the policy's own).
     pub warnings: Vec<String>,
+    /// The signatures that counted when it was admitted.
+    pub signers: Vec<handoff_trust::Signer>,
 }
 
 /// A reload that did not take effect.
@@ -234,8 +236,10 @@ impl LivePolicies {
     }
 
     /// The serving set with `wasm` loaded as plugin `name`, with
-    /// `manifest` (else the manifest `name` has in the directory, if any),
-    /// validated exactly as a reload would validate it but never activated:
+    /// `manifest` (else the manifest `name` has in the directory, if any)
+    /// and `signatures` (never the directory's: a signature covers the
+    /// files it was made over, and a candidate brings its own), validated
+    /// exactly as a reload would validate it but never activated:
     /// what a replay of a candidate runs. Every other plugin is the serving
     /// one, shared.
     pub fn candidate(
@@ -243,6 +247,7 @@ impl LivePolicies {
         name: &str,
         wasm: Vec<u8>,
         manifest: Option<String>,
+        signatures: Option<String>,
     ) -> Result<(PolicySet, Arc<Plugin>), Rejection> {
         let manifest = match manifest {
             Some(text) => Some(text),
@@ -252,6 +257,7 @@ impl LivePolicies {
             name: name.to_string(),
             wasm,
             manifest,
+            signatures,
         };
         let candidate = Arc::new(loader::load(&self.runtime, &source)?);
         let current = self.current();
@@ -555,6 +561,7 @@ impl LivePolicies {
                             since: now,
                             compile: plugin.compiled.clone(),
                             warnings: plugin.warnings.clone(),
+                            signers: plugin.trust.signers(),
                         });
                         events.push(loaded_event(&plugin, previous, generation, load_ms));
                         plugins.insert(name.clone(), plugin);
@@ -573,12 +580,40 @@ impl LivePolicies {
             }
             let rejected = rejected_now(registry);
             let set = PolicySet::assemble(generation, plugins.into_values().collect(), rejected);
+            events.push(self.generation_event(&set));
             self.current.store(Arc::new(set));
             outcome.generation = Some(generation);
         }
 
         self.finish(registry, &events);
         outcome
+    }
+
+    /// What the audit trail records of a new generation: every plugin in
+    /// it, with its files' digests and the signers that vouched for them.
+    pub(super) fn generation_event(&self, set: &PolicySet) -> LifecycleEvent {
+        LifecycleEvent::Generation {
+            generation: set.generation(),
+            activation: self.runtime.trust().activation().name().to_string(),
+            plugins: set
+                .loaded()
+                .map(|plugin| ActivePlugin {
+                    plugin: plugin.name.to_string(),
+                    digest: plugin.digest.clone(),
+                    manifest_digest: plugin.manifest_digest.clone(),
+                    signers: plugin
+                        .trust
+                        .signers()
+                        .into_iter()
+                        .map(|signer| SignerRecord {
+                            key: signer.key,
+                            holder: signer.holder,
+                            role: signer.role.name().to_string(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
     }
 
     /// Replaces the serving set.
@@ -685,8 +720,9 @@ pub(super) fn loaded_event(
     }
 }
 
-/// Identifies a unit's content: the component and its manifest together,
-/// since changing either changes the plugin.
+/// Identifies a unit's content: the component, its manifest and its
+/// signatures together, since changing any changes what serves or who
+/// vouched for it.
 pub(super) fn content_digest(source: &PluginSource) -> [u8; 32] {
     let mut hasher = Sha256::new();
     hasher.update(Sha256::digest(&source.wasm));
@@ -694,6 +730,15 @@ pub(super) fn content_digest(source: &PluginSource) -> [u8; 32] {
         Some(text) => {
             hasher.update([1]);
             hasher.update(text.as_bytes());
+        }
+        None => hasher.update([0]),
+    }
+    // Signatures too: signing a refused version must retry it, and a new
+    // signer of a serving one is a change the audit trail should show.
+    match &source.signatures {
+        Some(text) => {
+            hasher.update([1]);
+            hasher.update(Sha256::digest(text.as_bytes()));
         }
         None => hasher.update([0]),
     }

@@ -197,15 +197,24 @@ async fn reload_history(app: &App) -> Result<Vec<Markup>, crate::error::ApiError
                 (name != "fault").then(|| {
                     let v = serde_json::to_value(event).unwrap_or(Value::Null);
                     let text = |k: &str| v[k].as_str().unwrap_or("").to_string();
+                    // A generation names every plugin serving in it and who
+                    // signed each: the reason column says so in brief.
+                    let (plugin, reason) = match event {
+                        handoff_model::LifecycleEvent::Generation { plugins, activation, .. } => (
+                            format!("{} plugins", plugins.len()),
+                            generation_signers(activation, plugins),
+                        ),
+                        _ => (text("plugin"), text("reason")),
+                    };
                     html! {
                         tr {
                             td { (instant(entry.record.ts)) }
                             td { (name) }
-                            td { (text("plugin")) }
+                            td { (plugin) }
                             td { (text("version")) }
                             td { @if let Some(d) = v["digest"].as_str() { (digest(d)) } }
                             td { (v["generation"].as_u64().map(|g| g.to_string()).unwrap_or_default()) }
-                            td { (text("reason")) }
+                            td { (reason) }
                         }
                     }
                 })
@@ -214,4 +223,25 @@ async fn reload_history(app: &App) -> Result<Vec<Markup>, crate::error::ApiError
         })
         .take(HISTORY)
         .collect())
+}
+
+/// A generation's activation policy and each plugin's signers, in one line.
+fn generation_signers(activation: &str, plugins: &[handoff_model::ActivePlugin]) -> String {
+    let signed: Vec<String> = plugins
+        .iter()
+        .filter(|p| !p.signers.is_empty())
+        .map(|p| {
+            let signers: Vec<String> = p
+                .signers
+                .iter()
+                .map(|s| format!("{} {} ({})", s.role, s.holder, s.key))
+                .collect();
+            format!("{}: {}", p.plugin, signers.join(", "))
+        })
+        .collect();
+    if signed.is_empty() {
+        format!("activation {activation}; unsigned")
+    } else {
+        format!("activation {activation}; {}", signed.join("; "))
+    }
 }

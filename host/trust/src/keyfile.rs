@@ -1,6 +1,8 @@
-//! Secret key files: the masking key and the checkpoint signing key. Both
-//! are 32 random bytes, generated on first use into a file only the owner
-//! can read, and refused when anyone else can.
+//! Key files: the audit trail's masking and checkpoint keys, and the keys
+//! policy authors and reviewers sign with. A secret is 32 bytes in a file
+//! only its owner can read, refused when anyone else can; every read is
+//! bounded, since a key file is a line of text and anything longer is not
+//! one.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -47,7 +49,7 @@ const MAX_KEY_FILE_BYTES: u64 = 4096;
 /// The 32-byte secret in `file`, written with `encode` and read back with
 /// `decode`; when there is no such file, 32 random bytes are generated and
 /// stored in a new owner-only file.
-pub(crate) fn read_or_create(
+pub fn read_or_create(
     file: &Path,
     expected: &'static str,
     encode: impl FnOnce(&[u8; 32]) -> String,
@@ -72,7 +74,7 @@ pub(crate) fn read_or_create(
 }
 
 /// Reads a secret key file, refusing one others can read.
-pub(crate) fn read_private(file: &Path) -> Result<String, KeyFileError> {
+pub fn read_private(file: &Path) -> Result<String, KeyFileError> {
     let opened = std::fs::File::open(file).map_err(io(file))?;
     #[cfg(unix)]
     {
@@ -89,7 +91,7 @@ pub(crate) fn read_private(file: &Path) -> Result<String, KeyFileError> {
 }
 
 /// Reads a public key file (or any short text file).
-pub(crate) fn read_public(file: &Path) -> Result<String, KeyFileError> {
+pub fn read_public(file: &Path) -> Result<String, KeyFileError> {
     let opened = std::fs::File::open(file).map_err(io(file))?;
     read_bounded(opened, file)
 }
@@ -105,7 +107,7 @@ fn read_bounded(opened: std::fs::File, file: &Path) -> Result<String, KeyFileErr
 
 /// Writes `contents` to a file that must not exist yet, owner-only when
 /// `private`, and syncs it.
-pub(crate) fn write_new(file: &Path, contents: &[u8], private: bool) -> std::io::Result<()> {
+pub fn write_new(file: &Path, contents: &[u8], private: bool) -> std::io::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
