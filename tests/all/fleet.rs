@@ -819,3 +819,132 @@ fn a_generation_a_node_refuses_leaves_it_serving_the_one_before() {
         "no rejection in the audit trail"
     );
 }
+
+/// Signs every unit of `dir` as `author` and `reviewer`.
+fn sign_all(dir: &Path, author: &handoff_trust::SignerKey, reviewer: &handoff_trust::SignerKey) {
+    use handoff_trust::{Role, Signature, SignatureFile, UnitDigests};
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "wasm") {
+            continue;
+        }
+        let wasm = std::fs::read(&path).unwrap();
+        let manifest = std::fs::read_to_string(path.with_extension("toml")).ok();
+        let digests = UnitDigests::of(&wasm, manifest.as_deref());
+        let mut file = SignatureFile::default();
+        let now = chrono::Utc::now();
+        file.add(Signature::sign(author, &digests, Role::Author, now));
+        file.add(Signature::sign(reviewer, &digests, Role::Reviewer, now));
+        std::fs::write(path.with_extension("sig"), file.to_text()).unwrap();
+    }
+}
+
+#[test]
+fn under_two_person_only_a_signed_generation_is_published_or_served() {
+    let store = fleet_store();
+    let root = tempfile::tempdir().unwrap();
+    let keys = root.path().join("keys");
+    let (alice, ..) = handoff_trust::SignerKey::generate(&keys.join("alice")).unwrap();
+    let (bob, ..) = handoff_trust::SignerKey::generate(&keys.join("bob")).unwrap();
+    let trust = root.path().join("trust.toml");
+    std::fs::write(
+        &trust,
+        format!(
+            "activation = \"two-person\"\n[keys.alice]\npublic-key = \"{}\"\nroles = [\"author\"]\n\
+             [keys.bob]\npublic-key = \"{}\"\nroles = [\"reviewer\"]\n",
+            alice.public(),
+            bob.public()
+        ),
+    )
+    .unwrap();
+    let trust = trust.to_str().unwrap();
+    let data = node_dir(root.path(), "solo");
+    sign_all(&data.join("policies"), &alice, &bob);
+    let config = data.join("serve.toml");
+    let node = Server::start_with(
+        &data,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            "solo",
+            "--trust",
+            trust,
+        ],
+        |command| {
+            command.env("HANDOFF_STORE", store.spec());
+        },
+    );
+    assert_eq!(tier_of_a_fairly_sure_reply(&node, "own-1"), "none");
+
+    // Unsigned, the publisher refuses it and stores nothing.
+    let stricter = root.path().join("stricter");
+    stricter_policies(&data, &stricter);
+    for entry in std::fs::read_dir(&stricter).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "sig") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    let (published, said) = handoff(
+        &["publish", stricter.to_str().unwrap(), "--trust", trust],
+        &store,
+    );
+    assert!(!published, "{said}");
+    assert!(said.contains("nothing was published"), "{said}");
+    assert!(said.contains("has no signature that counts"), "{said}");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM policy_generations"), 0);
+
+    // Signed by an author and a reviewer: published with its signatures,
+    // checked again by the node, served.
+    sign_all(&stricter, &alice, &bob);
+    let (published, said) = handoff(
+        &["publish", stricter.to_str().unwrap(), "--trust", trust],
+        &store,
+    );
+    assert!(published, "{said}");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) FROM policy_units WHERE signatures IS NOT NULL"
+        ),
+        2
+    );
+    wait_for_fleet(&node, "the node serves generation 1", |fleet| {
+        fleet["nodes"][0]["serving"] == 1
+    });
+    assert_eq!(
+        tier_of_a_fairly_sure_reply(&node, "strict-1"),
+        "self-correct"
+    );
+
+    // A generation written straight into the store with the gate's
+    // manifest loosened and its signatures kept: the node refuses it.
+    execute(
+        &store,
+        "INSERT INTO policy_generations VALUES (2, 0, 'mallory');
+         INSERT INTO policy_units SELECT 2, name, component,
+                CASE WHEN name = 'confidence-gate'
+                     THEN replace(manifest, 'self-correct-below = 0.85', 'self-correct-below = 0.5')
+                     ELSE manifest END,
+                signatures
+           FROM policy_units WHERE generation = 1;
+         SELECT pg_notify('handoff_policies', '2');",
+    );
+    let fleet = wait_for_fleet(&node, "the node refuses generation 2", |fleet| {
+        fleet["nodes"][0]["rejected"]["generation"] == 2
+    });
+    let reason = fleet["nodes"][0]["rejected"]["reason"].as_str().unwrap();
+    assert!(reason.contains("confidence-gate.sig"), "{reason}");
+    assert!(
+        reason.contains("the manifest changed after it was signed"),
+        "{reason}"
+    );
+    assert_eq!(fleet["nodes"][0]["serving"], 1, "{fleet}");
+    assert_eq!(
+        tier_of_a_fairly_sure_reply(&node, "strict-2"),
+        "self-correct"
+    );
+    let (status, log) = node.stop();
+    assert!(status.success(), "{log}");
+}

@@ -25,6 +25,7 @@ mod sandbox_memory;
 mod serve;
 mod serve_limits;
 mod serve_trust;
+mod signing;
 mod snapshots;
 mod stores;
 

@@ -33,8 +33,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use handoff_trust::keyfile::{self, KeyFileError};
 use super::verify::Anchor;
+use handoff_trust::keyfile::{self, KeyFileError};
 
 const KEY_PREFIX: &str = "ed25519:";
 const PRIVATE_PREFIX: &str = "ed25519-private:";

@@ -14,8 +14,8 @@ use std::path::Path;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use handoff_trust::keyfile::{self, KeyFileError};
 use handoff_model::WorkItem;
+use handoff_trust::keyfile::{self, KeyFileError};
 
 /// Which fields to mask, and the key.
 #[derive(Clone)]

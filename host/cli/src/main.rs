@@ -93,8 +93,9 @@ impl LoadArgs {
     /// policy other than the one written.
     fn trust(&self) -> anyhow::Result<Trust> {
         match &self.trust {
-            Some(file) => Trust::from_file(file)
-                .with_context(|| format!("--trust {}", file.display())),
+            Some(file) => {
+                Trust::from_file(file).with_context(|| format!("--trust {}", file.display()))
+            }
             None => Ok(Trust::off()),
         }
     }

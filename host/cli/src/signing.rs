@@ -77,7 +77,10 @@ pub fn keygen(args: KeygenArgs) -> anyhow::Result<ExitCode> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "signer".into());
-    println!("private key: {} (owner-only; never share it)", private.display());
+    println!(
+        "private key: {} (owner-only; never share it)",
+        private.display()
+    );
     println!("public key:  {}", public.display());
     println!("key id:      {}", key.public().id());
     println!();
@@ -151,7 +154,11 @@ pub fn verify(trust: &Trust, limits: &LoadLimits, args: VerifyArgs) -> anyhow::R
         let unit = UnitFiles::read(&args.path, limits)?;
         vec![(unit.name, unit.digests, unit.signatures)]
     };
-    anyhow::ensure!(!units.is_empty(), "no unit to verify in {}", args.path.display());
+    anyhow::ensure!(
+        !units.is_empty(),
+        "no unit to verify in {}",
+        args.path.display()
+    );
     let mut all_met = true;
     let mut report = serde_json::Map::new();
     for (name, digests, signatures) in &units {
@@ -234,7 +241,10 @@ pub fn lock(trust: &Trust, limits: &LoadLimits, args: LockArgs) -> anyhow::Resul
             unit.manifest.as_deref().unwrap_or("none")
         );
     }
-    println!("wrote {}; name it as `lock` in the trust configuration", out.display());
+    println!(
+        "wrote {}; name it as `lock` in the trust configuration",
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -242,7 +252,11 @@ pub fn lock(trust: &Trust, limits: &LoadLimits, args: LockArgs) -> anyhow::Resul
 pub fn describe(name: &str, digests: &UnitDigests, examination: &Examination) -> String {
     use std::fmt::Write as _;
     let mut text = String::new();
-    let verdict = if examination.met { "admitted" } else { "REFUSED" };
+    let verdict = if examination.met {
+        "admitted"
+    } else {
+        "REFUSED"
+    };
     let _ = writeln!(
         text,
         "{}: {verdict} under activation `{}`",
@@ -267,7 +281,11 @@ pub fn describe(name: &str, digests: &UnitDigests, examination: &Examination) ->
     }
     for check in &examination.signatures {
         let holder = check.holder.as_deref().unwrap_or("unknown key");
-        let state = if check.counts { "counts" } else { "does not count" };
+        let state = if check.counts {
+            "counts"
+        } else {
+            "does not count"
+        };
         let _ = writeln!(
             text,
             "  {:<10} key {} ({}), signed {}: {state}",

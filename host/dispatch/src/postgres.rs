@@ -76,6 +76,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit chains",
         include_str!("../migrations/postgres/0004_audit_chains.sql"),
     ),
+    (
+        5,
+        "policy signatures",
+        include_str!("../migrations/postgres/0005_policy_signatures.sql"),
+    ),
 ];
 
 /// Connections per node. A node's writers are the HTTP handlers (claims,

@@ -28,6 +28,8 @@ pub use decision::{
 pub use fault::{FailureMode, Fault, FaultKind};
 pub use handoff_event::HandoffEvent;
 pub use item::{InputError, Money, WorkItem};
-pub use lifecycle::{ActivePlugin, CalibrationEvidence, CompileOrigin, LifecycleEvent, SignerRecord};
+pub use lifecycle::{
+    ActivePlugin, CalibrationEvidence, CompileOrigin, LifecycleEvent, SignerRecord,
+};
 pub use names::{Named, UnknownName, unknown};
 pub use tier::{Tier, TriggerKind};

@@ -69,7 +69,11 @@ pub(crate) fn load(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, R
         chrono::Utc::now(),
     );
     if let Some(reason) = &trust.unmet {
-        let file = if trust.pinned == Some(false) { "wasm" } else { "sig" };
+        let file = if trust.pinned == Some(false) {
+            "wasm"
+        } else {
+            "sig"
+        };
         return Err(Rejection {
             file: format!("{}.{file}", source.name),
             reason: reason.clone(),

@@ -46,7 +46,8 @@ pub(crate) enum Unit {
 pub(crate) fn unit_name(path: &Path) -> Option<&str> {
     let stem = path.file_stem()?.to_str()?;
     let ext = path.extension()?.to_str()?;
-    (!stem.is_empty() && !stem.starts_with('.') && matches!(ext, "wasm" | "toml" | "sig")).then_some(stem)
+    (!stem.is_empty() && !stem.starts_with('.') && matches!(ext, "wasm" | "toml" | "sig"))
+        .then_some(stem)
 }
 
 /// Every unit name in `dir`, sorted.

@@ -172,22 +172,28 @@ impl Trust {
         let (file, signature_file) = match signatures.map(SignatureFile::parse) {
             None => (SignatureFile::default(), None),
             Some(Ok(file)) => (file, None),
-            Some(Err(error)) => (SignatureFile::default(), Some(format!("{name}.sig: {error}"))),
+            Some(Err(error)) => (
+                SignatureFile::default(),
+                Some(format!("{name}.sig: {error}")),
+            ),
         };
         let checks: Vec<SignatureCheck> = file
             .signatures
             .iter()
             .map(|signature| self.check(name, digests, signature, now))
             .collect();
-        let pinned = self
-            .lock
-            .as_ref()
-            .map(|lock| lock.refuses(name, digests));
+        let pinned = self.lock.as_ref().map(|lock| lock.refuses(name, digests));
         let unmet = match &pinned {
             Some(Some(reason)) => Some(format!("not pinned: {reason}")),
-            _ => self
-                .missing(name, &checks)
-                .map(|missing| explain(name, missing, &checks, signatures.is_some(), &signature_file)),
+            _ => self.missing(name, &checks).map(|missing| {
+                explain(
+                    name,
+                    missing,
+                    &checks,
+                    signatures.is_some(),
+                    &signature_file,
+                )
+            }),
         };
         Examination {
             activation: self.config.activation,
@@ -276,15 +282,18 @@ impl Trust {
                     )),
                     (Some(author), None) => Some(format!(
                         "activation `two-person` needs a reviewer signature from a second trusted key; {name} has only the author signature of key {}{}",
-                        author.key, holder(author)
+                        author.key,
+                        holder(author)
                     )),
                     (None, Some(reviewer)) => Some(format!(
                         "activation `two-person` needs an author signature from a trusted key; {name} has only the reviewer signature of key {}{}",
-                        reviewer.key, holder(reviewer)
+                        reviewer.key,
+                        holder(reviewer)
                     )),
                     (Some(author), Some(_)) => Some(format!(
                         "activation `two-person` needs two different keys, but key {}{} signed {name} as both author and reviewer",
-                        author.key, holder(author)
+                        author.key,
+                        holder(author)
                     )),
                 }
             }
@@ -306,7 +315,9 @@ fn explain(
         reason.push_str("; ");
         reason.push_str(problem);
     } else if !has_file {
-        reason.push_str(&format!(" (there is no {name}.sig: sign it with `handoff sign`)"));
+        reason.push_str(&format!(
+            " (there is no {name}.sig: sign it with `handoff sign`)"
+        ));
     }
     for check in checks.iter().filter(|c| !c.counts) {
         reason.push_str(&format!(
@@ -403,16 +414,29 @@ mod tests {
         let unit = UnitDigests::of(b"wasm", Some("m"));
         let refused = gate.admit("gate", &unit, None).unwrap_err();
         assert_eq!(refused.file, "gate.sig");
-        assert!(refused.reason.contains("has no signature that counts"), "{}", refused.reason);
+        assert!(
+            refused.reason.contains("has no signature that counts"),
+            "{}",
+            refused.reason
+        );
         assert!(refused.reason.contains("there is no gate.sig"));
 
         let author_only = signed(&unit, &[(&k.alice, Role::Author)]);
-        let reason = gate.admit("gate", &unit, Some(&author_only)).unwrap_err().reason;
+        let reason = gate
+            .admit("gate", &unit, Some(&author_only))
+            .unwrap_err()
+            .reason;
         assert!(reason.contains("needs a reviewer signature"), "{reason}");
 
-        let twice = signed(&unit, &[(&k.alice, Role::Author), (&k.alice, Role::Reviewer)]);
+        let twice = signed(
+            &unit,
+            &[(&k.alice, Role::Author), (&k.alice, Role::Reviewer)],
+        );
         let reason = gate.admit("gate", &unit, Some(&twice)).unwrap_err().reason;
-        assert!(reason.contains("signed gate as both author and reviewer"), "{reason}");
+        assert!(
+            reason.contains("signed gate as both author and reviewer"),
+            "{reason}"
+        );
 
         let both = signed(&unit, &[(&k.alice, Role::Author), (&k.bob, Role::Reviewer)]);
         let signers = gate.admit("gate", &unit, Some(&both)).unwrap();
@@ -429,17 +453,29 @@ mod tests {
         let text = signed(&unit, &[(&k.alice, Role::Author)]);
 
         let rebuilt = UnitDigests::of(b"wasm2", Some("m"));
-        let reason = gate.admit("gate", &rebuilt, Some(&text)).unwrap_err().reason;
-        assert!(reason.contains("the component changed after it was signed"), "{reason}");
+        let reason = gate
+            .admit("gate", &rebuilt, Some(&text))
+            .unwrap_err()
+            .reason;
+        assert!(
+            reason.contains("the component changed after it was signed"),
+            "{reason}"
+        );
 
         let edited = UnitDigests::of(b"wasm", Some("m2"));
         let reason = gate.admit("gate", &edited, Some(&text)).unwrap_err().reason;
-        assert!(reason.contains("the manifest changed after it was signed"), "{reason}");
+        assert!(
+            reason.contains("the manifest changed after it was signed"),
+            "{reason}"
+        );
 
         let relabelled = text.replace("\"author\"", "\"reviewer\"");
         let mut file = SignatureFile::parse(&text).unwrap();
         file.signatures[0].signed_at = "1999-01-01T00:00:00Z".into();
-        let reason = gate.admit("gate", &unit, Some(&file.to_text())).unwrap_err().reason;
+        let reason = gate
+            .admit("gate", &unit, Some(&file.to_text()))
+            .unwrap_err()
+            .reason;
         assert!(reason.contains("does not verify with key"), "{reason}");
         let checks = gate.examine("gate", &unit, Some(&relabelled), Utc::now());
         assert!(!checks.signatures[0].counts);
@@ -448,8 +484,14 @@ mod tests {
         let reason = gate.admit("gate", &unit, Some(&by_bob)).unwrap_err().reason;
         assert!(reason.contains("may not sign as author"), "{reason}");
 
-        let garbage = gate.admit("gate", &unit, Some("{not json")).unwrap_err().reason;
-        assert!(garbage.contains("gate.sig: not a signature file"), "{garbage}");
+        let garbage = gate
+            .admit("gate", &unit, Some("{not json"))
+            .unwrap_err()
+            .reason;
+        assert!(
+            garbage.contains("gate.sig: not a signature file"),
+            "{garbage}"
+        );
     }
 
     #[test]
@@ -482,7 +524,10 @@ mod tests {
         assert_eq!(gate.admit("gate", &unit, None), Ok(Vec::new()));
         assert_eq!(gate.admit("gate", &unit, Some("garbage")), Ok(Vec::new()));
         let text = signed(&unit, &[(&k.bob, Role::Reviewer)]);
-        assert_eq!(gate.admit("gate", &unit, Some(&text)).unwrap()[0].holder, "bob");
+        assert_eq!(
+            gate.admit("gate", &unit, Some(&text)).unwrap()[0].holder,
+            "bob"
+        );
         assert!(!Trust::off().enforces());
     }
 
@@ -496,7 +541,11 @@ mod tests {
         let other = UnitDigests::of(b"other", None);
         let refused = gate.admit("gate", &other, None).unwrap_err();
         assert_eq!(refused.file, "gate.wasm");
-        assert!(refused.reason.starts_with("not pinned: gate.wasm is"), "{}", refused.reason);
+        assert!(
+            refused.reason.starts_with("not pinned: gate.wasm is"),
+            "{}",
+            refused.reason
+        );
         assert!(gate.examine("gate", &unit, None, Utc::now()).pinned == Some(true));
     }
 

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use ed25519_dalek::{Signature as EdSignature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{
+    Signature as EdSignature, Signer as _, SigningKey, Verifier as _, VerifyingKey,
+};
 use sha2::{Digest, Sha256};
 
 use crate::keyfile::{self, KeyFileError};

@@ -157,11 +157,23 @@ mod tests {
         let back = LockFile::from_file(&file).unwrap();
         assert_eq!(back, lock);
         assert_eq!(back.refuses("gate", &gate), None);
-        assert!(back.refuses("other", &gate).unwrap().contains("not in the lock file"));
+        assert!(
+            back.refuses("other", &gate)
+                .unwrap()
+                .contains("not in the lock file")
+        );
         let edited = UnitDigests::of(b"gate", Some("m2"));
-        assert!(back.refuses("gate", &edited).unwrap().contains("gate.toml is"));
+        assert!(
+            back.refuses("gate", &edited)
+                .unwrap()
+                .contains("gate.toml is")
+        );
         let rebuilt = UnitDigests::of(b"gate2", Some("m"));
-        assert!(back.refuses("gate", &rebuilt).unwrap().contains("gate.wasm is"));
+        assert!(
+            back.refuses("gate", &rebuilt)
+                .unwrap()
+                .contains("gate.wasm is")
+        );
         std::fs::write(&file, "version = 2\n").unwrap();
         assert!(LockFile::from_file(&file).is_err());
     }

@@ -101,8 +101,8 @@ impl Signature {
 impl SignatureFile {
     /// Reads a signature file's text.
     pub fn parse(text: &str) -> Result<SignatureFile, SignatureFileError> {
-        let file: SignatureFile = serde_json::from_str(text)
-            .map_err(|e| SignatureFileError::Malformed(e.to_string()))?;
+        let file: SignatureFile =
+            serde_json::from_str(text).map_err(|e| SignatureFileError::Malformed(e.to_string()))?;
         if file.v != 1 {
             return Err(SignatureFileError::Version(file.v));
         }
@@ -147,7 +147,10 @@ mod tests {
         assert_eq!(file.signatures[1].digests(), v2);
         let back = SignatureFile::parse(&file.to_text()).unwrap();
         assert_eq!(back, file);
-        assert!(key.public().verifies(back.signatures[1].message().as_bytes(), &back.signatures[1].sig));
+        assert!(key.public().verifies(
+            back.signatures[1].message().as_bytes(),
+            &back.signatures[1].sig
+        ));
     }
 
     #[test]

@@ -306,9 +306,19 @@ mod tests {
         assert!(config.key(alice.id.as_str()).is_some());
         let now = Utc::now();
         assert_eq!(alice.refuses(Role::Author, now), None);
-        assert!(alice.refuses(Role::Reviewer, now).unwrap().contains("may not sign as reviewer"));
+        assert!(
+            alice
+                .refuses(Role::Reviewer, now)
+                .unwrap()
+                .contains("may not sign as reviewer")
+        );
         let later = "2031-01-01T00:00:00Z".parse().unwrap();
-        assert!(alice.refuses(Role::Author, later).unwrap().contains("expired"));
+        assert!(
+            alice
+                .refuses(Role::Author, later)
+                .unwrap()
+                .contains("expired")
+        );
     }
 
     #[test]
@@ -319,8 +329,13 @@ mod tests {
         assert!(err("activation = \"strict\"").contains("unknown variant"));
         assert!(err("activation = \"signed\"").contains("needs a key that may sign as `author`"));
         assert!(err(&format!("activation = \"two-person\"\n[keys.a]\npublic-key = \"{a}\"\nroles = [\"author\", \"reviewer\"]\n")).contains("two unrevoked keys"));
-        assert!(err("[keys.a]\npublic-key = \"ed25519:nope\"\nroles = [\"author\"]\n").contains("keys.a.public-key"));
-        assert!(err(&format!("[keys.a]\npublic-key = \"{a}\"\nroles = []\n")).contains("keys.a.roles"));
+        assert!(
+            err("[keys.a]\npublic-key = \"ed25519:nope\"\nroles = [\"author\"]\n")
+                .contains("keys.a.public-key")
+        );
+        assert!(
+            err(&format!("[keys.a]\npublic-key = \"{a}\"\nroles = []\n")).contains("keys.a.roles")
+        );
         assert!(err(&format!("[keys.a]\npublic-key = \"{a}\"\nroles = [\"author\"]\n[keys.b]\npublic-key = \"{a}\"\nroles = [\"author\"]\n")).contains("same public key"));
         assert!(err("activaton = \"off\"").contains("unknown field"));
     }
