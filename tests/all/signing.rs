@@ -446,6 +446,26 @@ fn a_lock_file_pins_what_serves_shadow_versions_included() {
     let report = String::from_utf8_lossy(&verified.stdout);
     assert!(report.contains(&format!("{GATE}: REFUSED")), "{report}");
     assert!(report.contains("compliance-limits: admitted"), "{report}");
+    let gate = dir.join(format!("{GATE}.wasm"));
+    let inspected = handoff(
+        &[
+            "inspect",
+            gate.to_str().unwrap(),
+            "--trust",
+            trust.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert_eq!(inspected.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&inspected.stdout);
+    assert!(report.contains("lock       NOT pinned"), "{report}");
+    // Without the trust configuration, the same files are admitted.
+    let inspected = handoff(&["inspect", gate.to_str().unwrap()], "");
+    assert!(
+        inspected.status.success(),
+        "{}",
+        String::from_utf8_lossy(&inspected.stdout)
+    );
 }
 
 #[test]

@@ -30,13 +30,12 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::{DateTime, SecondsFormat, Utc};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, SigningKey};
 use serde::{Deserialize, Serialize};
 
 use super::verify::Anchor;
 use handoff_trust::keyfile::{self, KeyFileError};
 
-const KEY_PREFIX: &str = "ed25519:";
 const PRIVATE_PREFIX: &str = "ed25519-private:";
 
 /// The key that signs checkpoints. Keep it where whoever can write the log
@@ -81,7 +80,7 @@ impl CheckpointKey {
 
     /// The key verifiers need.
     pub fn public(&self) -> PublicKey {
-        PublicKey(self.signing.verifying_key())
+        PublicKey::from(self.signing.verifying_key())
     }
 
     /// Signs the head of log `log` (the hash of its first record): record
@@ -109,44 +108,9 @@ pub fn public_key_file(file: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A checkpoint verifier's key, written `ed25519:<base64>`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct PublicKey(VerifyingKey);
-
-impl std::fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{KEY_PREFIX}{}", BASE64.encode(self.0.as_bytes()))
-    }
-}
-
-impl std::fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PublicKey({self})")
-    }
-}
-
-impl std::str::FromStr for PublicKey {
-    type Err = CheckpointError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        text.trim()
-            .strip_prefix(KEY_PREFIX)
-            .and_then(decode_32)
-            .and_then(|bytes| VerifyingKey::from_bytes(&bytes).ok())
-            .map(PublicKey)
-            .ok_or(CheckpointError::BadKey)
-    }
-}
-
-impl PublicKey {
-    /// Reads a public key file (`ed25519:<base64>`), as `<key>.pub` holds.
-    pub fn from_file(file: &Path) -> Result<PublicKey, CheckpointError> {
-        let text = keyfile::read_public(file)?;
-        text.parse().map_err(|_| CheckpointError::BadKeyFile {
-            file: file.display().to_string(),
-        })
-    }
-}
+/// A checkpoint verifier's key, written `ed25519:<base64>`: the same key
+/// type, and text, as the keys that sign policies.
+pub use handoff_trust::PublicKey;
 
 fn decode_32(text: &str) -> Option<[u8; 32]> {
     BASE64.decode(text.trim()).ok()?.try_into().ok()
@@ -188,17 +152,12 @@ impl Checkpoint {
                 signer: self.key.clone(),
             });
         }
-        let signature = BASE64
-            .decode(&self.sig)
-            .ok()
-            .and_then(|bytes| Signature::from_slice(&bytes).ok())
-            .ok_or(CheckpointError::BadSignature)?;
-        key.0
-            .verify(
-                Self::message(&self.log, self.seq, &self.hash, &self.ts).as_bytes(),
-                &signature,
-            )
-            .map_err(|_| CheckpointError::BadSignature)
+        let message = Self::message(&self.log, self.seq, &self.hash, &self.ts);
+        if key.verifies(message.as_bytes(), &self.sig) {
+            Ok(())
+        } else {
+            Err(CheckpointError::BadSignature)
+        }
     }
 
     /// The JSON line.
@@ -211,18 +170,9 @@ impl Checkpoint {
 /// Why checkpoints cannot be read or trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    /// A key file could not be read.
+    /// A key could not be read.
     #[error(transparent)]
-    Key(#[from] KeyFileError),
-    /// The text is not a public key.
-    #[error("not an Ed25519 public key (`ed25519:<base64 of 32 bytes>`)")]
-    BadKey,
-    /// The file does not hold a public key.
-    #[error("{file} does not hold an Ed25519 public key (`ed25519:<base64 of 32 bytes>`)")]
-    BadKeyFile {
-        /// The file.
-        file: String,
-    },
+    Key(#[from] handoff_trust::KeyError),
     /// The checkpoint file could not be read.
     #[error("cannot read checkpoints from {file}: {source}")]
     Io {

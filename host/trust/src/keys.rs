@@ -134,7 +134,7 @@ impl PublicKey {
     }
 
     /// Whether `signature` (base64) is this key's signature of `message`.
-    pub(crate) fn verifies(&self, message: &[u8], signature: &str) -> bool {
+    pub fn verifies(&self, message: &[u8], signature: &str) -> bool {
         let Some(signature) = BASE64
             .decode(signature.trim())
             .ok()
@@ -143,6 +143,12 @@ impl PublicKey {
             return false;
         };
         self.0.verify(message, &signature).is_ok()
+    }
+}
+
+impl From<VerifyingKey> for PublicKey {
+    fn from(key: VerifyingKey) -> Self {
+        PublicKey(key)
     }
 }
 

@@ -126,6 +126,16 @@ fn plugin_card(
                 dt { "Instances" } dd { (super::layout::kebab(&plugin.instance_reuse)) }
                 dt { "Limits" } dd { (object_text(&limits)) }
                 dt { "Loaded in" } dd { (format!("{:.0} ms", plugin.load_ms)) }
+                dt { "Signed by" } dd {
+                    @if plugin.trust.signatures.is_empty() { span.muted { "no signature" } }
+                    @for (i, check) in plugin.trust.signatures.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        (check.holder.as_deref().unwrap_or("unknown key")) " (" (check.role) ", key "
+                        code { (check.key) } ")"
+                        @if !check.counts { " " span.bad { "does not count" } }
+                    }
+                    " " span.muted { "under activation " (plugin.trust.activation) }
+                }
                 dt { "Triggers" } dd {
                     @for (i, t) in plugin.triggers.iter().enumerate() {
                         @if i > 0 { ", " }
