@@ -13,7 +13,7 @@ use handoff_audit::{
     AuditError, AuditHealth, AuditLog, AuditOptions, Body, BreakKind, Durability, Masking, Record,
     VerifyError, log_files, query, verify, verify_segment,
 };
-use handoff_model::Tier;
+use handoff_model::{LifecycleEvent, Tier};
 use handoff_pipeline::audit_sink;
 use handoff_policy::reload::LivePolicies;
 use handoff_policy::{Evaluator, PluginSource, Runtime};
@@ -756,6 +756,14 @@ fn every_lifecycle_event_reaches_the_log() {
         .unwrap()
         .into_iter()
         .map(|e| match e.record.body {
+            Body::Lifecycle {
+                event:
+                    LifecycleEvent::Generation {
+                        generation,
+                        plugins,
+                        ..
+                    },
+            } => format!("generation {generation}: {} plugins", plugins.len()),
             Body::Lifecycle { event } => format!("{} {}", event.name(), event.plugin()),
             Body::Decision(d) => format!("decision {}", d.decision.id),
             Body::Recovery { .. } => "recovery".into(),
@@ -768,15 +776,20 @@ fn every_lifecycle_event_reaches_the_log() {
         [
             "loaded compliance-limits",
             "loaded confidence-gate",
+            "generation 1: 2 plugins",
             "swapped confidence-gate",
+            "generation 2: 2 plugins",
             "rejected confidence-gate",
             "loaded hostile",
+            "generation 3: 3 plugins",
             "decision faulty-1",
             "fault hostile",
             "unloaded hostile",
+            "generation 4: 2 plugins",
             "cache-recompiled compliance-limits",
             "loaded compliance-limits",
             "loaded confidence-gate",
+            "generation 1: 2 plugins",
         ]
     );
 }

@@ -224,6 +224,20 @@ fn swap_under_load_keeps_every_decision_on_its_generation() {
                 latest.insert(plugin, digest);
                 serving.insert(generation, latest.clone());
             }
+            // Each generation's record names exactly what serves in it.
+            LifecycleEvent::Generation {
+                generation,
+                plugins,
+                ..
+            } => {
+                let listed: BTreeMap<String, String> =
+                    plugins.into_iter().map(|p| (p.plugin, p.digest)).collect();
+                assert_eq!(
+                    Some(&listed),
+                    serving.get(&generation),
+                    "generation {generation}"
+                );
+            }
             other => panic!("unexpected event during the swaps: {other:?}"),
         }
     }

@@ -476,8 +476,8 @@ fn an_item_goes_from_evaluation_to_resolution_and_the_agent_sees_it() {
     assert_eq!(status, 200);
     assert_eq!(verified["intact"], true);
     assert_eq!(
-        verified["records"], 9,
-        "two loads, two decisions and five handoff events: {verified}"
+        verified["records"], 10,
+        "two loads and their generation, two decisions and five handoff events: {verified}"
     );
 }
 
@@ -852,9 +852,10 @@ fn a_restart_keeps_the_queue_and_the_audit_chain() {
     assert_eq!(queue.as_array().unwrap().len(), 1);
     let (_, verified) = server.get("/v1/audit/verify", None);
     assert_eq!(verified["intact"], true, "{verified}");
-    // Two loads, a decision and its handoff's enqueue and claim, then two
-    // loads again (from the cache) and the resolution.
-    assert_eq!(verified["records"], 8, "{verified}");
+    // Two loads and their generation, a decision and its handoff's enqueue
+    // and claim, then two loads and a generation again (from the cache) and
+    // the resolution.
+    assert_eq!(verified["records"], 10, "{verified}");
     assert!(
         server.stderr().contains("from cache"),
         "{}",

@@ -133,16 +133,14 @@ pub fn sign(limits: &LoadLimits, args: SignArgs) -> anyhow::Result<ExitCode> {
 /// it, and why each signature counts or not. Exits 1 when any unit would be
 /// refused.
 pub fn verify(trust: &Trust, limits: &LoadLimits, args: VerifyArgs) -> anyhow::Result<ExitCode> {
+    // A unit a host could not even read would be refused too.
+    let mut all_met = true;
     let units = if args.path.is_dir() {
         let (sources, rejected) = read_sources(&args.path, limits)?;
         for rejection in &rejected {
             eprintln!("handoff: cannot read {}", terminal(&rejection.to_string()));
+            all_met = false;
         }
-        anyhow::ensure!(
-            rejected.is_empty() || !sources.is_empty(),
-            "nothing to verify in {}",
-            args.path.display()
-        );
         sources
             .into_iter()
             .map(|s| {
@@ -155,11 +153,10 @@ pub fn verify(trust: &Trust, limits: &LoadLimits, args: VerifyArgs) -> anyhow::R
         vec![(unit.name, unit.digests, unit.signatures)]
     };
     anyhow::ensure!(
-        !units.is_empty(),
-        "no unit to verify in {}",
+        !units.is_empty() || !all_met,
+        "no policy to verify in {}",
         args.path.display()
     );
-    let mut all_met = true;
     let mut report = serde_json::Map::new();
     for (name, digests, signatures) in &units {
         let examination = trust.examine(name, digests, signatures.as_deref(), Utc::now());

@@ -62,23 +62,9 @@ pub(crate) fn load(runtime: &Runtime, source: &PluginSource) -> Result<Plugin, R
     // The trust gate first: a version the activation policy or the lock
     // refuses is never compiled, let alone run.
     let digests = UnitDigests::of(&source.wasm, source.manifest.as_deref());
-    let trust = runtime.trust().examine(
-        &source.name,
-        &digests,
-        source.signatures.as_deref(),
-        chrono::Utc::now(),
-    );
-    if let Some(reason) = &trust.unmet {
-        let file = if trust.pinned == Some(false) {
-            "wasm"
-        } else {
-            "sig"
-        };
-        return Err(Rejection {
-            file: format!("{}.{file}", source.name),
-            reason: reason.clone(),
-        });
-    }
+    let trust = runtime
+        .trust()
+        .admit(&source.name, &digests, source.signatures.as_deref())?;
     match load_plugin(runtime, source) {
         Ok(mut plugin) => {
             plugin.trust = trust;

@@ -24,6 +24,15 @@ pub struct Rejection {
     pub reason: String,
 }
 
+impl From<handoff_trust::Refusal> for Rejection {
+    fn from(refusal: handoff_trust::Refusal) -> Self {
+        Rejection {
+            file: refusal.file,
+            reason: refusal.reason,
+        }
+    }
+}
+
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.file, self.reason)

@@ -139,17 +139,17 @@ impl Trust {
     }
 
     /// Admits unit `name` with `digests` and the signature file text
-    /// `signatures`, returning the signatures that count; or refuses it,
-    /// saying what is missing.
+    /// `signatures` now, with what was found (the signers that count among
+    /// it); or refuses it, saying what is missing.
     pub fn admit(
         &self,
         name: &str,
         digests: &UnitDigests,
         signatures: Option<&str>,
-    ) -> Result<Vec<Signer>, Refusal> {
+    ) -> Result<Examination, Refusal> {
         let examination = self.examine(name, digests, signatures, Utc::now());
-        match examination.unmet {
-            None => Ok(examination.signers()),
+        match examination.unmet.clone() {
+            None => Ok(examination),
             Some(reason) => Err(Refusal {
                 file: if examination.pinned == Some(false) {
                     format!("{name}.wasm")
@@ -439,7 +439,7 @@ mod tests {
         );
 
         let both = signed(&unit, &[(&k.alice, Role::Author), (&k.bob, Role::Reviewer)]);
-        let signers = gate.admit("gate", &unit, Some(&both)).unwrap();
+        let signers = gate.admit("gate", &unit, Some(&both)).unwrap().signers();
         assert_eq!(signers.len(), 2);
         assert_eq!(signers[0].holder, "alice");
         assert_eq!(signers[1].key, k.bob.public().id().to_string());
@@ -521,13 +521,16 @@ mod tests {
         let k = keys();
         let gate = trust(Activation::Off, &k);
         let unit = UnitDigests::of(b"wasm", None);
-        assert_eq!(gate.admit("gate", &unit, None), Ok(Vec::new()));
-        assert_eq!(gate.admit("gate", &unit, Some("garbage")), Ok(Vec::new()));
-        let text = signed(&unit, &[(&k.bob, Role::Reviewer)]);
-        assert_eq!(
-            gate.admit("gate", &unit, Some(&text)).unwrap()[0].holder,
-            "bob"
+        assert_eq!(gate.admit("gate", &unit, None).unwrap().signers(), []);
+        let garbage = gate.admit("gate", &unit, Some("garbage")).unwrap();
+        assert_eq!(garbage.signers(), []);
+        assert!(
+            garbage.signature_file.is_some(),
+            "the unreadable file is reported"
         );
+        let text = signed(&unit, &[(&k.bob, Role::Reviewer)]);
+        let signers = gate.admit("gate", &unit, Some(&text)).unwrap().signers();
+        assert_eq!(signers[0].holder, "bob");
         assert!(!Trust::off().enforces());
     }
 
