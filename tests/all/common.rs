@@ -185,3 +185,20 @@ pub fn fill(dir: &Path) -> PathBuf {
     while file.write_all(&[0u8]).is_ok() {}
     filler
 }
+
+/// The signature file (`NAME.sig`) of `wasm` with `manifest`, signed by
+/// `author` and by `reviewer` in those roles.
+pub fn signed_by_two(
+    wasm: &[u8],
+    manifest: Option<&str>,
+    author: &handoff_trust::SignerKey,
+    reviewer: &handoff_trust::SignerKey,
+) -> String {
+    use handoff_trust::{Role, Signature, SignatureFile, UnitDigests};
+    let digests = UnitDigests::of(wasm, manifest);
+    let now = chrono::Utc::now();
+    let mut file = SignatureFile::default();
+    file.add(Signature::sign(author, &digests, Role::Author, now));
+    file.add(Signature::sign(reviewer, &digests, Role::Reviewer, now));
+    file.to_text()
+}

@@ -822,7 +822,6 @@ fn a_generation_a_node_refuses_leaves_it_serving_the_one_before() {
 
 /// Signs every unit of `dir` as `author` and `reviewer`.
 fn sign_all(dir: &Path, author: &handoff_trust::SignerKey, reviewer: &handoff_trust::SignerKey) {
-    use handoff_trust::{Role, Signature, SignatureFile, UnitDigests};
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "wasm") {
@@ -830,12 +829,8 @@ fn sign_all(dir: &Path, author: &handoff_trust::SignerKey, reviewer: &handoff_tr
         }
         let wasm = std::fs::read(&path).unwrap();
         let manifest = std::fs::read_to_string(path.with_extension("toml")).ok();
-        let digests = UnitDigests::of(&wasm, manifest.as_deref());
-        let mut file = SignatureFile::default();
-        let now = chrono::Utc::now();
-        file.add(Signature::sign(author, &digests, Role::Author, now));
-        file.add(Signature::sign(reviewer, &digests, Role::Reviewer, now));
-        std::fs::write(path.with_extension("sig"), file.to_text()).unwrap();
+        let signatures = crate::common::signed_by_two(&wasm, manifest.as_deref(), author, reviewer);
+        std::fs::write(path.with_extension("sig"), signatures).unwrap();
     }
 }
 

@@ -14,7 +14,7 @@ use crate::serve::Server;
 use handoff_model::LifecycleEvent;
 use handoff_policy::reload::{LifecycleSink, LivePolicies};
 use handoff_policy::{Runtime, digest_of};
-use handoff_trust::{Role, Signature, SignatureFile, SignerKey, Trust, UnitDigests};
+use handoff_trust::{Role, SignatureFile, SignerKey, Trust};
 use serde_json::Value;
 
 const GATE: &str = "confidence-gate";
@@ -490,21 +490,8 @@ fn a_host_made_manifest_edit_cannot_promote_past_two_person() {
     let sign_unit = |name: &str| {
         let wasm = fs::read(dir.join(format!("{name}.wasm"))).unwrap();
         let manifest = fs::read_to_string(dir.join(format!("{name}.toml"))).ok();
-        let digests = UnitDigests::of(&wasm, manifest.as_deref());
-        let mut file = SignatureFile::default();
-        file.add(Signature::sign(
-            &alice,
-            &digests,
-            Role::Author,
-            chrono::Utc::now(),
-        ));
-        file.add(Signature::sign(
-            &bob,
-            &digests,
-            Role::Reviewer,
-            chrono::Utc::now(),
-        ));
-        fs::write(dir.join(format!("{name}.sig")), file.to_text()).unwrap();
+        let signatures = signed_by_two(&wasm, manifest.as_deref(), &alice, &bob);
+        fs::write(dir.join(format!("{name}.sig")), signatures).unwrap();
     };
     sign_unit(GATE);
     sign_unit("compliance-limits");

@@ -74,33 +74,13 @@ pub(crate) fn read_unit(dir: &Path, name: &str, limits: &LoadLimits) -> Unit {
             reason: e.to_string(),
         })
     };
-    let manifest_file = format!("{name}.toml");
-    let manifest = match read_regular(&dir.join(&manifest_file), limits.max_manifest_bytes) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Some(text),
-            Err(_) => {
-                return Unit::Unreadable(Rejection {
-                    file: manifest_file,
-                    reason: "not UTF-8 text".into(),
-                });
-            }
-        },
-        Err(FileError::NotFound) => None,
-        Err(e) => return unreadable(manifest_file, e),
+    let manifest = match read_text(dir, &format!("{name}.toml"), limits.max_manifest_bytes) {
+        Ok(text) => text,
+        Err(rejection) => return Unit::Unreadable(rejection),
     };
-    let signature_file = format!("{name}.sig");
-    let signatures = match read_regular(&dir.join(&signature_file), MAX_SIGNATURE_FILE_BYTES) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(text) => Some(text),
-            Err(_) => {
-                return Unit::Unreadable(Rejection {
-                    file: signature_file,
-                    reason: "not UTF-8 text".into(),
-                });
-            }
-        },
-        Err(FileError::NotFound) => None,
-        Err(e) => return unreadable(signature_file, e),
+    let signatures = match read_text(dir, &format!("{name}.sig"), MAX_SIGNATURE_FILE_BYTES) {
+        Ok(text) => text,
+        Err(rejection) => return Unit::Unreadable(rejection),
     };
     let wasm_file = format!("{name}.wasm");
     match read_regular(&dir.join(&wasm_file), limits.max_component_bytes) {
@@ -115,6 +95,22 @@ pub(crate) fn read_unit(dir: &Path, name: &str, limits: &LoadLimits) -> Unit {
             None => Unit::Absent,
         },
         Err(e) => unreadable(wasm_file, e),
+    }
+}
+
+/// The text of `dir/file` within `cap` bytes; `None` when there is no such
+/// file, a rejection naming it when it cannot be read or is not UTF-8.
+fn read_text(dir: &Path, file: &str, cap: usize) -> Result<Option<String>, Rejection> {
+    let refuse = |reason: String| Rejection {
+        file: file.to_string(),
+        reason,
+    };
+    match read_regular(&dir.join(file), cap) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| refuse("not UTF-8 text".into())),
+        Err(FileError::NotFound) => Ok(None),
+        Err(e) => Err(refuse(e.to_string())),
     }
 }
 
