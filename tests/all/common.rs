@@ -186,6 +186,43 @@ pub fn fill(dir: &Path) -> PathBuf {
     filler
 }
 
+/// A two-person trust configuration in `root`: keys `alice` (author) and
+/// `bob` (reviewer) generated under `root/keys`, and `root/trust.toml`
+/// trusting them, for tests that sign policies the way an operator would.
+pub struct TwoPerson {
+    /// The trust configuration's path, for `--trust`.
+    pub trust: PathBuf,
+    /// The author's key.
+    pub alice: handoff_trust::SignerKey,
+    /// The reviewer's key.
+    pub bob: handoff_trust::SignerKey,
+}
+
+impl TwoPerson {
+    pub fn new(root: &Path) -> TwoPerson {
+        let keys = root.join("keys");
+        let (alice, ..) = handoff_trust::SignerKey::generate(&keys.join("alice")).unwrap();
+        let (bob, ..) = handoff_trust::SignerKey::generate(&keys.join("bob")).unwrap();
+        let trust = root.join("trust.toml");
+        std::fs::write(
+            &trust,
+            format!(
+                "activation = \"two-person\"\n[keys.alice]\npublic-key = \"{}\"\nroles = [\"author\"]\n\
+                 [keys.bob]\npublic-key = \"{}\"\nroles = [\"reviewer\"]\n",
+                alice.public(),
+                bob.public()
+            ),
+        )
+        .unwrap();
+        TwoPerson { trust, alice, bob }
+    }
+
+    /// `--trust`'s argument.
+    pub fn trust_arg(&self) -> &str {
+        self.trust.to_str().unwrap()
+    }
+}
+
 /// The signature file (`NAME.sig`) of `wasm` with `manifest`, signed by
 /// `author` and by `reviewer` in those roles.
 pub fn signed_by_two(

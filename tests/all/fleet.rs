@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::TwoPerson;
 use crate::serve::{Server, audit_verify, item, urgent_policies};
 use crate::stores::{Backend, TestStore};
 use serde_json::{Value, json};
@@ -838,21 +839,9 @@ fn sign_all(dir: &Path, author: &handoff_trust::SignerKey, reviewer: &handoff_tr
 fn under_two_person_only_a_signed_generation_is_published_or_served() {
     let store = fleet_store();
     let root = tempfile::tempdir().unwrap();
-    let keys = root.path().join("keys");
-    let (alice, ..) = handoff_trust::SignerKey::generate(&keys.join("alice")).unwrap();
-    let (bob, ..) = handoff_trust::SignerKey::generate(&keys.join("bob")).unwrap();
-    let trust = root.path().join("trust.toml");
-    std::fs::write(
-        &trust,
-        format!(
-            "activation = \"two-person\"\n[keys.alice]\npublic-key = \"{}\"\nroles = [\"author\"]\n\
-             [keys.bob]\npublic-key = \"{}\"\nroles = [\"reviewer\"]\n",
-            alice.public(),
-            bob.public()
-        ),
-    )
-    .unwrap();
-    let trust = trust.to_str().unwrap();
+    let signers = TwoPerson::new(root.path());
+    let (alice, bob) = (&signers.alice, &signers.bob);
+    let trust = signers.trust_arg();
     let data = node_dir(root.path(), "solo");
     sign_all(&data.join("policies"), &alice, &bob);
     let config = data.join("serve.toml");

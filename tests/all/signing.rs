@@ -471,20 +471,7 @@ fn a_lock_file_pins_what_serves_shadow_versions_included() {
 #[test]
 fn a_host_made_manifest_edit_cannot_promote_past_two_person() {
     let root = tempfile::tempdir().unwrap();
-    let keys = root.path().join("keys");
-    let (alice, ..) = SignerKey::generate(&keys.join("alice")).unwrap();
-    let (bob, ..) = SignerKey::generate(&keys.join("bob")).unwrap();
-    let trust = root.path().join("trust.toml");
-    fs::write(
-        &trust,
-        format!(
-            "activation = \"two-person\"\n[keys.alice]\npublic-key = \"{}\"\nroles = [\"author\"]\n\
-             [keys.bob]\npublic-key = \"{}\"\nroles = [\"reviewer\"]\n",
-            alice.public(),
-            bob.public()
-        ),
-    )
-    .unwrap();
+    let TwoPerson { trust, alice, bob } = TwoPerson::new(root.path());
     let dir = root.path().join("policies");
     write_reference_policies(&dir);
     let sign_unit = |name: &str| {
