@@ -100,7 +100,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "../wit/0.2.0",
         world: "policy",
         pub_export_macro: true,
         export_macro_name: "__export_policy_world",
@@ -116,6 +116,7 @@ pub mod __private {
     pub use crate::bindings::__export_policy_world as export_world;
     pub use crate::bindings::Guest;
     pub use crate::bindings::handoff::policy::types::Evaluation;
+    pub use crate::bindings::handoff::policy::types::WorkItem as WireItem;
     pub use crate::policy::exports;
     pub use wit_bindgen;
 }

@@ -127,38 +127,38 @@ macro_rules! export_policy {
                 fn configure() -> ::std::result::Result<(), ::std::string::String> {
                     $crate::__private::exports::configure::<$policy>(&POLICY)
                 }
-                fn classify(item: $crate::WorkItem) -> $crate::Classification {
+                fn classify(item: $crate::__private::WireItem) -> $crate::Classification {
                     $crate::__private::exports::finished($crate::Policy::classify(
                         $crate::__private::exports::policy(&POLICY),
-                        &item,
+                        &$crate::WorkItem::from(item),
                     ))
                 }
                 fn score(
-                    item: $crate::WorkItem,
+                    item: $crate::__private::WireItem,
                     classification: $crate::Classification,
                 ) -> $crate::Assessment {
                     $crate::__private::exports::finished($crate::Policy::score(
                         $crate::__private::exports::policy(&POLICY),
-                        &item,
+                        &$crate::WorkItem::from(item),
                         &classification,
                     ))
                 }
                 fn escalate(
-                    item: $crate::WorkItem,
+                    item: $crate::__private::WireItem,
                     classification: $crate::Classification,
                     assessment: $crate::Assessment,
                 ) -> $crate::Verdict {
                     $crate::__private::exports::finished($crate::Policy::escalate(
                         $crate::__private::exports::policy(&POLICY),
-                        &item,
+                        &$crate::WorkItem::from(item),
                         &classification,
                         &assessment,
                     ))
                 }
-                fn evaluate(item: $crate::WorkItem) -> $crate::__private::Evaluation {
+                fn evaluate(item: $crate::__private::WireItem) -> $crate::__private::Evaluation {
                     let (classification, assessment, verdict) = $crate::Policy::evaluate(
                         $crate::__private::exports::policy(&POLICY),
-                        &item,
+                        &$crate::WorkItem::from(item),
                     );
                     $crate::__private::exports::finished($crate::__private::Evaluation {
                         classification,

@@ -176,11 +176,11 @@ fn inspect_reports_world_imports_and_digest() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.contains("handoff:policy/policy@0.1.0 (fits)"),
+        stdout.contains("handoff:policy/policy@0.2.0 (fits)"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("granted  handoff:policy/host@0.1.0"),
+        stdout.contains("granted  handoff:policy/host@0.2.0"),
         "{stdout}"
     );
     assert!(stdout.contains("stubbed  wasi:cli/environment"), "{stdout}");

@@ -843,7 +843,7 @@ fn under_two_person_only_a_signed_generation_is_published_or_served() {
     let (alice, bob) = (&signers.alice, &signers.bob);
     let trust = signers.trust_arg();
     let data = node_dir(root.path(), "solo");
-    sign_all(&data.join("policies"), &alice, &bob);
+    sign_all(&data.join("policies"), alice, bob);
     let config = data.join("serve.toml");
     let node = Server::start_with(
         &data,
@@ -881,7 +881,7 @@ fn under_two_person_only_a_signed_generation_is_published_or_served() {
 
     // Signed by an author and a reviewer: published with its signatures,
     // checked again by the node, served.
-    sign_all(&stricter, &alice, &bob);
+    sign_all(&stricter, alice, bob);
     let (published, said) = handoff(
         &["publish", stricter.to_str().unwrap(), "--trust", trust],
         &store,

@@ -581,20 +581,76 @@ fn a_component_of_another_contract_version_is_refused_naming_both() {
     let reason = rejection(&set);
     assert!(
         reason
-            .contains("built for handoff:policy@0.2.0; this host implements handoff:policy@0.1.0"),
+            .contains("built for handoff:policy@0.3.0; this host serves handoff:policy@0.1.0 and handoff:policy@0.2.0"),
         "{reason}"
     );
     let report = handoff_policy::inspect::inspect(runtime(), FUTURE_WORLD).unwrap();
     let world = report.world.clone().unwrap_err();
     assert!(
-        world.contains("0.2.0") && world.contains("0.1.0"),
+        world.contains("0.3.0") && world.contains("0.1.0") && world.contains("0.2.0"),
         "{world}"
     );
     assert!(
         report
             .refused()
-            .any(|i| i.name == "handoff:policy/types@0.2.0")
+            .any(|i| i.name == "handoff:policy/types@0.3.0")
     );
+}
+
+/// `handoff:policy@0.2.0` passes the item's strings as spans of one
+/// string: a plugin built with the SDK must still see every field exactly
+/// as sent, multi-byte characters, empty strings and attributes included.
+#[test]
+fn a_0_2_0_plugin_receives_every_field_of_the_item_exactly() {
+    let set = load("echo", "");
+    assert_eq!(
+        set.plugins()[0].contract(),
+        handoff_policy::Contract::V0_2_0
+    );
+    let mut ev = Evaluator::new(Arc::new(set));
+    let items = [
+        item(json!({})),
+        item(json!({
+            "id": "rü-ß-9",
+            "kind": "tool-call",
+            "agent": "агент",
+            "text": "Naïve café ✓ 🚀 refund, 東京",
+            "confidence": 0.125,
+            "amount": {"minor": -4200, "currency": "EUR"},
+            "segment": "enterprise",
+            "attempts": 3,
+            "attributes": {"clé": "vâleur", "empty": "", "z": "🚀", "a": "1"},
+        })),
+        item(json!({"text": "", "segment": "", "attributes": {"": "no key"}})),
+    ];
+    for work in items {
+        let amount = work.amount.as_ref().map_or("none".to_string(), |m| {
+            format!("{} {}", m.minor, m.currency)
+        });
+        let attributes: Vec<String> = work
+            .attributes
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let expected = format!(
+            "id {} | kind {} | agent {} | text {} | confidence {} | amount {amount} | segment {} | attempts {} | attributes {}",
+            work.id,
+            work.kind,
+            work.agent,
+            work.text,
+            work.confidence,
+            work.segment.as_deref().unwrap_or("none"),
+            work.attempts,
+            attributes.join(";")
+        );
+        let decision = decide(&mut ev, &work);
+        let verdict = decision.verdicts[0].verdict.as_ref();
+        assert_eq!(
+            verdict.map(|v| v.reason.as_str()),
+            Some(expected.as_str()),
+            "{decision:?}"
+        );
+    }
 }
 
 // 10. Output caps before the host allocates.

@@ -9,7 +9,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 
-use crate::bindings::since_v0_1_0::{PACKAGE, VERSION};
+use crate::bindings::{Contract, PACKAGE};
 use crate::compile::CompileError;
 use crate::sandbox::{Grant, grant_for};
 
@@ -84,12 +84,12 @@ pub(crate) fn imports_of(component: &Component, engine: &Engine) -> Vec<Import> 
         .collect()
 }
 
-/// Checks that the component was built for exactly the contract version
-/// this host implements, from the `handoff:policy` interfaces it imports
-/// (every component of the world imports at least `types`). A component of
-/// another version is refused however closely its exports match: the
-/// meaning of its verdicts may differ.
-pub(crate) fn check_contract(imports: &[Import]) -> Result<(), String> {
+/// The contract version the component was built for, from the
+/// `handoff:policy` interfaces it imports (every component of the world
+/// imports at least `types`), when it is one version and one this host
+/// serves. A component of another version is refused however closely its
+/// exports match: the meaning of its verdicts may differ.
+pub(crate) fn check_contract(imports: &[Import]) -> Result<Contract, String> {
     let prefix = format!("{PACKAGE}/");
     let versions: BTreeSet<&str> = imports
         .iter()
@@ -98,17 +98,23 @@ pub(crate) fn check_contract(imports: &[Import]) -> Result<(), String> {
         .collect();
     if versions.is_empty() {
         return Err(format!(
-            "it imports nothing of {PACKAGE}, so it was not built for this contract;              this host implements {PACKAGE}@{VERSION}"
+            "it imports nothing of {PACKAGE}, so it was not built for this contract; \
+             this host serves {}",
+            Contract::served()
         ));
     }
-    if versions.len() > 1 || !versions.contains(VERSION) {
+    let only = match versions.iter().collect::<Vec<_>>().as_slice() {
+        [version] => Contract::of_version(version),
+        _ => None,
+    };
+    only.ok_or_else(|| {
         let found: Vec<String> = versions.iter().map(|v| format!("{PACKAGE}@{v}")).collect();
-        return Err(format!(
-            "it was built for {}; this host implements {PACKAGE}@{VERSION}",
-            found.join(" and ")
-        ));
-    }
-    Ok(())
+        format!(
+            "it was built for {}; this host serves {}",
+            found.join(" and "),
+            Contract::served()
+        )
+    })
 }
 
 /// The imports in `imports` that the sandbox refuses, by name.

@@ -12,9 +12,10 @@ use std::time::Instant;
 
 use handoff_model::{Decision, InputError, Metering, WorkItem};
 
+use crate::bindings::ContractItem;
 use crate::plugin::{Instance, Plugin};
 use crate::policy_set::PolicySet;
-use crate::run::{ContractItem, Reuse, micros, run_plugin};
+use crate::run::{Reuse, micros, run_plugin};
 
 /// Why an item got no decision. Plugin faults are not here: they are part of
 /// the decision.

@@ -13,9 +13,10 @@
 
 use handoff_model::{FaultKind, PluginVerdict, Tier};
 
+use crate::bindings::ContractItem;
 use crate::manifest::Fixture;
 use crate::plugin::{Instance, Plugin};
-use crate::run::{ContractItem, Reuse, run_plugin};
+use crate::run::{Reuse, run_plugin};
 
 /// The first fixture case that did not get its expected verdict.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

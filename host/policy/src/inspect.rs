@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::bindings::since_v0_1_0::PolicyPre;
+use crate::bindings::{Contract, Exports};
 use crate::component::{
     ComponentError, Import, check_contract, check_header, digest_of, imports_of, kind_of, refused,
     sha256,
@@ -19,9 +19,9 @@ pub struct ComponentReport {
     pub digest: String,
     /// Size in bytes.
     pub size: usize,
-    /// Whether the component fits the `handoff:policy@0.1.0` world, and if
-    /// not, why.
-    pub world: Result<(), String>,
+    /// The contract version whose world the component fits, or why it
+    /// fits none this host serves.
+    pub world: Result<Contract, String>,
     /// Every import, with the sandbox's answer.
     pub imports: Vec<Import>,
     /// Every export: name and kind.
@@ -46,12 +46,12 @@ pub fn inspect(runtime: &Runtime, bytes: &[u8]) -> Result<ComponentReport, Compo
         .exports(engine)
         .map(|(name, item)| (name.to_string(), kind_of(&item.ty)))
         .collect();
-    let world = check_contract(&imports).and_then(|()| {
+    let world = check_contract(&imports).and_then(|contract| {
         runtime
             .linker()
             .instantiate_pre(&component)
-            .and_then(PolicyPre::new)
-            .map(|_| ())
+            .and_then(Exports::new)
+            .map(|_| contract)
             .map_err(|e| format!("{e:#}"))
     });
     Ok(ComponentReport {
@@ -68,11 +68,12 @@ impl fmt::Display for ComponentReport {
         writeln!(f, "digest:  {}", self.digest)?;
         writeln!(f, "size:    {} bytes", self.size)?;
         match &self.world {
-            Ok(()) => writeln!(f, "world:   handoff:policy/policy@0.1.0 (fits)")?,
-            Err(why) => writeln!(
+            Ok(contract) => writeln!(
                 f,
-                "world:   does NOT fit handoff:policy/policy@0.1.0: {why}"
+                "world:   handoff:policy/policy@{} (fits)",
+                contract.version()
             )?,
+            Err(why) => writeln!(f, "world:   does NOT fit {}: {why}", Contract::served())?,
         }
         writeln!(f, "imports: {}", self.imports.len())?;
         for import in &self.imports {

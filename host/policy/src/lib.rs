@@ -49,6 +49,7 @@ mod stats;
 pub mod testing;
 mod trap;
 
+pub use bindings::Contract;
 pub use compile::{CompileError, Compiler, LoadLimits, compile_request, parse_cpu, parse_meters};
 pub use component::{ComponentError, Import, digest_of, sha256};
 pub use engine::{CpuFeatures, EngineOptions, Meters, POOL_INSTANCES};

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use handoff_model::{CompileOrigin, FaultKind, TriggerKind};
 use wasmtime::Store;
 
-use crate::bindings::since_v0_1_0::{Calls, Exports};
+use crate::bindings::{Calls, Contract, Exports};
 use crate::component::{
     ComponentError, Import, check_contract, check_header, digest_text, imports_of, refused, sha256,
 };
@@ -175,6 +175,14 @@ pub(crate) struct Instance {
     pub(crate) calls: Calls,
     /// Evaluations this instance has served.
     pub(crate) served: u64,
+}
+
+impl Plugin {
+    /// The contract version the plugin was built for: what its item is
+    /// lowered as, and what `inspect` and the policy list report.
+    pub fn contract(&self) -> Contract {
+        self.exports.contract()
+    }
 }
 
 impl Plugin {

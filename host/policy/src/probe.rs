@@ -1,12 +1,14 @@
 //! One plugin's stages called one at a time, for the benchmarks that time a
 //! single component call. The host itself never does this: it calls the
-//! `evaluate` export, all three stages in one call.
+//! `evaluate` export, all three stages in one call. Only plugins of the
+//! newest contract version (what the Rust SDK builds) can be probed.
 
 use std::hint::black_box;
 
 use handoff_model::WorkItem;
 
-use crate::bindings::since_v0_1_0::{self, Policy, wit};
+use crate::bindings::Contract;
+use crate::bindings::since_v0_2_0::{self, Policy, wit};
 use crate::plugin::{Instance, Plugin, StartFailure};
 
 /// A warm instance of a plugin with an item already in the contract's form,
@@ -25,13 +27,20 @@ impl Plugin {
     /// `classify` and `score` once, so that each stage can then be timed
     /// alone with the inputs it really gets.
     pub fn stage_probe(&self, item: &WorkItem) -> Result<StageProbe<'_>, StartFailure> {
-        let mut instance = self.instantiate()?;
-        let item = since_v0_1_0::work_item(item);
         let failed = |error: wasmtime::Error| StartFailure {
             kind: handoff_model::FaultKind::Trap,
             detail: error.to_string(),
             config_refused: false,
         };
+        if self.contract() != Contract::V0_2_0 {
+            return Err(failed(wasmtime::format_err!(
+                "only {} plugins can be probed stage by stage; this one is {}",
+                Contract::V0_2_0,
+                self.contract()
+            )));
+        }
+        let mut instance = self.instantiate()?;
+        let item = since_v0_2_0::work_item(item);
         self.arm(&mut instance.store);
         let policy = Policy::new(&mut instance.store, instance.calls.instance()).map_err(failed)?;
         let classification = policy

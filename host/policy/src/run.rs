@@ -11,29 +11,12 @@ use handoff_model::{
     Assessment, Classification, Fault, FaultKind, PluginMetering, PluginVerdict, Verdict,
 };
 
-use crate::bindings::OverCap;
-use crate::bindings::since_v0_1_0::{self, Stages, wit};
+use crate::bindings::{ContractItem, OverCap, Stages};
 use crate::manifest::InstanceReuse;
 use crate::output_check::{self, Violation};
 use crate::plugin::{Instance, Plugin};
-use crate::sandbox::{Captured, seed_for};
+use crate::sandbox::Captured;
 use crate::trap::classify;
-
-/// The item as the contract carries it, with the seed of its random
-/// sequence: made once per evaluation and lent to every plugin.
-pub(crate) struct ContractItem {
-    item: wit::WorkItem,
-    seed: u64,
-}
-
-impl ContractItem {
-    pub(crate) fn new(item: &handoff_model::WorkItem) -> Self {
-        ContractItem {
-            item: since_v0_1_0::work_item(item),
-            seed: seed_for(&item.id),
-        }
-    }
-}
 
 /// How a plugin's run went wrong: a trap to classify, or a checked violation.
 enum Failure {
@@ -88,7 +71,7 @@ struct Attempt {
 pub(crate) fn run_plugin(
     plugin: &Plugin,
     slot: &mut Option<Instance>,
-    item: &ContractItem,
+    item: &ContractItem<'_>,
     reuse: Reuse,
 ) -> (PluginVerdict, PluginMetering) {
     let started = Instant::now();
@@ -164,7 +147,7 @@ fn describe(progress: &Progress) -> String {
 fn attempt(
     plugin: &Plugin,
     slot: &mut Option<Instance>,
-    item: &ContractItem,
+    item: &ContractItem<'_>,
     reuse: Reuse,
 ) -> Attempt {
     let mut attempt = Attempt {
@@ -184,7 +167,7 @@ fn attempt(
     };
     plugin.arm(&mut instance.store);
     instance.store.data_mut().reseed(item.seed);
-    let result = stages(instance, &item.item, &mut attempt.progress);
+    let result = stages(instance, item, &mut attempt.progress);
     attempt.fuel = plugin.fuel_used(&instance.store);
     let state = instance.store.data();
     attempt.memory_bytes = state.peak_memory() as u64;
@@ -251,7 +234,7 @@ fn fault_of(plugin: &Plugin, kind: FaultKind, stage: &str, detail: String) -> Fa
 /// `evaluate`.
 fn stages(
     instance: &mut Instance,
-    item: &wit::WorkItem,
+    item: &ContractItem<'_>,
     progress: &mut Progress,
 ) -> Result<(), (&'static str, Failure)> {
     let Instance { store, calls, .. } = instance;

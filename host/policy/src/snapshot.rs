@@ -25,7 +25,7 @@ use wasmtime::Store;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, WasmList};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
-use crate::bindings::since_v0_1_0::Exports;
+use crate::bindings::Exports;
 use crate::component::{digest_text, sha256};
 use crate::limits::Limits;
 use crate::runtime::Runtime;

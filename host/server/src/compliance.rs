@@ -26,7 +26,7 @@ use handoff_pipeline::replay::{ReplayReport, replay};
 use handoff_policy::limits::Limits;
 use handoff_policy::manifest::{InstanceReuse, Mode};
 use handoff_policy::reload::PluginStatus;
-use handoff_policy::{Evaluator, Import, Plugin, TriggerInfo};
+use handoff_policy::{Contract, Evaluator, Import, Plugin, TriggerInfo};
 use handoff_trust::{Activation, Examination};
 
 /// The policy set as compliance reviews it.
@@ -84,6 +84,9 @@ pub struct PluginView {
     /// What an operator should know though it loaded: no manifest (it runs
     /// with defaults and no fixture), a file name not the policy's own.
     pub warnings: Vec<String>,
+    /// The contract version it was built for, `handoff:policy@0.2.0`
+    /// say: what its item is passed as.
+    pub contract: Contract,
     /// SHA-256 of its manifest, when it has one.
     pub manifest_digest: Option<String>,
     /// Its signatures, who signed in which role, and whether the activation
@@ -109,6 +112,7 @@ impl PluginView {
             compile: plugin.compiled.clone(),
             load_ms: plugin.load_ms,
             warnings: plugin.warnings.clone(),
+            contract: plugin.contract(),
             manifest_digest: plugin.manifest_digest.clone(),
             trust: plugin.trust.clone(),
         }

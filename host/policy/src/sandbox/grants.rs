@@ -15,7 +15,7 @@ use wasmtime_wasi::p2::bindings::{cli, clocks, filesystem, random, sockets, sync
 use wasmtime_wasi::sockets::{WasiSockets, WasiSocketsView};
 
 use super::PluginState;
-use crate::bindings::since_v0_1_0;
+use crate::bindings::{self, Contract, PACKAGE};
 
 /// How the sandbox answers one import of a component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -64,12 +64,12 @@ static TABLE: &[Row] = &[
     row(
         "handoff:policy/host",
         Granted("log lines (bounded) and this plugin's configuration"),
-        since_v0_1_0::link,
+        bindings::link_host,
     ),
     row(
         "handoff:policy/types",
         Granted("type definitions only"),
-        since_v0_1_0::link_types,
+        bindings::link_types,
     ),
     row(
         "wasi:io/error",
@@ -196,7 +196,7 @@ static TABLE: &[Row] = &[
 pub(crate) fn grant_for(name: &str) -> Grant {
     let (unversioned, version) = name.split_once('@').unwrap_or((name, ""));
     // The contract's own interfaces are served at exactly one version.
-    if unversioned.starts_with(since_v0_1_0::PACKAGE) && version != since_v0_1_0::VERSION {
+    if unversioned.starts_with(PACKAGE) && Contract::of_version(version).is_none() {
         return Grant::Refused;
     }
     TABLE

@@ -1,4 +1,4 @@
-//! A component of `handoff:policy@0.2.0`, a contract version the host does
+//! A component of `handoff:policy@0.3.0`, a contract version the host does
 //! not implement: the host must refuse it, naming both versions, however
 //! well its exports match.
 

@@ -127,7 +127,7 @@ impl Policy for Hostile {
         }
     }
 
-    fn escalate(&self, _item: &WorkItem, _c: &Classification, _a: &Assessment) -> Verdict {
+    fn escalate(&self, item: &WorkItem, _c: &Classification, _a: &Assessment) -> Verdict {
         let verdict = Verdict::proceed("hostile.ok", "Nothing to see.", TriggerKind::Rule);
         let operator = || {
             Verdict::escalate(
@@ -139,6 +139,11 @@ impl Policy for Hostile {
         };
         match self.mode.as_str() {
             "escalate" => operator(),
+            // Says every field of the item as the guest received it.
+            "echo" => Verdict {
+                reason: echo(item),
+                ..verdict
+            },
             "huge-reason" => Verdict {
                 reason: "A".repeat(8 * 1024 * 1024),
                 ..verdict
@@ -230,4 +235,29 @@ fn network_attempts() -> String {
     ]
     .map(|(what, how)| format!("{what}={how}"))
     .join(" ")
+}
+
+/// Every field of `item`, `|` between fields, `key=value` for the attributes:
+/// what the `echo` mode answers, so a test can hold what the guest
+/// received to what the host sent.
+fn echo(item: &WorkItem) -> String {
+    let amount = item.amount.as_ref().map_or("none".to_string(), |m| {
+        format!("{} {}", m.minor, m.currency)
+    });
+    let attributes: Vec<String> = item
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "id {} | kind {} | agent {} | text {} | confidence {} | amount {amount} | segment {} | attempts {} | attributes {}",
+        item.id,
+        item.kind,
+        item.agent,
+        item.text,
+        item.confidence,
+        item.segment.as_deref().unwrap_or("none"),
+        item.attempts,
+        attributes.join(";")
+    )
 }

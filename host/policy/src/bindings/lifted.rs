@@ -1,11 +1,13 @@
-//! What a `handoff:policy@0.1.0` plugin returns, lifted with every string
-//! and list capped before the host allocates it (see `bindings::capped`),
-//! and converted into the model's types.
+//! What a plugin returns, lifted with every string and list capped before
+//! the host allocates it (see `bindings::capped`), and converted into the
+//! model's types. Every contract version returns the same shapes, and
+//! wasmtime checks component types by structure, not by package, so these
+//! types (with 0.1.0's enums) lift the results of them all.
 
 use handoff_model as model;
 use wasmtime::component::{ComponentType, Lift};
 
-use super::wit;
+use super::since_v0_1_0::wit;
 use crate::bindings::capped::{Cap, Capped, OverCap, caps};
 use crate::plugin::{PolicyInfo, TriggerInfo};
 

@@ -6,12 +6,16 @@
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, WasmStr};
 
-use super::handoff::policy::host::LogLevel;
-use super::{PACKAGE, VERSION};
+use super::PACKAGE;
+// Every version's `log-level` has the same cases, and wasmtime checks an
+// enum by its cases, so 0.1.0's serves them all.
+use super::since_v0_1_0::handoff::policy::host::LogLevel;
 use crate::sandbox::PluginState;
 
-pub(super) fn link(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    let mut host = linker.instance(&format!("{PACKAGE}/host@{VERSION}"))?;
+/// Links `handoff:policy/host@{version}`: the same functions at every
+/// version.
+pub(super) fn link(linker: &mut Linker<PluginState>, version: &str) -> wasmtime::Result<()> {
+    let mut host = linker.instance(&format!("{PACKAGE}/host@{version}"))?;
     // Log lines join stdout and stderr in the bounded capture, so a plugin
     // cannot flood the host's log through this door either.
     host.func_wrap(
